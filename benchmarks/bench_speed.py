@@ -32,9 +32,9 @@ affects all columns alike; never compare with numbers from another day):
    content, a stripe texture as style) and iterates ``nst.transfer(inputs)``. Seconds per evaluation is
    the median of the differences of ``Progress.elapsed`` excluding the first iteration; this includes the
    L-BFGS step and everything else an iteration does. Peak RSS is the worker's ``ru_maxrss`` at the end.
-   Note: L-BFGS keeps up to 50 (default) pairs of image-sized vectors, but after N evaluations it holds
-   at most N - 1, so the measured RSS misses ``(50 - pairs) * 2 * 3 * S * S * 4`` bytes that a full run
-   adds; the table gives that estimate in its own column.
+   Note: L-BFGS keeps up to ``lbfgs_history`` (the configured default, read from the run) pairs of
+   image-sized fp32 vectors, but after N evaluations it holds at most N - 1, so the measured RSS misses
+   ``(history - pairs) * 2 * 3 * S * S * 4`` bytes that a long run adds; the last column adds that estimate.
 3. Baselines (skipped with ``--skip-baseline`` or when the script is absent):
    ``<repo>/../shared/bench/baseline_tutorial.py --size S --steps N --exact --print-every 0 --json TMP``,
    once as is (VGG weights require grad, as in the PyTorch tutorial) and once with ``--freeze-weights``.
@@ -219,6 +219,7 @@ def run_subprocess(cmd: list[str], label: str, timeout: float) -> tuple[dict | N
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print(f"  running {label} ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
+    busy0, child0 = _system_busy_s(), _children_cpu_s()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
     except subprocess.TimeoutExpired as exc:
@@ -236,8 +237,34 @@ def run_subprocess(cmd: list[str], label: str, timeout: float) -> tuple[dict | N
     if proc.returncode != 0 or result is None:
         why = f"exit code {proc.returncode}" if proc.returncode != 0 else "no result line"
         return None, f"{why}\n--- stderr tail ---\n{_tail(proc.stderr)}\n--- stdout tail ---\n{_tail(proc.stdout)}"
-    print(f"  {label} done in {time.perf_counter() - t:.1f} s", file=sys.stderr, flush=True)
+    wall = time.perf_counter() - t
+    busy1, child1 = _system_busy_s(), _children_cpu_s()
+    if busy0 is not None and busy1 is not None:
+        # CPU time the whole machine spent busy minus what our subprocess used: other processes' load.
+        others = max(busy1 - busy0 - (child1 - child0), 0.0)
+        result["other_cpu_share"] = others / (wall * (os.cpu_count() or 1))
+    result["wall_s"] = wall
+    print(f"  {label} done in {wall:.1f} s", file=sys.stderr, flush=True)
     return result, ""
+
+
+def _system_busy_s() -> float | None:
+    """Busy CPU seconds of the whole machine since boot, from /proc/stat (None where unavailable)."""
+    try:
+        with open("/proc/stat") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...
+    busy = sum(fields[:3]) + sum(fields[5:8])
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _tail(text: str, lines: int = 20) -> str:
@@ -261,7 +288,8 @@ def run_baseline(size: int, evals: int, freeze: bool, threads: int | None, timeo
             data = json.loads(out.read_text())
         except (OSError, json.JSONDecodeError) as exc:
             return None, f"could not read the baseline's JSON: {exc}"
-        data["ru_maxrss_kib"] = rss["ru_maxrss_kib"]
+        for key in ("ru_maxrss_kib", "other_cpu_share", "wall_s"):
+            data[key] = rss.get(key)
         return data, ""
 
 
@@ -363,6 +391,22 @@ def format_report(info: dict, rows: list[dict], evals: int, skip_baseline: bool,
             f"| {' / '.join(rss)} | {full_s} |"
         )
     lines.append("")
+    shares = []
+    worst = 0.0
+    for r in rows:
+        parts = []
+        for key in ("floor", "artistyle", "tutorial", "frozen"):
+            share = value(r, key, "other_cpu_share") if isinstance(r.get(key), dict) else None
+            if share is not None:
+                parts.append(f"{key} {share:.0%}")
+                worst = max(worst, share)
+        shares.append(f"{r['size']} px: " + ", ".join(parts))
+    lines.append("CPU used by other processes during each run (share of all cores): " + "; ".join(shares))
+    if worst > 0.10:
+        lines.append(
+            f"WARNING: other processes used up to {worst:.0%} of the CPUs during a run; "
+            "timings of the affected runs are inflated, rerun on a quiet machine."
+        )
     lines.append(
         "FLOPs per evaluation (forward + input-gradient backward): "
         + ", ".join(f"{r['size']} px {2 * forward_flops(r['size']) / 1e9:.1f} GFLOP" for r in rows)
@@ -383,9 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evals", type=int, default=8, help="evaluations per run (>= 2; the first is not timed)")
     p.add_argument("--skip-baseline", action="store_true", help="do not run the tutorial baselines")
     p.add_argument("--json", metavar="PATH", help="also write all measurements as JSON here")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every run (default: torch's)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every run; torch's own default if omitted")
     p.add_argument("--repeats", type=int, default=None,
-                   help="timed forwards for the throughput (default 5, 3 at >= 512 px)")
+                   help="timed forwards for the throughput; 5 (3 at >= 512 px) if omitted")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a subprocess is killed")
     p.add_argument("--worker", choices=["artistyle", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)

@@ -52,7 +52,7 @@ class StyleConfig:
     seed: int | None = None  # None: drawn at random, then reported
     optimizer: str = "lbfgs"
     lr: float | None = None  # None: 1 for L-BFGS, 0.02 for Adam
-    lbfgs_history: int = 50
+    lbfgs_history: int = 20
     pooling: str = "max"
     size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
     style_size: int | None = None  # style image long edge; None: the output's long edge

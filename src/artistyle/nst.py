@@ -96,7 +96,7 @@ class Transfer:
         steps: int,
         optimizer: str = "lbfgs",
         lr: float = 1.0,
-        lbfgs_history: int = 50,
+        lbfgs_history: int = 20,
         preview_every: int = 0,
     ):
         self.objective = objective

@@ -29,7 +29,7 @@ __all__ = ["LBFGS"]
 class LBFGS:
     """Minimise ``closure()`` over one tensor; ``closure`` returns (loss, gradient)."""
 
-    def __init__(self, param: Tensor, *, lr: float = 1.0, history: int = 50, max_step: float = 0.5):
+    def __init__(self, param: Tensor, *, lr: float = 1.0, history: int = 20, max_step: float = 0.5):
         self.param = param
         self.lr = lr
         self.history = history
