@@ -19,7 +19,7 @@ __all__ = ["CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZ
 # Output long edge when --size is not given. On a CPU it is chosen so that a
 # default 300-step run takes about 3 minutes on a 2-core machine (README).
 GPU_DEFAULT_SIZE = 512
-CPU_DEFAULT_SIZE = 384
+CPU_DEFAULT_SIZE = 448
 MIN_SIZE = 32
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
