@@ -134,3 +134,40 @@ def test_unknown_layer_suggests_a_name() -> None:
         check_layer_names(["conv4_2x"])
     with pytest.raises(UsageError, match="unknown style layer 'xyz'"):
         check_layer_names(["xyz"], "style layer")
+
+
+@pytest.mark.parametrize(
+    "layers, pooling",
+    [
+        (["conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1", "conv4_2"], "max"),
+        (["relu1_2", "pool1", "conv1_2", "relu3_3", "pool4"], "avg"),
+        (["relu1_1", "conv2_2"], "max"),
+    ],
+)
+def test_memory_saving_backward_equals_autograd(layers: list[str], pooling: str) -> None:
+    net = VGGFeatures(default_weights(), layers, pooling)
+    x = torch.rand(1, 3, 37, 50, requires_grad=True)  # odd sizes exercise the pooling edges
+
+    def loss_of(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() + f.pow(2).mean() for f in feats.values())
+
+    net.memory_saving = True
+    (ours,) = torch.autograd.grad(loss_of(net(x)), x)
+    net.memory_saving = False
+    (reference,) = torch.autograd.grad(loss_of(net(x)), x)
+    assert ((ours - reference).norm() / reference.norm()).item() < 1e-5
+
+
+def test_memory_saving_gradcheck_float64() -> None:
+    net = VGGFeatures(default_weights(), ["conv1_1", "relu1_2", "pool1", "conv2_1"]).double()
+    x = torch.rand(1, 3, 6, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: tuple(net(t).values()), (x,), atol=1e-6, rtol=1e-4)
+
+
+def test_weights_are_dequantised_only_when_used() -> None:
+    from artistyle.vgg import _QuantizedConvs
+
+    convs = default_weights().convs
+    assert isinstance(convs, _QuantizedConvs)
+    VGGFeatures(default_weights(), ["conv2_1"])
+    assert {"conv1_1", "conv1_2", "conv2_1"} <= set(convs._done)

@@ -80,7 +80,7 @@ class _StyleLossFunction(torch.autograd.Function):
         b, c, h, w = features.shape
         scale = grad_output * (4.0 / (b * c * c * h * w))
         positions = _at_least_fp32(features).permute(0, 2, 3, 1).reshape(b, h * w, c)
-        grad = torch.bmm(positions, diff) * scale  # (B, HW, C)
+        grad = torch.bmm(positions, diff * scale)  # (B, HW, C); scaling the C x C factor is free
         return grad.to(features.dtype).view(b, h, w, c).permute(0, 3, 1, 2), None
 
 
