@@ -353,7 +353,10 @@ class _InputGradientVGG(torch.autograd.Function):
     def forward(ctx: Any, x: Tensor, net: VGGFeatures) -> tuple[Tensor, ...]:  # type: ignore[override]
         kept: dict[str, Tensor] = {}
         outputs = _run_layers(net, x, kept)
-        ctx.net, ctx.kept = net, kept
+        # Through save_for_backward, not as ctx attributes: some kept tensors are outputs, and
+        # holding those on ctx would make a reference cycle with this node that is never freed.
+        ctx.net, ctx.kept_names = net, tuple(kept)
+        ctx.save_for_backward(*kept.values())
         ctx.set_materialize_grads(False)
         return tuple(outputs)
 
@@ -361,7 +364,7 @@ class _InputGradientVGG(torch.autograd.Function):
     @once_differentiable
     def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, None]:  # type: ignore[override]
         net: VGGFeatures = ctx.net
-        kept: dict[str, Tensor] = ctx.kept
+        kept = dict(zip(ctx.kept_names, ctx.saved_tensors))
         incoming = {name: g for name, g in zip(net.layers, grads) if g is not None}
         plan = net._plan
         g: Tensor | None = None
