@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__
-from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, INITS, OPTIMIZERS, StyleConfig
+from .config import CPU_DEFAULT_SIZE, FIRST_SCALE, GPU_DEFAULT_SIZE, INITS, OPTIMIZERS, StyleConfig
 from .errors import ArtiStyleError, UsageError
 
 PROG = "artistyle"
@@ -115,11 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--lr", type=_float, help="step size (default 1 for lbfgs, 0.02 for adam)")
     g.add_argument("--lbfgs-history", type=_positive_int, default=d.lbfgs_history,
                    help=f"L-BFGS memory in image-sized vector pairs (default {d.lbfgs_history})")
+    g.add_argument("--tol", type=_float, default=d.tol,
+                   help="stop a scale early when the loss falls by less than this fraction per iteration "
+                        "(over 10 iterations); default 0: off, the full step count runs")
+
+    g = p.add_argument_group("coarse to fine")
+    g.add_argument("--scales", type=_positive_int,
+                   help=f"number of scales, each --scale-factor larger, the last at --size (default: from about "
+                        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)")
+    g.add_argument("--scale-factor", type=_float, default=d.scale_factor, help="size ratio between scales (default 1.414)")
+    g.add_argument("--scale-steps", type=_csv(_positive_int), metavar="N1,N2",
+                   help="iterations per scale, coarse to fine (default: --steps at the first scale, then halved "
+                        "at each finer one, at least --steps/6)")
 
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=_positive_int, metavar="N",
                    help="also save the image every N iterations as OUTPUT_iterNNNN.EXT")
     g.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="16 for 16-bit TIFF output")
+    g.add_argument("--manifest", action="store_true",
+                   help="also write OUTPUT.json: every setting, seed, versions, weights SHA-256, device, "
+                        "per-iteration losses and timings")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     g.add_argument("--json", action="store_true", help="print one JSON line with the results at the end")
     return p
@@ -143,6 +158,10 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         lr=args.lr,
         lbfgs_history=args.lbfgs_history,
         pooling=args.pooling,
+        scales=args.scales,
+        scale_factor=args.scale_factor,
+        scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
+        tol=args.tol,
         size=args.size,
         style_size=args.style_size,
         device=args.device,
@@ -192,7 +211,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .imageio import check_output_path, load_image, save_image
+    from .imageio import check_output_path, load_image, same_file, save_image
+    from .manifest import write_manifest
     from .nst import NST, tensor_to_array
     from .progress import ProgressBar
 
@@ -205,35 +225,38 @@ def _run(args: argparse.Namespace) -> int:
     if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
 
+    if args.manifest and any(same_file(output.with_suffix(".json"), Path(p)) for p in protect):
+        raise UsageError(f"the manifest {output.with_suffix('.json')} would overwrite an input file")
     nst = NST(config)
-    inputs = nst.load_images(content, style)
-    transfer = nst.transfer(inputs)
-    height, width = inputs.content.shape[2:]
+    painting = nst.paint(content, style)
+    height, width = painting.output_shape
 
     def save(path: Path) -> None:
-        save_image(tensor_to_array(transfer.image), path, alpha=inputs.alpha, bit_depth=args.bit_depth, protect=protect)
+        save_image(tensor_to_array(painting.image), path, alpha=painting.alpha, bit_depth=args.bit_depth,
+                   protect=protect)
 
     started = time.perf_counter()
-    bar = ProgressBar(config.steps, enabled=not args.quiet)
+    bar = ProgressBar(painting.steps, enabled=not args.quiet)
     interrupted = False
     last_losses: dict[str, float] = {}
     try:
         with bar:
-            for event in transfer:
+            for event in painting:
                 bar.update(event)
-                if args.save_every and event.iteration % args.save_every == 0 and event.iteration < config.steps:
+                if args.save_every and event.iteration % args.save_every == 0 and event.iteration < painting.steps:
                     save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))
     except KeyboardInterrupt:
         interrupted = True
     save(output)
-    if not interrupted:
-        last_losses = transfer.evaluate()
+    if not interrupted and painting.transfer is not None:
+        last_losses = painting.transfer.evaluate()
     seconds = time.perf_counter() - started
     summary = {
         "output": str(output),
         "width": int(width),
         "height": int(height),
-        "steps": transfer.iteration,
+        "steps": painting.iteration,
+        "scales": painting.sizes,
         "seconds": round(seconds, 3),
         "losses": last_losses,
         "loss": sum(last_losses.values()) if last_losses else None,
@@ -243,11 +266,13 @@ def _run(args: argparse.Namespace) -> int:
         "weights_sha256": nst.weights.sha256,
         "interrupted": interrupted,
     }
+    if args.manifest:
+        write_manifest(output.with_suffix(".json"), nst, painting, summary, protect=protect)
     if interrupted:
-        print(f"{PROG}: interrupted at iteration {transfer.iteration}; saved the image so far to {output}",
+        print(f"{PROG}: interrupted at iteration {painting.iteration}; saved the image so far to {output}",
               file=sys.stderr)
     elif not args.quiet:
-        print(f"saved {output} ({width}x{height}, {transfer.iteration} iterations, {seconds:.1f} s, seed {nst.seed})",
+        print(f"saved {output} ({width}x{height}, {painting.iteration} iterations, {seconds:.1f} s, seed {nst.seed})",
               file=sys.stderr)
     if args.json:
         print(json.dumps(summary))

@@ -21,6 +21,10 @@ __all__ = ["CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZ
 GPU_DEFAULT_SIZE = 512
 CPU_DEFAULT_SIZE = 448
 MIN_SIZE = 32
+# Coarse-to-fine: the first scale's long edge is about this, and each scale is
+# SCALE_FACTOR times the previous one, up to the output size.
+FIRST_SCALE = 256
+SCALE_FACTOR = math.sqrt(2)
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
@@ -54,6 +58,10 @@ class StyleConfig:
     lr: float | None = None  # None: 1 for L-BFGS, 0.02 for Adam
     lbfgs_history: int = 20
     pooling: str = "max"
+    scales: int | None = None  # None: as many as reach from about FIRST_SCALE px to the output; 1: single scale
+    scale_factor: float = SCALE_FACTOR
+    scale_steps: tuple[int, ...] | None = None  # iterations per scale; None: see scale_schedule()
+    tol: float = 0.0  # early stop of a scale on a loss plateau; 0: off (the paper's fixed count)
     size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
     style_size: int | None = None  # style image long edge; None: the output's long edge
     device: str = "auto"
@@ -69,6 +77,38 @@ class StyleConfig:
         if self.style_layer_weights is None:
             return (1.0,) * len(self.style_layers)
         return tuple(self.style_layer_weights)
+
+    def scale_sizes(self, size: int) -> list[int]:
+        """Long edges of the scales, coarse to fine, the last one ``size``.
+
+        ``size / f^(n-1), ..., size / f, size`` with ``n`` chosen so that the first
+        is about :data:`FIRST_SCALE` px (one scale for outputs up to that size).
+        """
+        if self.scales is not None:
+            n = self.scales
+        elif self.scale_steps is not None:
+            n = len(self.scale_steps)
+        else:
+            n = 1 + max(0, round(math.log(size / FIRST_SCALE, self.scale_factor)))
+        sizes = [round(size / self.scale_factor ** (n - 1 - i)) for i in range(n)]
+        if sizes[0] < MIN_SIZE:
+            raise UsageError(
+                f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, under {MIN_SIZE} px; "
+                "use fewer --scales or a larger --size"
+            )
+        return sizes
+
+    def scale_schedule(self, scales: int) -> list[int]:
+        """Iterations per scale: ``scale_steps``, or ``steps`` halved at each finer scale.
+
+        Finer scales start from the upsampled result of the coarser one and need
+        fewer iterations; no scale gets fewer than ``steps // 6``.
+        """
+        if self.scale_steps is not None:
+            if len(self.scale_steps) != scales:
+                raise UsageError(f"{len(self.scale_steps)} scale steps given for {scales} scales")
+            return list(self.scale_steps)
+        return [max(1, self.steps >> i, self.steps // 6) for i in range(scales)]
 
     def validate(self) -> StyleConfig:
         """Raise :class:`UsageError` naming the first bad setting; return self."""
@@ -101,6 +141,16 @@ class StyleConfig:
             raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
         if self.pooling not in ("max", "avg"):
             raise UsageError(f"unknown pooling '{self.pooling}'; choose max or avg")
+        if self.scales is not None and self.scales < 1:
+            raise UsageError(f"scales must be at least 1, not {self.scales}")
+        if not math.isfinite(self.scale_factor) or not 1 < self.scale_factor <= 4:
+            raise UsageError(f"scale-factor must be above 1 and at most 4, not {self.scale_factor}")
+        if self.scale_steps is not None and any(s < 1 for s in self.scale_steps):
+            raise UsageError("every scale needs at least 1 step")
+        if self.scale_steps is not None and self.scales is not None and len(self.scale_steps) != self.scales:
+            raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
+        if not math.isfinite(self.tol) or self.tol < 0:
+            raise UsageError(f"tol must be a number >= 0, not {self.tol}")
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise UsageError(f"seed must be between 0 and 2**63-1, not {self.seed}")
         return self

@@ -560,14 +560,14 @@ def check_output_path(
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ImageError(f"{label}: folder '{parent}' is not writable")
     for other in protect:
-        if _same_file(target, Path(os.fspath(other))):
+        if same_file(target, Path(os.fspath(other))):
             raise ImageError(
                 f"{label} is the input file '{os.fspath(other)}'; refusing to overwrite an input"
             )
     return target
 
 
-def _same_file(a: Path, b: Path) -> bool:
+def same_file(a: Path, b: Path) -> bool:
     """True when ``a`` and ``b`` name one file (links and case folding included)."""
     with contextlib.suppress(OSError):
         if os.path.samefile(a, b):
@@ -628,7 +628,7 @@ def save_image(
         img = Image.fromarray(np.rint(planes * 255.0).astype(np.uint8))  # RGB / RGBA
         img.save(fh, format=fmt, icc_profile=srgb_icc, **_save_options(fmt))
 
-    _atomic_write(target, write, label)
+    atomic_write(target, write, label)
     return target
 
 
@@ -656,7 +656,7 @@ def _save_options(fmt: str) -> dict[str, object]:
     return {}  # TIFF: uncompressed, the form every reader accepts
 
 
-def _atomic_write(target: Path, write: Callable[[BinaryIO], None], label: str) -> None:
+def atomic_write(target: Path, write: Callable[[BinaryIO], None], label: str) -> None:
     """Write through a temporary file in the target's folder, then os.replace it."""
     try:
         fd, tmp_name = tempfile.mkstemp(

@@ -30,12 +30,12 @@ from torch import Tensor
 from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
 from .devices import resolve_device
 from .errors import RunError
-from .imageio import LoadedImage, load_image, resize_long_edge
+from .imageio import LoadedImage, load_image, resize_long_edge, resized_shape
 from .objective import StyleObjective, total
 from .optim import LBFGS
 from .vgg import VGGWeights, load_weights
 
-__all__ = ["NST", "Inputs", "Progress", "Transfer", "array_to_tensor", "tensor_to_array", "to_pil"]
+__all__ = ["NST", "Inputs", "Painting", "Progress", "Transfer", "array_to_tensor", "tensor_to_array", "to_pil"]
 
 NOISE_SD = 0.01
 
@@ -49,7 +49,8 @@ class Progress:
     ``losses`` holds each weighted term (``content:conv4_2``, ``style:conv1_1``,
     ``tv``) at the image the iteration evaluated; ``loss`` is their sum.
     ``image`` is a ``(1, 3, H, W)`` CPU copy in [0, 1] when a preview was asked
-    for this iteration, else ``None``.
+    for this iteration, else ``None``. ``iteration`` and ``steps`` count over all
+    scales of a coarse-to-fine run.
     """
 
     iteration: int
@@ -58,6 +59,9 @@ class Progress:
     losses: dict[str, float]
     elapsed: float
     image: Tensor | None = None
+    scale: int = 0  # index of the scale, coarse to fine
+    scales: int = 1
+    size: tuple[int, int] = (0, 0)  # (width, height) of this scale
 
     @property
     def seconds_per_iteration(self) -> float:
@@ -233,20 +237,24 @@ class NST:
         return CPU_DEFAULT_SIZE if self.device.type == "cpu" else GPU_DEFAULT_SIZE
 
     # -- step 1 ---------------------------------------------------------------
-    def load_images(self, content: ImageSource, style: ImageSource | Sequence[ImageSource]) -> Inputs:
+    def load_images(
+        self, content: ImageSource, style: ImageSource | Sequence[ImageSource], size: int | None = None
+    ) -> Inputs:
         """Load, orient, convert to sRGB and resize the images.
 
-        The content is scaled to the output size (long edge, aspect kept); each
-        style image by its own long edge to ``style_size`` (default: the
-        output size), never squashed to the content's shape.
+        The content is scaled to ``size`` (default: the output size; long edge,
+        aspect kept); each style image by its own long edge to ``style_size``
+        (default: the output size), never squashed to the content's shape. At a
+        coarser scale the style shrinks in proportion, so brush strokes keep
+        their size relative to the picture.
         """
+        size = size or self.size
         loaded = _as_loaded(content, "content image")
-        styles = [style] if isinstance(style, (str, os.PathLike, Image.Image, LoadedImage)) else list(style)
-        content_array = resize_long_edge(loaded.rgb, self.size)
-        alpha = resize_long_edge(loaded.alpha, self.size) if loaded.alpha is not None else None
-        style_size = self.config.style_size or self.size
+        content_array = resize_long_edge(loaded.rgb, size)
+        alpha = resize_long_edge(loaded.alpha, size) if loaded.alpha is not None else None
+        style_size = max(1, round((self.config.style_size or self.size) * size / self.size))
         style_tensors = [
-            array_to_tensor(resize_long_edge(_as_loaded(s, "style image").rgb, style_size), self.device) for s in styles
+            array_to_tensor(resize_long_edge(s.rgb, style_size), self.device) for s in _style_list(style)
         ]
         return Inputs(array_to_tensor(content_array, self.device), style_tensors, alpha, loaded.bit_depth)
 
@@ -278,19 +286,30 @@ class NST:
             source = array_to_tensor(load_image(init, role="init image").rgb, self.device)
         return torch.nn.functional.interpolate(source, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
 
-    def transfer(self, inputs: Inputs, preview_every: int = 0) -> Transfer:
-        """A ready :class:`Transfer` for ``inputs``; iterate over it to run."""
+    def transfer(
+        self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None
+    ) -> Transfer:
+        """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
+
+        ``init`` defaults to :meth:`initial_image`, ``steps`` to the config's.
+        """
         torch.manual_seed(self.seed)
         c = self.config
         return Transfer(
             self.build_model(inputs),
-            self.initial_image(inputs),
-            steps=c.steps,
+            self.initial_image(inputs) if init is None else init,
+            steps=c.steps if steps is None else steps,
             optimizer=c.optimizer,
             lr=c.learning_rate,
             lbfgs_history=c.lbfgs_history,
             preview_every=preview_every,
         )
+
+    def paint(
+        self, content: ImageSource, style: ImageSource | Sequence[ImageSource], preview_every: int = 0
+    ) -> Painting:
+        """A whole run, coarse to fine (see :class:`Painting`); iterate over it to run."""
+        return Painting(self, _as_loaded(content, "content image"), _style_list(style), preview_every)
 
     # -- step 3 ---------------------------------------------------------------
     def run_nst(
@@ -300,9 +319,106 @@ class NST:
         callback: Callable[[Progress], object] | None = None,
     ) -> Image.Image:
         """Paint ``content`` in the style of ``style``; returns an 8-bit RGB(A) image."""
-        inputs = self.load_images(content, style)
-        result = self.transfer(inputs).run(callback)
-        return to_pil(tensor_to_array(result), inputs.alpha)
+        painting = self.paint(content, style)
+        result = painting.run(callback)
+        return to_pil(tensor_to_array(result), painting.alpha)
+
+
+class Painting:
+    """A whole run: one :class:`Transfer` per scale, coarse to fine.
+
+    Scale ``k`` starts from scale ``k-1``'s result, upsampled (bicubic); only the
+    first starts from the configured init. Large structures settle cheaply at
+    the small scales and the full-size iterations only refine: the same look
+    for far fewer full-size evaluations (Gatys et al. 2017 use the same idea
+    for high resolutions). With one scale it is exactly a single
+    :class:`Transfer` of ``steps`` iterations.
+
+    Iterate over it for :class:`Progress` events; :meth:`stop` ends it after the
+    current iteration; :attr:`image` is the last good image, at the output size.
+    """
+
+    def __init__(self, nst: NST, content: LoadedImage, styles: list[LoadedImage], preview_every: int = 0):
+        self.nst = nst
+        self.content = content
+        self.styles = styles
+        self.preview_every = preview_every
+        self.sizes = nst.config.scale_sizes(nst.size)
+        self.schedule = nst.config.scale_schedule(len(self.sizes))
+        self.steps = sum(self.schedule)
+        width, height = resized_shape(content.size[0], content.size[1], nst.size)
+        self.output_shape = (height, width)
+        self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
+        self.iteration = 0
+        self.scale = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, float]] = []
+        self.transfer: Transfer | None = None
+        self._stopped = False
+
+    @property
+    def image(self) -> Tensor:
+        """The last good image, upsampled to the output size if the run stopped at a coarser scale."""
+        if self.transfer is None:
+            raise RuntimeError("the painting has not started")
+        return _resize(self.transfer.image, self.output_shape).clamp(0, 1)
+
+    def stop(self) -> None:
+        """End the run after the current iteration."""
+        self._stopped = True
+        if self.transfer is not None:
+            self.transfer.stop()
+
+    def __iter__(self) -> Iterator[Progress]:
+        tol = self.nst.config.tol
+        previous: Tensor | None = None
+        for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
+            if self._stopped:
+                return
+            self.scale = scale
+            inputs = self.nst.load_images(self.content, self.styles, size=size)
+            init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
+            self.transfer = transfer = self.nst.transfer(inputs, self.preview_every, init=init, steps=steps)
+            before = self.elapsed
+            height, width = inputs.content.shape[2:]
+            for event in transfer:
+                self.iteration += 1
+                self.elapsed = before + event.elapsed
+                self.history.append({"scale": scale, "iteration": self.iteration, "loss": event.loss,
+                                     "seconds": self.elapsed, **event.losses})
+                yield dataclasses.replace(
+                    event, iteration=self.iteration, steps=self.steps, elapsed=self.elapsed,
+                    scale=scale, scales=len(self.sizes), size=(int(width), int(height)),
+                )
+                if tol and _plateau(transfer.history, tol):
+                    transfer.stop()
+            previous = transfer.image
+            del inputs
+
+    def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:
+        """Run to the end (or until :meth:`stop`), calling ``callback`` each iteration."""
+        for event in self:
+            if callback is not None:
+                callback(event)
+        return self.image
+
+
+# The plateau test looks this many iterations back.
+PLATEAU_WINDOW = 10
+
+
+def _plateau(history: Sequence[float], tol: float) -> bool:
+    """True when the loss fell by less than ``tol`` (relative) per iteration over the window."""
+    if len(history) <= PLATEAU_WINDOW:
+        return False
+    old, new = history[-1 - PLATEAU_WINDOW], history[-1]
+    return (old - new) < tol * PLATEAU_WINDOW * abs(new)
+
+
+def _resize(image: Tensor, shape: tuple[int, ...]) -> Tensor:
+    if tuple(image.shape[2:]) == tuple(shape):
+        return image
+    return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bicubic", align_corners=False)
 
 
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
@@ -314,4 +430,9 @@ def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
 
 def _as_loaded(source: ImageSource, role: str) -> LoadedImage:
     return source if isinstance(source, LoadedImage) else load_image(source, role=role)
+
+
+def _style_list(style: ImageSource | Sequence[ImageSource]) -> list[LoadedImage]:
+    items = [style] if isinstance(style, (str, os.PathLike, Image.Image, LoadedImage)) else list(style)
+    return [_as_loaded(s, "style image") for s in items]
 

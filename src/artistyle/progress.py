@@ -17,7 +17,7 @@ class ProgressBar:
     def __init__(self, steps: int, enabled: bool = True):
         self.enabled = enabled
         self._bar = Progress(
-            TextColumn("[bold]painting"),
+            TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]}"),
@@ -38,8 +38,12 @@ class ProgressBar:
         self._bar.stop()
 
     def update(self, event: Event) -> None:
+        where = f"painting {event.size[0]}x{event.size[1]}"
+        if event.scales > 1:
+            where += f" (scale {event.scale + 1}/{event.scales})"
         self._bar.update(
             self._task,
+            description=where,
             completed=event.iteration,
             loss=f"{event.loss:.4g}",
             rate=f"{event.seconds_per_iteration:.2f} s/it",
