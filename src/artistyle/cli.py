@@ -128,6 +128,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="iterations per scale, coarse to fine (default: --steps at the first scale, then halved "
                         "at each finer one, at least --steps/6)")
 
+    g = p.add_argument_group("checkpoints")
+    g.add_argument("--checkpoint", metavar="PATH", help="save the run's state here every --checkpoint-every iterations")
+    g.add_argument("--checkpoint-every", type=_positive_int, default=25, metavar="N", help="(default 25)")
+    g.add_argument("--resume", metavar="PATH",
+                   help="continue the run saved in this checkpoint (its settings, seed and images; "
+                        "CONTENT and STYLE may be left out)")
+
     g = p.add_argument_group("output")
     g.add_argument("--save-every", type=_positive_int, metavar="N",
                    help="also save the image every N iterations as OUTPUT_iterNNNN.EXT")
@@ -186,10 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.list_layers:
         return _list_layers()
-    if not args.content or not args.style:
+    if (not args.content or not args.style) and not args.resume:
         parser.error("a CONTENT and a STYLE image are needed")
     try:
-        return _run(args)
+        return _run(args, parser)
     except ArtiStyleError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -210,18 +217,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _run(args: argparse.Namespace) -> int:
+# Flags that are settings of a run: --resume takes all of them from the checkpoint.
+_SETTING_FLAGS = (
+    "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
+    "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
+    "scale_steps", "tol", "size", "style_size", "device", "weights",
+)
+
+
+def _resumed(args: argparse.Namespace, parser: argparse.ArgumentParser):  # type: ignore[no-untyped-def]
+    """The checkpoint, config and input paths of a --resume run."""
+    from .checkpoint import check_inputs, load_checkpoint
+
+    changed = [f for f in _SETTING_FLAGS if getattr(args, f) != parser.get_default(f)]
+    if changed:
+        flag = "--" + changed[0].replace("_", "-")
+        raise UsageError(f"--resume takes every setting from the checkpoint; drop {flag}")
+    checkpoint = load_checkpoint(args.resume)
+    content = args.content or checkpoint.inputs["content"]
+    style = args.style or checkpoint.inputs["style"]
+    for role, path in (("content", content), ("style", style)):
+        if not Path(path).is_file():
+            raise UsageError(f"{role} image '{path}' of checkpoint '{args.resume}' does not exist")
+    check_inputs(checkpoint, [content, style], args.resume)
+    return checkpoint, checkpoint.config.validate(), content, style
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import torch
+
+    from .checkpoint import file_sha256, remove_stale_temporaries, save_checkpoint
     from .imageio import check_output_path, load_image, same_file, save_image
     from .manifest import write_manifest
     from .nst import NST, tensor_to_array
     from .progress import ProgressBar
 
-    config = config_from_args(args)
-    inputs_paths = [p for p in (args.content, args.style, None if config.init in INITS else config.init) if p]
-    content = load_image(args.content, role="content image")
-    style = load_image(args.style, role="style image")
+    checkpoint = None
+    content_path, style_path = args.content, args.style
+    if args.resume:
+        checkpoint, config, content_path, style_path = _resumed(args, parser)
+    else:
+        config = config_from_args(args)
+    inputs_paths = [p for p in (content_path, style_path, None if config.init in INITS else config.init) if p]
+    content = load_image(content_path, role="content image")
+    style = load_image(style_path, role="style image")
+    checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
     protect = [*inputs_paths, *([config.weights] if config.weights else [])]
-    output = check_output_path(args.output or default_output(args.content, args.style), protect=protect)
+    if checkpoint_path is not None and any(same_file(checkpoint_path, Path(p)) for p in protect):
+        raise UsageError(f"the checkpoint {checkpoint_path} would overwrite an input file")
+    default = checkpoint.inputs["output"] if checkpoint else default_output(content_path, style_path)
+    output = check_output_path(args.output or default, protect=[*protect, *([checkpoint_path] if checkpoint_path else [])])
     if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
 
@@ -229,7 +274,18 @@ def _run(args: argparse.Namespace) -> int:
         raise UsageError(f"the manifest {output.with_suffix('.json')} would overwrite an input file")
     nst = NST(config)
     painting = nst.paint(content, style)
+    if checkpoint is not None:
+        remove_stale_temporaries(args.resume)
+        painting.load_state_dict(checkpoint["painting"])
+        torch.set_rng_state(checkpoint["rng"])
     height, width = painting.output_shape
+    record = {
+        "content": str(Path(content_path).resolve()),
+        "style": str(Path(style_path).resolve()),
+        "output": str(output),
+        "content_sha256": file_sha256(content_path),
+        "style_sha256": file_sha256(style_path),
+    }
 
     def save(path: Path) -> None:
         save_image(tensor_to_array(painting.image), path, alpha=painting.alpha, bit_depth=args.bit_depth,
@@ -245,9 +301,13 @@ def _run(args: argparse.Namespace) -> int:
                 bar.update(event)
                 if args.save_every and event.iteration % args.save_every == 0 and event.iteration < painting.steps:
                     save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))
+                if checkpoint_path is not None and event.iteration % args.checkpoint_every == 0:
+                    save_checkpoint(checkpoint_path, nst, painting, record)
     except KeyboardInterrupt:
         interrupted = True
     save(output)
+    if checkpoint_path is not None and painting.transfer is not None:
+        save_checkpoint(checkpoint_path, nst, painting, record)
     if not interrupted and painting.transfer is not None:
         last_losses = painting.transfer.evaluate()
     seconds = time.perf_counter() - started

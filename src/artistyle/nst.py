@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
@@ -112,6 +112,7 @@ class Transfer:
         self._pixels = init.detach().clone().contiguous().requires_grad_(True)
         self._last_good = self._pixels.detach().clone()
         self._stop = False
+        self._failures = 0
         self.max_failures = 3
         self.optimizer_name = optimizer
         if optimizer == "lbfgs":
@@ -126,6 +127,33 @@ class Transfer:
     def image(self) -> Tensor:
         """The last good image, ``(1, 3, H, W)``, clipped to [0, 1]."""
         return self._last_good.clamp(0, 1)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The optimisation state after the last iteration, enough to continue bit for bit."""
+        return {
+            "pixels": self._pixels.detach().cpu().clone(),
+            "last_good": self._last_good.cpu().clone(),
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "history": list(self.history),
+            "failures": self._failures,
+            "optimizer": self.lbfgs.state_dict() if self.lbfgs is not None else self.adam.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if tuple(state["pixels"].shape) != tuple(self._pixels.shape):
+            raise ValueError(f"state for an image of shape {tuple(state['pixels'].shape)}, not {tuple(self._pixels.shape)}")
+        with torch.no_grad():
+            self._pixels.copy_(state["pixels"])
+            self._last_good.copy_(state["last_good"])
+        self.iteration = int(state["iteration"])
+        self.elapsed = float(state["elapsed"])
+        self.history = list(state["history"])
+        self._failures = int(state["failures"])
+        if self.lbfgs is not None:
+            self.lbfgs.load_state_dict(state["optimizer"])
+        else:
+            self.adam.load_state_dict(state["optimizer"])
 
     def stop(self) -> None:
         """Ask the loop to end after the current iteration."""
@@ -165,15 +193,14 @@ class Transfer:
 
     def __iter__(self) -> Iterator[Progress]:
         start = time.perf_counter() - self.elapsed
-        failures = 0
         while self.iteration < self.steps and not self._stop:
             loss, record = self._step()
             if math.isfinite(loss):
-                failures = 0
+                self._failures = 0
             else:
                 # L-BFGS steps back and retries with a shorter step; give up if that keeps failing.
-                failures += 1
-                if failures >= self.max_failures or self.lbfgs is None:
+                self._failures += 1
+                if self._failures >= self.max_failures or self.lbfgs is None:
                     raise RunError(
                         f"the loss became {loss} at iteration {self.iteration + 1}; "
                         "try lower weights, another --init or --optimizer adam"
@@ -355,6 +382,7 @@ class Painting:
         self.history: list[dict[str, float]] = []
         self.transfer: Transfer | None = None
         self._stopped = False
+        self._resume: dict[str, Any] | None = None
 
     @property
     def image(self) -> Tensor:
@@ -369,16 +397,48 @@ class Painting:
         if self.transfer is not None:
             self.transfer.stop()
 
+    def state_dict(self) -> dict[str, Any]:
+        """Where the run is: scale, counters, per-iteration record and the current scale's optimiser state."""
+        if self.transfer is None:
+            raise RuntimeError("the painting has not started")
+        return {
+            "scale": self.scale,
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "history": list(self.history),
+            "transfer": self.transfer.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` when iterated (before the first iteration only)."""
+        if self.transfer is not None:
+            raise RuntimeError("a painting can only be resumed before it starts")
+        if not 0 <= int(state["scale"]) < len(self.sizes):
+            raise ValueError(f"scale {state['scale']} is not one of this run's {len(self.sizes)} scales")
+        self._resume = state
+
     def __iter__(self) -> Iterator[Progress]:
         tol = self.nst.config.tol
         previous: Tensor | None = None
+        resume, self._resume = self._resume, None
+        first = 0
+        if resume is not None:
+            first = int(resume["scale"])
+            self.iteration, self.elapsed = int(resume["iteration"]), float(resume["elapsed"])
+            self.history = list(resume["history"])
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
+            if scale < first:
+                continue
             if self._stopped:
                 return
             self.scale = scale
             inputs = self.nst.load_images(self.content, self.styles, size=size)
             init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
             self.transfer = transfer = self.nst.transfer(inputs, self.preview_every, init=init, steps=steps)
+            if resume is not None and scale == first:
+                transfer.load_state_dict(resume["transfer"])
+                # The scale's own clock goes on from its saved value; keep the run's total consistent.
+                self.elapsed -= transfer.elapsed
             before = self.elapsed
             height, width = inputs.content.shape[2:]
             for event in transfer:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -39,6 +40,26 @@ class LBFGS:
         self.rho: list[float] = []
         self._prev_x: Tensor | None = None
         self._prev_g: Tensor | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue bit for bit (tensors on the CPU)."""
+        return {
+            "steps_s": [t.cpu() for t in self.steps_s],
+            "steps_y": [t.cpu() for t in self.steps_y],
+            "rho": list(self.rho),
+            "prev_x": None if self._prev_x is None else self._prev_x.cpu(),
+            "prev_g": None if self._prev_g is None else self._prev_g.cpu(),
+            "max_step": self.max_step,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device = self.param.device
+        self.steps_s = [t.to(device) for t in state["steps_s"]]
+        self.steps_y = [t.to(device) for t in state["steps_y"]]
+        self.rho = list(state["rho"])
+        self._prev_x = None if state["prev_x"] is None else state["prev_x"].to(device)
+        self._prev_g = None if state["prev_g"] is None else state["prev_g"].to(device)
+        self.max_step = float(state["max_step"])
 
     def reset(self) -> None:
         self.steps_s.clear()

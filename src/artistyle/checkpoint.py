@@ -1,0 +1,107 @@
+"""Checkpoints: save a run every N iterations, and resume it after a crash or ``kill -9``.
+
+A checkpoint holds the full config (with the seed actually used), the output
+size, the SHA-256 of the content and style files, the scale and iteration, the
+image, the optimiser's state and the RNG state. It is written atomically (a
+temporary file, then a rename), so a kill at any moment leaves either the old
+checkpoint or the new one, never half of one. On a CPU with a fixed seed a
+resumed run ends with exactly the image an uninterrupted run makes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import __version__
+from .config import StyleConfig
+from .errors import UsageError
+from .imageio import atomic_write
+from .nst import NST, Painting
+
+__all__ = ["FORMAT", "Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"]
+
+FORMAT = "artistyle-checkpoint"
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class Checkpoint(dict):  # type: ignore[type-arg]
+    """The loaded checkpoint: a dict with a few typed accessors."""
+
+    @property
+    def config(self) -> StyleConfig:
+        settings = dict(self["config"])
+        for key, value in settings.items():
+            if isinstance(value, list):
+                settings[key] = tuple(value)
+        return StyleConfig(**settings)
+
+    @property
+    def inputs(self) -> dict[str, Any]:
+        return dict(self["inputs"])
+
+
+def save_checkpoint(path: str | Path, nst: NST, painting: Painting, inputs: dict[str, Any]) -> None:
+    """Write the run's state to ``path`` atomically. ``inputs``: content/style/output paths and hashes."""
+    state = {
+        "format": FORMAT,
+        "version": __version__,
+        "config": {**nst.config.to_dict(), "seed": nst.seed, "size": nst.size},
+        "inputs": inputs,
+        "painting": painting.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    data = buffer.getvalue()
+    atomic_write(Path(path), lambda fh: fh.write(data), f"checkpoint {path}")
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read and check a checkpoint; :class:`UsageError` for a missing, foreign or other-version file."""
+    file = Path(path)
+    if not file.is_file():
+        raise UsageError(f"checkpoint '{file}' does not exist")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UsageError(f"'{file}' is not an ArtiStyle checkpoint ({type(exc).__name__})") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise UsageError(f"'{file}' is not an ArtiStyle checkpoint")
+    if state.get("version") != __version__:
+        raise UsageError(
+            f"checkpoint '{file}' was written by ArtiStyle {state.get('version')}, this is {__version__}; "
+            "it cannot be resumed"
+        )
+    return Checkpoint(state)
+
+
+def remove_stale_temporaries(path: str | Path) -> None:
+    """Delete temporary files a killed checkpoint write left beside ``path`` (``.NAME.xxxx.SUFFIX``)."""
+    file = Path(path)
+    for stale in file.parent.glob(f".{glob_escape(file.name)}.*{glob_escape(file.suffix)}"):
+        stale.unlink(missing_ok=True)
+
+
+def glob_escape(text: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
+
+
+def check_inputs(checkpoint: Checkpoint, paths: Sequence[str | Path], where: str) -> None:
+    """Refuse to resume with content or style files other than the checkpoint's own."""
+    saved = checkpoint.inputs
+    for role, path in zip(("content", "style"), paths):
+        if file_sha256(path) != saved[f"{role}_sha256"]:
+            raise UsageError(f"{role} image '{path}' is not the one checkpoint '{where}' was made from")
