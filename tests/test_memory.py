@@ -1,0 +1,94 @@
+"""Memory planning: the estimate, the history shrink, and failing early with a size that fits."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from artistyle import UsageError
+from artistyle.memory import MIN_HISTORY, estimate_peak, parse_bytes, plan_memory
+
+from .test_cli import FAST, run
+
+LAYERS = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+CPU = torch.device("cpu")
+
+
+@pytest.mark.parametrize("text, value", [("8G", 8 * 2**30), ("512M", 512 * 2**20), ("1.5GB", int(1.5 * 2**30)),
+                                         ("2gib", 2 * 2**30), ("1000", 1000)])
+def test_parse_bytes(text: str, value: int) -> None:
+    assert parse_bytes(text) == value
+
+
+def test_parse_bytes_rejects_nonsense() -> None:
+    with pytest.raises(UsageError, match="invalid memory size"):
+        parse_bytes("12X")
+
+
+def test_estimate_grows_with_pixels_and_history() -> None:
+    small = estimate_peak(256, 256, LAYERS, history=20)
+    large = estimate_peak(512, 512, LAYERS, history=20)
+    assert 3.0 < (large - 350 * 2**20) / (small - 350 * 2**20) < 4.1  # linear in pixels beyond the base
+    image = 3 * 512 * 512 * 4
+    more = estimate_peak(512, 512, LAYERS, history=30)
+    assert more - large == pytest.approx(1.3 * 20 * image, rel=0.01)
+    assert estimate_peak(512, 512, ("conv1_1",), history=20) < large  # a shallower network needs less
+
+
+def test_planner_keeps_history_when_it_fits_and_shrinks_it_when_not() -> None:
+    roomy = plan_memory(512, 512, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=8 * 2**30)
+    assert roomy.history == 20
+    tight_budget = estimate_peak(512, 512, LAYERS, history=MIN_HISTORY) + 2**20
+    tight = plan_memory(512, 512, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=tight_budget)
+    assert tight.history == MIN_HISTORY and tight.estimate <= tight_budget
+
+
+def test_planner_fails_early_and_names_a_size_that_fits() -> None:
+    budget = 2 * 2**30
+    with pytest.raises(UsageError, match=r"needs about .* the largest size that fits is about --size (\d+)") as info:
+        plan_memory(4096, 3072, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=budget)
+    size = int(re.search(r"--size (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
+    w, h = size, round(size * 3 / 4)
+    assert estimate_peak(w, h, LAYERS, history=MIN_HISTORY) <= budget
+    assert estimate_peak(w + 16, round((size + 16) * 3 / 4), LAYERS, history=MIN_HISTORY) > budget
+
+
+def test_planner_rejects_a_budget_below_the_minimum() -> None:
+    with pytest.raises(UsageError, match="below the"):
+        plan_memory(64, 64, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=10 * 2**20)
+
+
+def test_estimate_is_close_to_a_measured_run(content_path: Path, style_path: Path, tmp_path: Path) -> None:
+    code = (
+        "import resource, runpy, sys\n"
+        "sys.argv = ['artistyle'] + sys.argv[1:]\n"
+        "try:\n    runpy.run_module('artistyle', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)\n"
+    )
+    argv = [str(content_path), str(style_path), "-o", str(tmp_path / "o.png"), "--device", "cpu", "--size", "256",
+            "--steps", "25", "--scales", "1", "--seed", "1", "-q", "--json"]
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, check=True, timeout=300)
+    lines = out.stdout.strip().splitlines()
+    summary, peak = json.loads(lines[-2]), int(lines[-1]) * 1024
+    assert 0.65 < summary["memory_estimate_mb"] * 2**20 / peak < 1.5, (summary["memory_estimate_mb"], peak / 2**20)
+
+
+def test_cli_max_memory(capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path) -> None:
+    out = str(tmp_path / "o.png")
+    code, _, err = run(capsys, str(content_path), str(style_path), "-o", out, *FAST, "--max-memory", "1M")
+    assert code == 2 and "below the" in err and err.count("\n") == 1
+    code, _, err = run(capsys, str(content_path), str(style_path), "-o", out, *FAST, "--max-memory", "lots")
+    assert code == 2 and "invalid memory size" in err
+    argv = [str(content_path), str(style_path), "-o", out, "--device", "cpu", "--steps", "1", "-q"]
+    code, _, err = run(capsys, *argv, "--size", "4000", "--max-memory", "2G")
+    assert code == 2 and "largest size that fits is about --size" in err and not Path(out).exists()
+    code, stdout, err = run(capsys, *argv, "--size", "48", "--max-memory", "10G", "--json")
+    assert code == 0, err
+    assert json.loads(stdout)["lbfgs_history"] == 20 and json.loads(stdout)["memory_estimate_mb"] > 300
