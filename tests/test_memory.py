@@ -50,13 +50,14 @@ def test_planner_keeps_history_when_it_fits_and_shrinks_it_when_not() -> None:
 
 
 def test_planner_fails_early_and_names_a_size_that_fits() -> None:
-    budget = 2 * 2**30
+    budget = 1 * 2**30
     with pytest.raises(UsageError, match=r"needs about .* the largest size that fits is about --size (\d+)") as info:
         plan_memory(4096, 3072, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=budget)
     size = int(re.search(r"--size (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
     w, h = size, round(size * 3 / 4)
-    assert estimate_peak(w, h, LAYERS, history=MIN_HISTORY) <= budget
-    assert estimate_peak(w + 16, round((size + 16) * 3 / 4), LAYERS, history=MIN_HISTORY) > budget
+    # The suggestion is for the smallest tile and history the planner would use.
+    assert estimate_peak(w, h, LAYERS, history=MIN_HISTORY, tile=256) <= budget
+    assert estimate_peak(w + 16, round((size + 16) * 3 / 4), LAYERS, history=MIN_HISTORY, tile=256) > budget
 
 
 def test_planner_rejects_a_budget_below_the_minimum() -> None:

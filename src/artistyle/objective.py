@@ -10,12 +10,14 @@ total is their sum. Targets are set once, under ``no_grad``, by
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
 from .config import StyleConfig
 from .losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
+from .tiling import Tile, halo_for, owned, stride_for, tiled_features, tiles
 from .vgg import VGGFeatures, VGGWeights
 
 __all__ = ["StyleObjective", "total"]
@@ -47,6 +49,8 @@ class StyleObjective(nn.Module):
         self.content_losses = nn.ModuleDict()
         self.style_losses = nn.ModuleDict()
         self.tv = TVLoss()
+        # Owned tile size in px for exact tiled evaluation (see artistyle.tiling); None: whole image.
+        self.tile: int | None = None
 
     @property
     def ready(self) -> bool:
@@ -55,14 +59,45 @@ class StyleObjective(nn.Module):
     @torch.no_grad()
     def set_content(self, content: Tensor) -> None:
         """Compute the content targets ``P_l`` from a ``(1, 3, H, W)`` image."""
-        feats = self.features(content)
-        self.content_losses = nn.ModuleDict({n: ContentLoss(feats[n].clone()) for n in self.content_layers})
+        if self.tile is None:
+            feats = self.features(content)
+            targets = {n: feats[n].clone() for n in self.content_layers}
+        else:
+            targets = self._tiled_content(content)
+        self.content_losses = nn.ModuleDict({n: ContentLoss(targets[n]) for n in self.content_layers})
+
+    def _tiled_content(self, content: Tensor) -> dict[str, Tensor]:
+        _, _, height, width = content.shape
+        targets: dict[str, Tensor] = {}
+        for tile, feats in tiled_features(self.features, content, self.tile or 0):
+            for name in self.content_layers:
+                stride = stride_for(name)
+                if name not in targets:
+                    f = feats[name]
+                    targets[name] = f.new_zeros(f.shape[0], f.shape[1], height // stride, width // stride)
+                owned(targets[name], replace(tile, cy0=0, cx0=0), stride, height, width).copy_(feats[name])
+        return targets
 
     @torch.no_grad()
     def style_grams(self, style: Tensor) -> dict[str, Tensor]:
         """Gram matrices ``A_l`` of one style image at the style layers."""
-        feats = self.features(style)
-        return {n: gram_matrix(feats[n])[0] for n in self.style_layers}
+        if self.tile is None:
+            feats = self.features(style)
+            return {n: gram_matrix(feats[n])[0] for n in self.style_layers}
+        sums, counts = self._gram_sums(style)
+        return {n: sums[n][0] / counts[n] for n in self.style_layers}
+
+    def _gram_sums(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, int]]:
+        """Per style layer, ``sum_p f_p f_p^T`` over the whole image and the number of positions, tile by tile."""
+        sums: dict[str, Tensor] = {}
+        counts: dict[str, int] = {}
+        for _, feats in tiled_features(self.features, image, self.tile or 0):
+            for name in self.style_layers:
+                flat = feats[name].flatten(2).float()
+                part = torch.bmm(flat, flat.transpose(1, 2))
+                sums[name] = sums[name] + part if name in sums else part
+                counts[name] = counts.get(name, 0) + flat.shape[2]
+        return sums, counts
 
     @torch.no_grad()
     def set_style(self, styles: Sequence[Tensor] | Tensor, blend: Sequence[float] | None = None) -> None:
@@ -80,6 +115,77 @@ class StyleObjective(nn.Module):
             for name, gram in self.style_grams(image).items():
                 targets[name] = targets.get(name, 0) + gram * (b / sum(weights))
         self.style_losses = nn.ModuleDict({n: StyleLoss(targets[n]) for n in self.style_layers})
+
+    def evaluate(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Loss terms (detached), total loss and its gradient with respect to ``image``."""
+        if self.tile is not None:
+            return self._evaluate_tiled(image)
+        with torch.enable_grad():
+            pixels = image.detach().requires_grad_(True)
+            terms = self(pixels)
+            loss = total(terms)
+            (grad,) = torch.autograd.grad(loss, pixels)
+        return {k: v.detach() for k, v in terms.items()}, loss.detach(), grad
+
+    @torch.no_grad()
+    def _evaluate_tiled(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        if not self.ready:
+            raise RuntimeError("set_content() and set_style() must be called before the objective is evaluated")
+        _, _, height, width = image.shape
+        net, tile_size = self.features, self.tile or 0
+        # Pass 1: Gram sums and content loss over all tiles, without gradient.
+        sums, counts = self._gram_sums(image) if self.style_losses else ({}, {})
+        content_sq = {n: image.new_zeros(()) for n in self.content_layers}
+        if self.content_scale:
+            for tile, feats in tiled_features(net, image, tile_size):
+                for name in self.content_layers:
+                    target = self._owned_target(name, tile, height, width)
+                    content_sq[name] += (feats[name].float() - target.float()).pow(2).sum()
+        terms: dict[str, Tensor] = {}
+        kernels: dict[str, Tensor] = {}
+        for name in self.content_layers:
+            if self.content_scale:
+                terms[f"content:{name}"] = self.content_scale * content_sq[name] / self.content_losses[name].target.numel()
+        for name in self.style_layers:
+            scale = self.style_scale[name]
+            if not scale:
+                continue
+            target = self.style_losses[name].target.float()
+            channels, positions = target.shape[-1], counts[name]
+            diff = sums[name] / positions - target
+            terms[f"style:{name}"] = scale * diff.pow(2).mean()
+            kernels[name] = diff * (4.0 * scale / (channels * channels * positions))
+        # Pass 2: per tile, backpropagate the surrogate whose gradient is the true one at the owned positions.
+        grad = torch.zeros_like(image)
+        for tile in tiles(height, width, tile_size, halo_for(net.deepest)):
+            with torch.enable_grad():
+                crop = image[:, :, tile.cy0 : tile.cy1, tile.cx0 : tile.cx1].detach().requires_grad_(True)
+                feats = net(crop)
+                surrogate = crop.new_zeros(())
+                for name, kernel in kernels.items():
+                    flat = owned(feats[name], tile, stride_for(name), height, width).flatten(2).float()
+                    surrogate = surrogate + 0.5 * (flat * torch.bmm(kernel.expand(flat.shape[0], -1, -1), flat)).sum()
+                if self.content_scale:
+                    for name in self.content_layers:
+                        target = self._owned_target(name, tile, height, width)
+                        fo = owned(feats[name], tile, stride_for(name), height, width).float()
+                        n = self.content_losses[name].target.numel()
+                        surrogate = surrogate + self.content_scale * (fo - target.float()).pow(2).sum() / n
+                if surrogate.requires_grad:
+                    (part,) = torch.autograd.grad(surrogate, crop)
+                    grad[:, :, tile.cy0 : tile.cy1, tile.cx0 : tile.cx1] += part
+        if self.config.tv_weight:
+            with torch.enable_grad():
+                pixels = image.detach().requires_grad_(True)
+                tv = self.config.tv_weight * self.tv(pixels)
+                (part,) = torch.autograd.grad(tv, pixels)
+            grad += part
+            terms["tv"] = tv.detach()
+        return terms, total(terms), grad
+
+    def _owned_target(self, name: str, tile: Tile, height: int, width: int) -> Tensor:
+        target = self.content_losses[name].target
+        return owned(target, replace(tile, cy0=0, cx0=0), stride_for(name), height, width)
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         if not self.ready:
