@@ -59,6 +59,8 @@ def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:
         assert torch.allclose(whole.content_losses[name].target, tiled.content_losses[name].target)
     terms, loss, grad = whole.evaluate(image)
     tiled_terms, tiled_loss, tiled_grad = tiled.evaluate(image)
+    no_grad_terms = tiled.terms(image)  # what a run reports at its end, also tile by tile
+    assert all(abs(no_grad_terms[k] - terms[k]).item() <= 1e-4 * abs(terms[k]).item() for k in terms)
     assert set(terms) == set(tiled_terms)
     for key in terms:
         assert abs(terms[key] - tiled_terms[key]).item() <= 1e-4 * abs(terms[key]).item(), key

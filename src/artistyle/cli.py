@@ -12,12 +12,16 @@ import os
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .config import CPU_DEFAULT_SIZE, FIRST_SCALE, GPU_DEFAULT_SIZE, INITS, OPTIMIZERS, StyleConfig
+from .config import CPU_DEFAULT_SIZE, FIRST_SCALE, GPU_DEFAULT_SIZE, INITS, OPTIMIZERS, PRECISIONS, StyleConfig
 from .errors import ArtiStyleError, UsageError
+
+if TYPE_CHECKING:
+    from .checkpoint import Checkpoint
 
 PROG = "artistyle"
 
@@ -102,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-memory", type=_memory, metavar="SIZE",
                    help="memory a run may use, e.g. 8G (default: 80%% of the free RAM or GPU memory); a run that "
                         "cannot fit stops at once and says what size would")
+    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
+                   help="convolution precision: auto = mixed bf16/fp16 on CUDA, fp32 on CPU (default auto)")
     g.add_argument("--tile", type=_positive_int, metavar="PX",
                    help="evaluate in tiles of this size (exact: same loss and gradient; default: only when "
                         "--max-memory needs it)")
@@ -186,6 +192,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         tol=args.tol,
         max_memory=args.max_memory,
         tile=args.tile,
+        precision=args.precision,
         size=args.size,
         style_size=args.style_size,
         device=args.device,
@@ -238,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 _SETTING_FLAGS = (
     "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
-    "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile",
+    "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile", "precision",
 )
 
 
@@ -260,74 +267,89 @@ def _resumed(args: argparse.Namespace, parser: argparse.ArgumentParser):  # type
     return checkpoint, checkpoint.config.validate(), content, style
 
 
+@dataclass(frozen=True)
+class _Files:
+    """Every path a run reads or writes, checked before any work."""
+
+    content: str
+    style: str
+    output: Path
+    checkpoint: Path | None
+    manifest: Path | None
+    protect: list[str]  # inputs: never written
+
+
+def _files(args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint | None, content: str, style: str) -> _Files:
+    from .imageio import check_output_path, same_file
+
+    protect = [p for p in (content, style, None if config.init in INITS else config.init, config.weights) if p]
+    checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
+    default = checkpoint.inputs["output"] if checkpoint else default_output(content, style)
+    output = check_output_path(args.output or default, protect=[*protect, *([checkpoint_path] if checkpoint_path else [])])
+    if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
+        raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
+    manifest = output.with_suffix(".json") if args.manifest else None
+    for path, what in ((checkpoint_path, "checkpoint"), (manifest, "manifest")):
+        if path is not None and any(same_file(path, Path(p)) for p in protect):
+            raise UsageError(f"the {what} {path} would overwrite an input file")
+    return _Files(content, style, output, checkpoint_path, manifest, protect)
+
+
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
     from .checkpoint import file_sha256, remove_stale_temporaries, save_checkpoint
-    from .imageio import check_output_path, load_image, same_file, save_image
+    from .imageio import load_image, save_image
     from .manifest import write_manifest
     from .nst import NST, tensor_to_array
     from .progress import ProgressBar
 
     checkpoint = None
-    content_path, style_path = args.content, args.style
     if args.resume:
         checkpoint, config, content_path, style_path = _resumed(args, parser)
     else:
-        config = config_from_args(args)
-    inputs_paths = [p for p in (content_path, style_path, None if config.init in INITS else config.init) if p]
+        config, content_path, style_path = config_from_args(args), args.content, args.style
     content = load_image(content_path, role="content image")
     style = load_image(style_path, role="style image")
-    checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
-    protect = [*inputs_paths, *([config.weights] if config.weights else [])]
-    if checkpoint_path is not None and any(same_file(checkpoint_path, Path(p)) for p in protect):
-        raise UsageError(f"the checkpoint {checkpoint_path} would overwrite an input file")
-    default = checkpoint.inputs["output"] if checkpoint else default_output(content_path, style_path)
-    output = check_output_path(args.output or default, protect=[*protect, *([checkpoint_path] if checkpoint_path else [])])
-    if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
-        raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
+    files = _files(args, config, checkpoint, content_path, style_path)
 
-    if args.manifest and any(same_file(output.with_suffix(".json"), Path(p)) for p in protect):
-        raise UsageError(f"the manifest {output.with_suffix('.json')} would overwrite an input file")
     nst = NST(config)
-    painting = nst.paint(content, style)
+    painting = nst.paint(content, style)  # plans memory for every scale: fails here if it cannot fit
     if checkpoint is not None:
         remove_stale_temporaries(args.resume)
         painting.load_state_dict(checkpoint["painting"])
         torch.set_rng_state(checkpoint["rng"])
-    height, width = painting.output_shape
     record = {
         "content": str(Path(content_path).resolve()),
         "style": str(Path(style_path).resolve()),
-        "output": str(output),
+        "output": str(files.output),
         "content_sha256": file_sha256(content_path),
         "style_sha256": file_sha256(style_path),
     }
 
     def save(path: Path) -> None:
         save_image(tensor_to_array(painting.image), path, alpha=painting.alpha, bit_depth=args.bit_depth,
-                   protect=protect)
+                   protect=files.protect)
 
+    output = files.output
     started = time.perf_counter()
-    bar = ProgressBar(painting.steps, enabled=not args.quiet)
     interrupted = False
-    last_losses: dict[str, float] = {}
     try:
-        with bar:
+        with ProgressBar(painting.steps, enabled=not args.quiet) as bar:
             for event in painting:
                 bar.update(event)
                 if args.save_every and event.iteration % args.save_every == 0 and event.iteration < painting.steps:
                     save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))
-                if checkpoint_path is not None and event.iteration % args.checkpoint_every == 0:
-                    save_checkpoint(checkpoint_path, nst, painting, record)
+                if files.checkpoint is not None and event.iteration % args.checkpoint_every == 0:
+                    save_checkpoint(files.checkpoint, nst, painting, record)
     except KeyboardInterrupt:
         interrupted = True
     save(output)
-    if checkpoint_path is not None and painting.transfer is not None:
-        save_checkpoint(checkpoint_path, nst, painting, record)
-    if not interrupted and painting.transfer is not None:
-        last_losses = painting.transfer.evaluate()
+    if files.checkpoint is not None and painting.transfer is not None:
+        save_checkpoint(files.checkpoint, nst, painting, record)
+    losses = painting.transfer.evaluate() if not interrupted and painting.transfer is not None else {}
     seconds = time.perf_counter() - started
+    height, width = painting.output_shape
     summary = {
         "output": str(output),
         "width": int(width),
@@ -335,8 +357,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "steps": painting.iteration,
         "scales": painting.sizes,
         "seconds": round(seconds, 3),
-        "losses": last_losses,
-        "loss": sum(last_losses.values()) if last_losses else None,
+        "losses": losses,
+        "loss": sum(losses.values()) if losses else None,
         "seed": nst.seed,
         "device": str(nst.device),
         "weights": nst.weights.name,
@@ -346,8 +368,8 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         "tile": painting.memory.tile,
         "memory_estimate_mb": round(painting.memory.estimate / 2**20),
     }
-    if args.manifest:
-        write_manifest(output.with_suffix(".json"), nst, painting, summary, protect=protect)
+    if files.manifest is not None:
+        write_manifest(files.manifest, nst, painting, summary, protect=files.protect)
     if interrupted:
         print(f"{PROG}: interrupted at iteration {painting.iteration}; saved the image so far to {output}",
               file=sys.stderr)

@@ -27,6 +27,7 @@ FIRST_SCALE = 256
 SCALE_FACTOR = math.sqrt(2)
 INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 
@@ -64,6 +65,7 @@ class StyleConfig:
     tol: float = 0.0  # early stop of a scale on a loss plateau; 0: off (the paper's fixed count)
     max_memory: int | None = None  # bytes a run may use; None: 80% of the free RAM or VRAM
     tile: int | None = None  # owned tile size in px for exact tiled evaluation; None: when memory needs it
+    precision: str = "auto"  # auto: mixed bf16/fp16 on CUDA, fp32 elsewhere; or fp32, bf16, fp16
     size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
     style_size: int | None = None  # style image long edge; None: the output's long edge
     device: str = "auto"
@@ -151,6 +153,8 @@ class StyleConfig:
             raise UsageError("every scale needs at least 1 step")
         if self.scale_steps is not None and self.scales is not None and len(self.scale_steps) != self.scales:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
+        if self.precision not in PRECISIONS:
+            raise UsageError(f"unknown precision '{self.precision}'; choose {', '.join(PRECISIONS)}")
         if self.tile is not None and self.tile < 16:
             raise UsageError(f"tile must be at least 16 px, not {self.tile}")
         if self.max_memory is not None and self.max_memory <= 0:

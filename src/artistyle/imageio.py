@@ -53,7 +53,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageCms, UnidentifiedImageError
 
-from artistyle.errors import ImageError
+from .errors import ImageError
 
 __all__ = [
     "MIN_SIDE",

@@ -131,7 +131,7 @@ TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256)
 def plan_memory(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str,
     device: torch.device, max_memory: int | None, tile: int | None = None,
-    content_layers: tuple[str, ...] = ("conv4_2",),
+    content_layers: tuple[str, ...] = ("conv4_2",), bytes_per_value: int = 4,
 ) -> Plan:
     """Fit one scale into ``max_memory`` (default: a share of the free memory), or raise UsageError.
 
@@ -146,7 +146,8 @@ def plan_memory(
 
     def estimate(w: int, h: int, hist: int, t: int | None) -> int:
         return estimate_peak(
-            w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers
+            w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers,
+            bytes_per_value=bytes_per_value,
         )
 
     tile_choices: list[int | None] = [tile] if tile is not None else [None, *(t for t in TILE_SIZES if t < max(width, height))]

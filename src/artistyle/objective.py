@@ -128,7 +128,15 @@ class StyleObjective(nn.Module):
         return {k: v.detach() for k, v in terms.items()}, loss.detach(), grad
 
     @torch.no_grad()
-    def _evaluate_tiled(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+    def terms(self, image: Tensor) -> dict[str, Tensor]:
+        """The loss terms of ``image`` without a gradient (tile by tile when tiled)."""
+        if self.tile is None:
+            return {k: v.detach() for k, v in self(image).items()}
+        return self._tiled_terms(image)[0]
+
+    @torch.no_grad()
+    def _tiled_terms(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Pass 1 of a tiled evaluation: the loss terms, and per style layer the kernel ``K``."""
         if not self.ready:
             raise RuntimeError("set_content() and set_style() must be called before the objective is evaluated")
         _, _, height, width = image.shape
@@ -155,6 +163,15 @@ class StyleObjective(nn.Module):
             diff = sums[name] / positions - target
             terms[f"style:{name}"] = scale * diff.pow(2).mean()
             kernels[name] = diff * (4.0 * scale / (channels * channels * positions))
+        if self.config.tv_weight:
+            terms["tv"] = self.config.tv_weight * self.tv(image)
+        return terms, kernels
+
+    @torch.no_grad()
+    def _evaluate_tiled(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        terms, kernels = self._tiled_terms(image)
+        _, _, height, width = image.shape
+        net, tile_size = self.features, self.tile or 0
         # Pass 2: per tile, backpropagate the surrogate whose gradient is the true one at the owned positions.
         grad = torch.zeros_like(image)
         for tile in tiles(height, width, tile_size, halo_for(net.deepest)):
@@ -177,10 +194,8 @@ class StyleObjective(nn.Module):
         if self.config.tv_weight:
             with torch.enable_grad():
                 pixels = image.detach().requires_grad_(True)
-                tv = self.config.tv_weight * self.tv(pixels)
-                (part,) = torch.autograd.grad(tv, pixels)
+                (part,) = torch.autograd.grad(self.config.tv_weight * self.tv(pixels), pixels)
             grad += part
-            terms["tv"] = tv.detach()
         return terms, total(terms), grad
 
     def _owned_target(self, name: str, tile: Tile, height: int, width: int) -> Tensor:

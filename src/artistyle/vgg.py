@@ -271,6 +271,8 @@ class VGGFeatures(nn.Module):
         self.pooling = pooling
         # Hand-written input-gradient backward (half the memory); False uses plain autograd.
         self.memory_saving = True
+        # bfloat16 or float16 for the convolutions (mixed precision on a GPU); None: float32.
+        self.half_dtype: torch.dtype | None = None
         self.weights_name = weights.name
         self.normalization = Normalization(
             weights.normalization.mean.tolist(), weights.normalization.std.tolist(), weights.normalization.channel_order
@@ -301,9 +303,12 @@ class VGGFeatures(nn.Module):
 
     def forward(self, image: Tensor) -> dict[str, Tensor]:
         x = self.normalization(image)
-        if torch.is_grad_enabled() and x.requires_grad and self.memory_saving:
-            return dict(zip(self.layers, _InputGradientVGG.apply(x, self)))
-        return dict(zip(self.layers, _run_layers(self, x, kept=None)))
+        # Mixed precision: the convolutions run in half precision; Gram matrices and losses
+        # upcast to float32 (artistyle.losses), where fp16 sums would overflow.
+        with torch.autocast(x.device.type, dtype=self.half_dtype or torch.float32, enabled=self.half_dtype is not None):
+            if torch.is_grad_enabled() and x.requires_grad and self.memory_saving:
+                return dict(zip(self.layers, _InputGradientVGG.apply(x, self)))
+            return dict(zip(self.layers, _run_layers(self, x, kept=None)))
 
 
 def _run_layers(net: VGGFeatures, x: Tensor, kept: dict[str, Tensor] | None) -> list[Tensor]:
@@ -381,7 +386,9 @@ class _InputGradientVGG(torch.autograd.Function):
             if g is None:
                 continue
             if kind == "conv":
-                g = F.conv_transpose2d(g, net.convs[name].weight, padding=1)
+                weight = net.convs[name].weight
+                # The backward runs outside autocast: match the gradient's (half) precision by hand.
+                g = F.conv_transpose2d(g, weight if weight.dtype == g.dtype else weight.to(g.dtype), padding=1)
             elif kind == "relu":
                 g = torch.ops.aten.threshold_backward(g, kept[plan[i - 1][0]], 0)
             else:
