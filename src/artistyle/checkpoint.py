@@ -10,7 +10,6 @@ resumed run ends with exactly the image an uninterrupted run makes.
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,20 +20,12 @@ import torch
 from . import __version__
 from .config import StyleConfig
 from .errors import UsageError
-from .imageio import atomic_write
+from .imageio import atomic_write, file_sha256
 from .nst import NST, Painting
 
-__all__ = ["FORMAT", "Checkpoint", "file_sha256", "load_checkpoint", "save_checkpoint"]
+__all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "artistyle-checkpoint"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class Checkpoint(dict):  # type: ignore[type-arg]

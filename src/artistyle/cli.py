@@ -298,8 +298,8 @@ def _files(args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from .checkpoint import file_sha256, remove_stale_temporaries, save_checkpoint
-    from .imageio import load_image, save_image
+    from .checkpoint import remove_stale_temporaries, save_checkpoint
+    from .imageio import file_sha256, load_image, save_image
     from .manifest import write_manifest
     from .nst import NST, tensor_to_array
     from .progress import ProgressBar

@@ -39,6 +39,7 @@ PNG, JPEG and WebP are refused with an ImageError.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -565,6 +566,15 @@ def check_output_path(
                 f"{label} is the input file '{os.fspath(other)}'; refusing to overwrite an input"
             )
     return target
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def same_file(a: Path, b: Path) -> bool:

