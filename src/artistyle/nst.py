@@ -234,7 +234,6 @@ class Inputs:
     content: Tensor  # (1, 3, H, W) at the output size
     styles: list[Tensor]  # (1, 3, h, w) each, at the style size
     alpha: np.ndarray | None  # the content's alpha at the output size, put back on save
-    bit_depth: int  # of the content file
 
 
 class NST:
@@ -292,7 +291,7 @@ class NST:
         style_tensors = [
             array_to_tensor(resize_long_edge(s.rgb, style_size), self.device) for s in _style_list(style)
         ]
-        return Inputs(array_to_tensor(content_array, self.device), style_tensors, alpha, loaded.bit_depth)
+        return Inputs(array_to_tensor(content_array, self.device), style_tensors, alpha)
 
     # -- step 2 ---------------------------------------------------------------
     def build_model(self, inputs: Inputs, tile: int | None = None) -> StyleObjective:
