@@ -42,7 +42,7 @@ def test_explicit_scales_and_factor() -> None:
 def test_schedule_gives_fewer_iterations_to_finer_scales() -> None:
     assert StyleConfig().scale_schedule(1) == [300]
     assert StyleConfig().scale_schedule(3) == [300, 150, 75]
-    assert StyleConfig().scale_schedule(7) == [300, 150, 75, 50, 50, 50, 50]
+    assert StyleConfig().scale_schedule(7) == [300, 150, 75, 37, 30, 30, 30]
     assert StyleConfig(steps=10).scale_schedule(3) == [10, 5, 2]
     assert StyleConfig(scale_steps=(7, 3)).scale_schedule(2) == [7, 3]
     with pytest.raises(UsageError, match="2 scale steps given for 3 scales"):

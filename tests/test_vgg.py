@@ -185,3 +185,36 @@ def test_memory_saving_backward_frees_its_tensors() -> None:
     torch.autograd.grad(loss, x)
     del feats, loss
     assert all(r() is None for r in refs)
+
+
+@pytest.mark.parametrize("padding", ["reflect", "replicate"])
+def test_padding_backward_equals_autograd_and_changes_the_borders(padding: str) -> None:
+    layers = ["conv1_1", "conv2_1", "conv3_1", "conv4_2"]
+    net = VGGFeatures(default_weights(), layers, padding=padding)
+    zeros = VGGFeatures(default_weights(), layers)
+    x = torch.rand(1, 3, 37, 50, requires_grad=True)
+
+    def loss_of(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+        return sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() + f.pow(2).mean() for f in feats.values())
+
+    net.memory_saving = True
+    (ours,) = torch.autograd.grad(loss_of(net(x)), x)
+    net.memory_saving = False
+    (reference,) = torch.autograd.grad(loss_of(net(x)), x)
+    assert ((ours - reference).norm() / reference.norm()).item() < 1e-5
+    with torch.no_grad():
+        padded, plain = net(x)["conv1_1"], zeros(x)["conv1_1"]
+    # Same inside, different on the border row and column, where the padding is read.
+    assert torch.allclose(padded[..., 1:-1, 1:-1], plain[..., 1:-1, 1:-1], atol=1e-4)
+    assert not torch.allclose(padded[..., 0, :], plain[..., 0, :], atol=1e-2)
+
+
+def test_padding_gradcheck_float64() -> None:
+    net = VGGFeatures(default_weights(), ["conv1_1", "pool1", "conv2_1"], padding="reflect").double()
+    x = torch.rand(1, 3, 6, 8, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda t: tuple(net(t).values()), (x,), atol=1e-6, rtol=1e-4)
+
+
+def test_unknown_padding_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="unknown padding 'circular'"):
+        VGGFeatures(default_weights(), ["conv1_1"], padding="circular")

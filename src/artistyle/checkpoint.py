@@ -90,9 +90,13 @@ def glob_escape(text: str) -> str:
     return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
-def check_inputs(checkpoint: Checkpoint, paths: Sequence[str | Path], where: str) -> None:
+def check_inputs(checkpoint: Checkpoint, content: str | Path, styles: Sequence[str | Path], where: str) -> None:
     """Refuse to resume with content or style files other than the checkpoint's own."""
     saved = checkpoint.inputs
-    for role, path in zip(("content", "style"), paths):
-        if file_sha256(path) != saved[f"{role}_sha256"]:
-            raise UsageError(f"{role} image '{path}' is not the one checkpoint '{where}' was made from")
+    if file_sha256(content) != saved["content_sha256"]:
+        raise UsageError(f"content image '{content}' is not the one checkpoint '{where}' was made from")
+    if len(styles) != len(saved["styles_sha256"]):
+        raise UsageError(f"checkpoint '{where}' was made with {len(saved['styles_sha256'])} style images, not {len(styles)}")
+    for path, digest in zip(styles, saved["styles_sha256"]):
+        if file_sha256(path) != digest:
+            raise UsageError(f"style image '{path}' is not the one checkpoint '{where}' was made from")

@@ -17,7 +17,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from . import __version__
-from .config import CPU_DEFAULT_SIZE, FIRST_SCALE, GPU_DEFAULT_SIZE, INITS, OPTIMIZERS, PRECISIONS, StyleConfig
+from .color import COLOR_MATCHES, PRESERVE_COLORS
+from .config import (
+    CPU_DEFAULT_SIZE,
+    FIRST_SCALE,
+    GPU_DEFAULT_SIZE,
+    INITS,
+    OPTIMIZERS,
+    PADDINGS,
+    PRECISIONS,
+    StyleConfig,
+)
 from .errors import ArtiStyleError, UsageError
 
 if TYPE_CHECKING:
@@ -91,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("content", nargs="?", help="the photo to paint")
-    p.add_argument("style", nargs="?", help="the artwork whose style to use")
+    p.add_argument("style", nargs="*", help="the artwork(s) whose style to use: one or more images, or a folder of them")
     p.add_argument("-o", "--output", help="output image (.png .jpg .webp .tif); default CONTENT_STYLE.png here")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--list-layers", action="store_true", help="print the VGG-19 layer names and exit")
@@ -101,7 +111,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--size", type=_positive_int,
         help=f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} on a CPU)",
     )
-    g.add_argument("--style-size", type=_positive_int, help="style image long edge in px (default: the output's)")
+    g.add_argument("--style-size", type=_positive_int, nargs="+", metavar="PX",
+                   help="style image long edge in px: one for all styles or one per style (default: the output's)")
+    g.add_argument("--style-scale", type=_float, nargs="+", metavar="F",
+                   help="style image long edge relative to the output's: one for all or one per style")
     g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     g.add_argument("--max-memory", type=_memory, metavar="SIZE",
                    help="memory a run may use, e.g. 8G (default: 80%% of the free RAM or GPU memory); a run that "
@@ -126,6 +139,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="one weight per style layer (default equal)")
     g.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="(default max)")
 
+    g.add_argument("--padding", choices=PADDINGS, default=d.padding,
+                   help="border padding of the convolutions: reflect or replicate avoid a frame along the "
+                        "edges (default zeros, as VGG was trained)")
+
+    g = p.add_argument_group("several styles and colour")
+    g.add_argument("--style-blend", type=_float, nargs="+", metavar="W",
+                   help="one weight per style image, e.g. 0.7 0.3 (default equal); blended in Gram-target space")
+    g.add_argument("--preserve-color", choices=PRESERVE_COLORS,
+                   help="keep the photo's colours: luminance = stylise luminance only and put the photo's chroma "
+                        "back; histogram = recolour the style to the photo's colour mean and covariance first")
+    g.add_argument("--color-match", choices=COLOR_MATCHES, default=d.color_match,
+                   help=f"the colour transfer of --preserve-color histogram (default {d.color_match}: "
+                        "Image Analogies, as in Gatys et al. 2017)")
+    g.add_argument("--original-colors", action="store_true",
+                   help="after the run, keep the result's luminance with the photo's colours")
+
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=_positive_int, default=d.steps,
                    help=f"iterations = network evaluations (default {d.steps})")
@@ -147,7 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--scale-factor", type=_float, default=d.scale_factor, help="size ratio between scales (default 1.414)")
     g.add_argument("--scale-steps", type=_csv(_positive_int), metavar="N1,N2",
                    help="iterations per scale, coarse to fine (default: --steps at the first scale, then halved "
-                        "at each finer one, at least --steps/6)")
+                        "at each finer one, at least --steps/10)")
 
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="PATH", help="save the run's state here every --checkpoint-every iterations")
@@ -194,14 +223,45 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         tile=args.tile,
         precision=args.precision,
         size=args.size,
-        style_size=args.style_size,
+        style_size=_one_or_tuple(args.style_size),
+        style_scale=_one_or_tuple(args.style_scale),
+        style_blend=tuple(args.style_blend) if args.style_blend else None,
+        preserve_color=args.preserve_color,
+        color_match=args.color_match,
+        original_colors=args.original_colors,
+        padding=args.padding,
         device=args.device,
         weights=args.weights,
     ).validate()
 
 
-def default_output(content: str, style: str) -> Path:
-    return Path.cwd() / f"{Path(content).stem}_{Path(style).stem}.png"
+def _one_or_tuple(values: list | None) -> object:
+    """A flag given once -> its value, several times -> a tuple, never -> None."""
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def default_output(content: str, styles: Sequence[str]) -> Path:
+    stems = "+".join(Path(s).stem for s in styles[:3]) + ("+more" if len(styles) > 3 else "")
+    return Path.cwd() / f"{Path(content).stem}_{stems}.png"
+
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+
+
+def expand_styles(paths: Sequence[str]) -> list[str]:
+    """The style image paths: files as given, a folder as its image files sorted by name."""
+    styles: list[str] = []
+    for path in paths:
+        if Path(path).is_dir():
+            found = sorted(str(p) for p in Path(path).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise UsageError(f"style folder '{path}' has no images ({', '.join(IMAGE_SUFFIXES)})")
+            styles.extend(found)
+        else:
+            styles.append(path)
+    return styles
 
 
 def _list_layers() -> int:
@@ -246,6 +306,7 @@ _SETTING_FLAGS = (
     "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
     "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile", "precision",
+    "style_scale", "style_blend", "preserve_color", "color_match", "original_colors", "padding",
 )
 
 
@@ -259,12 +320,12 @@ def _resumed(args: argparse.Namespace, parser: argparse.ArgumentParser):  # type
         raise UsageError(f"--resume takes every setting from the checkpoint; drop {flag}")
     checkpoint = load_checkpoint(args.resume)
     content = args.content or checkpoint.inputs["content"]
-    style = args.style or checkpoint.inputs["style"]
-    for role, path in (("content", content), ("style", style)):
+    styles = expand_styles(args.style) if args.style else list(checkpoint.inputs["styles"])
+    for role, path in (("content", content), *(("style", s) for s in styles)):
         if not Path(path).is_file():
             raise UsageError(f"{role} image '{path}' of checkpoint '{args.resume}' does not exist")
-    check_inputs(checkpoint, [content, style], args.resume)
-    return checkpoint, checkpoint.config.validate(), content, style
+    check_inputs(checkpoint, content, styles, args.resume)
+    return checkpoint, checkpoint.config.validate(), content, styles
 
 
 @dataclass(frozen=True)
@@ -272,19 +333,21 @@ class _Files:
     """Every path a run reads or writes, checked before any work."""
 
     content: str
-    style: str
+    styles: list[str]
     output: Path
     checkpoint: Path | None
     manifest: Path | None
     protect: list[str]  # inputs: never written
 
 
-def _files(args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint | None, content: str, style: str) -> _Files:
+def _files(
+    args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint | None, content: str, styles: list[str]
+) -> _Files:
     from .imageio import check_output_path, same_file
 
-    protect = [p for p in (content, style, None if config.init in INITS else config.init, config.weights) if p]
+    protect = [p for p in (content, *styles, None if config.init in INITS else config.init, config.weights) if p]
     checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
-    default = checkpoint.inputs["output"] if checkpoint else default_output(content, style)
+    default = checkpoint.inputs["output"] if checkpoint else default_output(content, styles)
     output = check_output_path(args.output or default, protect=[*protect, *([checkpoint_path] if checkpoint_path else [])])
     if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
@@ -292,7 +355,7 @@ def _files(args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint
     for path, what in ((checkpoint_path, "checkpoint"), (manifest, "manifest")):
         if path is not None and any(same_file(path, Path(p)) for p in protect):
             raise UsageError(f"the {what} {path} would overwrite an input file")
-    return _Files(content, style, output, checkpoint_path, manifest, protect)
+    return _Files(content, styles, output, checkpoint_path, manifest, protect)
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -306,25 +369,27 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     checkpoint = None
     if args.resume:
-        checkpoint, config, content_path, style_path = _resumed(args, parser)
+        checkpoint, config, content_path, style_paths = _resumed(args, parser)
     else:
-        config, content_path, style_path = config_from_args(args), args.content, args.style
+        config, content_path, style_paths = config_from_args(args), args.content, expand_styles(args.style)
     content = load_image(content_path, role="content image")
-    style = load_image(style_path, role="style image")
-    files = _files(args, config, checkpoint, content_path, style_path)
+    styles = [load_image(path, role="style image") for path in style_paths]
+    config.style_sizes(config.size or CPU_DEFAULT_SIZE, len(styles))  # one value or one per style
+    config.blend_weights(len(styles))
+    files = _files(args, config, checkpoint, content_path, style_paths)
 
     nst = NST(config)
-    painting = nst.paint(content, style)  # plans memory for every scale: fails here if it cannot fit
+    painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
     if checkpoint is not None:
         remove_stale_temporaries(args.resume)
         painting.load_state_dict(checkpoint["painting"])
         torch.set_rng_state(checkpoint["rng"])
     record = {
         "content": str(Path(content_path).resolve()),
-        "style": str(Path(style_path).resolve()),
+        "styles": [str(Path(p).resolve()) for p in style_paths],
         "output": str(files.output),
         "content_sha256": file_sha256(content_path),
-        "style_sha256": file_sha256(style_path),
+        "styles_sha256": [file_sha256(p) for p in style_paths],
     }
 
     def save(path: Path) -> None:

@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 from torch import Tensor
 
+from .color import as_luminance_image, keep_content_chroma, match_color, match_luminance
 from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
 from .devices import resolve_device
 from .errors import RunError
@@ -234,6 +235,7 @@ class Inputs:
     content: Tensor  # (1, 3, H, W) at the output size
     styles: list[Tensor]  # (1, 3, h, w) each, at the style size
     alpha: np.ndarray | None  # the content's alpha at the output size, put back on save
+    color_content: Tensor | None = None  # the content in colour (``content`` is grey in luminance mode)
 
 
 class NST:
@@ -284,14 +286,31 @@ class NST:
         their size relative to the picture.
         """
         size = size or self.size
+        c = self.config
         loaded = _as_loaded(content, "content image")
-        content_array = resize_long_edge(loaded.rgb, size)
+        content_tensor = array_to_tensor(resize_long_edge(loaded.rgb, size), self.device)
         alpha = resize_long_edge(loaded.alpha, size) if loaded.alpha is not None else None
-        style_size = max(1, round((self.config.style_size or self.size) * size / self.size))
+        styles = _style_list(style)
         style_tensors = [
-            array_to_tensor(resize_long_edge(s.rgb, style_size), self.device) for s in _style_list(style)
+            array_to_tensor(resize_long_edge(s.rgb, max(1, round(long_edge * size / self.size))), self.device)
+            for s, long_edge in zip(styles, c.style_sizes(self.size, len(styles)))
         ]
-        return Inputs(array_to_tensor(content_array, self.device), style_tensors, alpha)
+        # Colour control (Gatys et al. 2017, section 5) acts on the inputs; the output is recombined in finish().
+        if c.preserve_color == "histogram":
+            style_tensors = [match_color(s, content_tensor, c.color_match) for s in style_tensors]
+        elif c.preserve_color == "luminance":
+            style_tensors = [match_luminance(s, content_tensor) for s in style_tensors]
+            return Inputs(as_luminance_image(content_tensor), style_tensors, alpha, content_tensor)
+        return Inputs(content_tensor, style_tensors, alpha, content_tensor)
+
+    def finish(self, image: Tensor, content: Tensor) -> Tensor:
+        """The optimised image as the user sees it: with the content's chroma in luminance or original-colours mode.
+
+        ``content`` is the colour content photo (any size; resized to ``image``).
+        """
+        if self.config.preserve_color == "luminance" or self.config.original_colors:
+            return keep_content_chroma(image, content)
+        return image
 
     # -- step 2 ---------------------------------------------------------------
     def build_model(self, inputs: Inputs, tile: int | None = None) -> StyleObjective:
@@ -300,7 +319,7 @@ class NST:
         objective.tile = tile
         objective.features.half_dtype = self.half_dtype
         objective.set_content(inputs.content)
-        objective.set_style(inputs.styles)
+        objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)))
         return objective
 
     def initial_image(self, inputs: Inputs) -> Tensor:
@@ -407,13 +426,23 @@ class Painting:
         self.transfer: Transfer | None = None
         self._stopped = False
         self._resume: dict[str, Any] | None = None
+        self._color_content: Tensor | None = None
 
     @property
     def image(self) -> Tensor:
         """The last good image, upsampled to the output size if the run stopped at a coarser scale."""
         if self.transfer is None:
             raise RuntimeError("the painting has not started")
-        return _resize(self.transfer.image, self.output_shape).clamp(0, 1)
+        return self._finish(_resize(self.transfer.image, self.output_shape).clamp(0, 1))
+
+    def _finish(self, image: Tensor) -> Tensor:
+        """:meth:`NST.finish` with the content at the output size (made once, when first needed)."""
+        nst = self.nst
+        if nst.config.preserve_color != "luminance" and not nst.config.original_colors:
+            return image
+        if self._color_content is None:
+            self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, nst.size), nst.device)
+        return nst.finish(image.to(nst.device), self._color_content).to(image.device)
 
     def stop(self) -> None:
         """End the run after the current iteration."""
@@ -474,7 +503,8 @@ class Painting:
                 self.history.append({"scale": scale, "iteration": self.iteration, "loss": event.loss,
                                      "seconds": self.elapsed, **event.losses})
                 yield dataclasses.replace(
-                    event, iteration=self.iteration, steps=self.steps, elapsed=self.elapsed,
+                    event, image=None if event.image is None else self._finish(event.image),
+                    iteration=self.iteration, steps=self.steps, elapsed=self.elapsed,
                     scale=scale, scales=len(self.sizes), size=(int(width), int(height)),
                 )
                 if tol and _plateau(transfer.history, tol):

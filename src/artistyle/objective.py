@@ -45,7 +45,9 @@ class StyleObjective(nn.Module):
             name: config.style_weight * w / sum(layer_weights) for name, w in zip(self.style_layers, layer_weights)
         }
         self.content_scale = config.content_weight / len(self.content_layers)
-        self.features = VGGFeatures(weights, self.content_layers + self.style_layers, pooling=config.pooling)
+        self.features = VGGFeatures(
+            weights, self.content_layers + self.style_layers, pooling=config.pooling, padding=config.padding
+        )
         self.content_losses = nn.ModuleDict()
         self.style_losses = nn.ModuleDict()
         self.tv = TVLoss()

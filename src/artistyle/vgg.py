@@ -255,12 +255,17 @@ class VGGFeatures(nn.Module):
     keeps the memory of a forward + backward pass near the minimum.
     """
 
-    def __init__(self, weights: VGGWeights, layers: Iterable[str], pooling: str = "max"):
+    def __init__(self, weights: VGGWeights, layers: Iterable[str], pooling: str = "max", padding: str = "zeros"):
         super().__init__()
         self.layers = tuple(dict.fromkeys(check_layer_names(layers)))
         if pooling not in ("max", "avg"):
             raise UsageError(f"unknown pooling '{pooling}'; choose max or avg")
         self.pooling = pooling
+        if padding not in ("zeros", "reflect", "replicate"):
+            raise UsageError(f"unknown padding '{padding}'; choose zeros, reflect or replicate")
+        # VGG was trained with zero padding; reflect or replicate padding removes the dark or
+        # flat frame that zero padding can leave along the borders of a stylised image.
+        self.padding = padding
         # Hand-written input-gradient backward (half the memory); False uses plain autograd.
         self.memory_saving = True
         # bfloat16 or float16 for the convolutions (mixed precision on a GPU); None: float32.
@@ -275,7 +280,7 @@ class VGGFeatures(nn.Module):
         for name, kind, _ in self._plan:
             if kind == "conv":
                 w, b = weights.convs[name]
-                conv = nn.Conv2d(w.shape[1], w.shape[0], kernel_size=3, padding=1, device="meta")
+                conv = nn.Conv2d(w.shape[1], w.shape[0], kernel_size=3, padding=1, padding_mode=padding, device="meta")
                 # Share the cached tensors instead of copying them: 50 MB less per model on the CPU.
                 conv.weight = nn.Parameter(w.to(memory_format=torch.channels_last), requires_grad=False)
                 conv.bias = nn.Parameter(b, requires_grad=False)
@@ -380,7 +385,16 @@ class _InputGradientVGG(torch.autograd.Function):
             if kind == "conv":
                 weight = net.convs[name].weight
                 # The backward runs outside autocast: match the gradient's (half) precision by hand.
-                g = F.conv_transpose2d(g, weight if weight.dtype == g.dtype else weight.to(g.dtype), padding=1)
+                weight = weight if weight.dtype == g.dtype else weight.to(g.dtype)
+                if net.padding == "zeros":
+                    g = F.conv_transpose2d(g, weight, padding=1)
+                else:
+                    # Gradient for the padded input, then folded back onto the border pixels it copied.
+                    padded = F.conv_transpose2d(g, weight)
+                    shape = (g.shape[0], weight.shape[1], g.shape[2], g.shape[3])
+                    fold = (torch.ops.aten.reflection_pad2d_backward if net.padding == "reflect"
+                            else torch.ops.aten.replication_pad2d_backward)
+                    g = fold(padded, padded.new_empty(shape), [1, 1, 1, 1])
             elif kind == "relu":
                 g = torch.ops.aten.threshold_backward(g, kept[plan[i - 1][0]], 0)
             else:

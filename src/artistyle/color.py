@@ -1,0 +1,156 @@
+"""Colour control after Gatys et al., "Controlling Perceptual Factors in Neural Style Transfer" (CVPR 2017, §5).
+
+Images are ``(B, 3, H, W)`` RGB tensors in [0, 1]. Three tools:
+
+* **Luminance-only transfer**: the run sees only luminance ``Y`` (YIQ). The
+  style's luminance is first matched to the content's mean and spread,
+  ``Y_s' = (sigma_c / sigma_s) (Y_s - mu_s) + mu_c``, and the output's ``Y`` is
+  recombined with the content's ``I`` and ``Q`` (:func:`keep_content_chroma`).
+* **Colour histogram matching**: an affine map ``x' = A x + b`` of the style's
+  pixels with ``A Sigma_s A^T = Sigma_c`` and ``b = mu_c - A mu_s``, so the
+  style's colour mean and covariance become the content's
+  (:func:`match_color`). ``A`` is not unique; :data:`COLOR_MATCHES` lists the
+  choices.
+* **Original colours** after a run: the result's luminance with the content's
+  chroma, again :func:`keep_content_chroma`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "COLOR_MATCHES",
+    "DEFAULT_COLOR_MATCH",
+    "PRESERVE_COLORS",
+    "as_luminance_image",
+    "keep_content_chroma",
+    "luminance",
+    "match_color",
+    "match_luminance",
+    "rgb_to_yiq",
+    "yiq_to_rgb",
+]
+
+PRESERVE_COLORS = ("luminance", "histogram")
+# Choices of A in x' = A x + b (see match_color). "pca" is the symmetric square-root form
+# Sigma_c^(1/2) Sigma_s^(-1/2) of Image Analogies (Hertzmann et al. 2001), the one Gatys et al. use.
+COLOR_MATCHES = ("chol", "pca", "sym")
+DEFAULT_COLOR_MATCH = "pca"
+
+# NTSC YIQ. Y is the luminance the paper recombines with the content's I and Q.
+_RGB_TO_YIQ = torch.tensor(
+    [
+        [0.299, 0.587, 0.114],
+        [0.595716, -0.274453, -0.321263],
+        [0.211456, -0.522591, 0.311135],
+    ],
+    dtype=torch.float64,
+)
+_YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
+# Eigenvalues below this (in units of the [0, 1] range squared) count as zero: a flat-coloured style
+# image has a singular covariance, and dividing by it would blow up.
+_EPS = 1e-8
+
+
+def _apply(matrix: Tensor, image: Tensor) -> Tensor:
+    return torch.einsum("ij,bjhw->bihw", matrix.to(image.dtype).to(image.device), image)
+
+
+def rgb_to_yiq(image: Tensor) -> Tensor:
+    """RGB -> YIQ, channel-wise linear."""
+    return _apply(_RGB_TO_YIQ, image)
+
+
+def yiq_to_rgb(image: Tensor) -> Tensor:
+    """YIQ -> RGB (the exact inverse of :func:`rgb_to_yiq`)."""
+    return _apply(_YIQ_TO_RGB, image)
+
+
+def luminance(image: Tensor) -> Tensor:
+    """The Y channel, ``(B, 1, H, W)``."""
+    return rgb_to_yiq(image)[:, :1]
+
+
+def as_luminance_image(image: Tensor) -> Tensor:
+    """A grey RGB image with the luminance of ``image`` in every channel (what VGG sees in luminance mode)."""
+    return luminance(image).expand(-1, 3, -1, -1).contiguous()
+
+
+def match_luminance(style: Tensor, content: Tensor) -> Tensor:
+    """The style's luminance as a grey RGB image, shifted and scaled to the content's luminance mean and SD.
+
+    ``Y_s' = (sigma_c / sigma_s) (Y_s - mu_s) + mu_c`` (paper §5.1), so that the
+    style's tonal range is applied to the content's, not the other way round.
+    """
+    ys, yc = luminance(style), luminance(content)
+    mu_s, sd_s = ys.mean(), ys.std(unbiased=False)
+    mu_c, sd_c = yc.mean(), yc.std(unbiased=False)
+    matched = (ys - mu_s) * (sd_c / sd_s.clamp_min(1e-6)) + mu_c
+    return matched.expand(-1, 3, -1, -1).contiguous()
+
+
+def keep_content_chroma(result: Tensor, content: Tensor) -> Tensor:
+    """The result's luminance with the content's chroma (YIQ's I and Q), clipped to [0, 1].
+
+    ``content`` is resized to the result's size if needed.
+    """
+    if content.shape[2:] != result.shape[2:]:
+        content = torch.nn.functional.interpolate(
+            content, size=tuple(result.shape[2:]), mode="bilinear", antialias=True, align_corners=False
+        )
+    yiq = torch.cat([luminance(result), rgb_to_yiq(content)[:, 1:]], dim=1)
+    return yiq_to_rgb(yiq).clamp(0, 1)
+
+
+def _sqrtm(cov: Tensor, inverse: bool = False) -> Tensor:
+    """Symmetric (inverse) square root of a covariance by eigendecomposition."""
+    values, vectors = torch.linalg.eigh(cov)
+    values = values.clamp_min(_EPS)
+    roots = values.rsqrt() if inverse else values.sqrt()
+    return vectors @ torch.diag(roots) @ vectors.T
+
+
+def _stats(image: Tensor) -> tuple[Tensor, Tensor]:
+    pixels = image.double().permute(1, 0, 2, 3).reshape(3, -1)
+    mean = pixels.mean(dim=1, keepdim=True)
+    centred = pixels - mean
+    cov = centred @ centred.T / pixels.shape[1]
+    return mean, cov + _EPS * torch.eye(3, dtype=cov.dtype, device=cov.device)
+
+
+def color_transform(style: Tensor, content: Tensor, mode: str = DEFAULT_COLOR_MATCH) -> tuple[Tensor, Tensor]:
+    """``(A, b)`` such that ``A x + b`` gives the style's pixels the content's colour mean and covariance.
+
+    All three choices satisfy ``A Sigma_s A^T = Sigma_c``:
+
+    * ``chol``: ``A = L_c L_s^-1`` with Cholesky factors ``Sigma = L L^T``;
+    * ``pca``: ``A = Sigma_c^(1/2) Sigma_s^(-1/2)`` (Image Analogies' colour transfer);
+    * ``sym``: the symmetric ``A = Sigma_s^(-1/2) (Sigma_s^(1/2) Sigma_c Sigma_s^(1/2))^(1/2) Sigma_s^(-1/2)``,
+      the map that moves colours least (Monge-Kantorovich for Gaussians).
+    """
+    if mode not in COLOR_MATCHES:
+        raise ValueError(f"unknown colour match '{mode}'; choose {', '.join(COLOR_MATCHES)}")
+    mu_s, cov_s = _stats(style)
+    mu_c, cov_c = _stats(content)
+    if mode == "chol":
+        a = torch.linalg.cholesky(cov_c) @ torch.linalg.inv(torch.linalg.cholesky(cov_s))
+    elif mode == "pca":
+        a = _sqrtm(cov_c) @ _sqrtm(cov_s, inverse=True)
+    else:
+        root_s, inv_root_s = _sqrtm(cov_s), _sqrtm(cov_s, inverse=True)
+        a = inv_root_s @ _sqrtm(root_s @ cov_c @ root_s) @ inv_root_s
+    return a, mu_c - a @ mu_s
+
+
+def match_color(style: Tensor, content: Tensor, mode: str = DEFAULT_COLOR_MATCH, clip: bool = True) -> Tensor:
+    """The style image with the content's colour mean and covariance (paper §5.2).
+
+    ``clip`` keeps the result a valid image in [0, 1]; the moments then match up
+    to the clipped pixels (few for photos; ``clip=False`` matches them exactly).
+    """
+    a, b = color_transform(style, content, mode)
+    matched = _apply(a, style.double()) + b.view(1, 3, 1, 1).to(style.device)
+    matched = matched.to(style.dtype)
+    return matched.clamp(0, 1) if clip else matched

@@ -1,0 +1,250 @@
+"""Artistic control end to end: several styles, colour preservation and padding, in the library and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from artistyle import NST, UsageError
+from artistyle.cli import main
+from artistyle.color import rgb_to_yiq
+from artistyle.imageio import resize_long_edge
+from artistyle.nst import array_to_tensor
+
+from .conftest import make_content, make_style
+
+TINY = dict(size=64, device="cpu", seed=3, steps=12, scales=1)
+
+
+def other_style(size: tuple[int, int] = (64, 64)) -> Image.Image:
+    """A second, clearly different style: soft green and orange blobs."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    img = np.stack([0.5 + 0.4 * a, 0.6 - 0.3 * a, 0.2 + 0.1 * a], axis=-1)
+    return Image.fromarray((img * 255).astype(np.uint8))
+
+
+def _chroma(image: torch.Tensor) -> torch.Tensor:
+    return rgb_to_yiq(image)[:, 1:]
+
+
+def _content_at(picture: Image.Image, like: torch.Tensor) -> torch.Tensor:
+    """The content as the run resizes it, at the size of ``like``."""
+    rgb = np.asarray(picture.convert("RGB"), np.float32) / 255.0
+    return array_to_tensor(resize_long_edge(rgb, max(like.shape[2:])))
+
+
+# -- several styles -------------------------------------------------------------------------------
+def test_blend_one_zero_equals_the_single_style_run() -> None:
+    content, a, b = make_content(), make_style(), other_style()
+    single = NST(**TINY).paint(content, a).run()
+    blended = NST(**TINY, style_blend=(1.0, 0.0)).paint(content, [a, b]).run()
+    assert torch.equal(single, blended)
+
+
+def test_half_half_blend_targets_are_the_mean_of_the_grams() -> None:
+    nst = NST(**TINY, style_blend=(0.5, 0.5))
+    inputs = nst.load_images(make_content(), [make_style(), other_style()])
+    model = nst.build_model(inputs)
+    grams = [model.style_grams(s) for s in inputs.styles]
+    for name, loss in model.style_losses.items():
+        assert torch.allclose(loss.target, 0.5 * grams[0][name] + 0.5 * grams[1][name], rtol=1e-5, atol=1e-7)
+
+
+def test_blend_weights_are_normalised_and_checked() -> None:
+    nst = NST(**TINY, style_blend=(3.0, 1.0))
+    model = nst.build_model(nst.load_images(make_content(), [make_style(), other_style()]))
+    grams = [model.style_grams(s) for s in nst.load_images(make_content(), [make_style(), other_style()]).styles]
+    name = "conv1_1"
+    assert torch.allclose(model.style_losses[name].target, 0.75 * grams[0][name] + 0.25 * grams[1][name], rtol=1e-5)
+    with pytest.raises(UsageError, match="2 style-blend weights given for 3 style images"):
+        NST(**TINY, style_blend=(1.0, 1.0)).paint(make_content(), [make_style(), other_style(), make_style()]).run()
+    with pytest.raises(UsageError, match="style-blend weights must be non-negative"):
+        NST(**TINY, style_blend=(1.0, -1.0))
+
+
+def test_style_size_and_scale_per_style() -> None:
+    content, styles = make_content((80, 64)), [make_style((72, 72)), other_style((64, 32))]
+    inputs = NST(**TINY, style_size=(48, 40)).load_images(content, styles)
+    assert [max(s.shape[2:]) for s in inputs.styles] == [48, 40]
+    inputs = NST(**TINY, style_scale=0.5).load_images(content, styles)
+    assert [max(s.shape[2:]) for s in inputs.styles] == [32, 32]
+    # Halfway down the coarse-to-fine pyramid the styles shrink in proportion.
+    inputs = NST(**TINY, style_scale=(1.0, 0.5)).load_images(content, styles, size=32)
+    assert [max(s.shape[2:]) for s in inputs.styles] == [32, 16]
+    with pytest.raises(UsageError, match="3 style-size values given for 2 style images"):
+        NST(**TINY, style_size=(40, 40, 40)).load_images(content, styles)
+    with pytest.raises(UsageError, match="not both"):
+        NST(**TINY, style_size=40, style_scale=0.5)
+    with pytest.raises(UsageError, match="style-scale must be above 0"):
+        NST(**TINY, style_scale=0.0)
+
+
+# -- colour -----------------------------------------------------------------------------------------
+def test_luminance_mode_keeps_the_contents_chroma() -> None:
+    content = make_content()
+    nst = NST(**TINY, preserve_color="luminance")
+    inputs = nst.load_images(content, make_style())
+    assert torch.allclose(inputs.content[:, 0], inputs.content[:, 1])  # the network sees luminance only
+    result = nst.paint(content, make_style()).run()
+    reference = _content_at(content, result)
+    inside = ((result > 0.01) & (result < 0.99)).all(1)  # chroma cannot survive clipping
+    assert inside.float().mean() > 0.8
+    diff = (_chroma(result) - _chroma(reference)).abs().permute(1, 0, 2, 3)[:, inside]
+    assert float(diff.max()) < 0.01
+    # ... while the luminance is the painting's, not the photo's.
+    assert float((rgb_to_yiq(result)[:, 0] - rgb_to_yiq(reference)[:, 0]).abs().mean()) > 0.02
+
+
+def test_luminance_mode_matches_the_styles_luminance_to_the_content() -> None:
+    nst = NST(**TINY, preserve_color="luminance")
+    inputs = nst.load_images(make_content(), make_style())
+    y_style, y_content = inputs.styles[0][:, 0], inputs.content[:, 0]
+    assert abs(float(y_style.mean() - y_content.mean())) < 1e-4
+    assert abs(float(y_style.std() - y_content.std())) < 1e-3
+
+
+def test_histogram_mode_gives_the_style_the_contents_colour_statistics() -> None:
+    content = make_content()
+    nst = NST(**TINY, preserve_color="histogram")
+    inputs = nst.load_images(content, make_style())
+    style = inputs.styles[0].double().permute(1, 0, 2, 3).reshape(3, -1)
+    photo = inputs.content.double().permute(1, 0, 2, 3).reshape(3, -1)
+    assert torch.allclose(style.mean(1), photo.mean(1), atol=0.02)  # up to the clipped pixels
+    assert torch.allclose(torch.cov(style), torch.cov(photo), atol=0.01)
+    plain = NST(**TINY).load_images(content, make_style()).styles[0]
+    assert not torch.allclose(plain, inputs.styles[0], atol=0.05)
+
+
+def test_original_colors_after_the_run() -> None:
+    content = make_content()
+    result = NST(**TINY, original_colors=True).paint(content, make_style()).run()
+    plain = NST(**TINY).paint(content, make_style()).run()
+    reference = _content_at(content, result)
+    inside = ((result > 0.01) & (result < 0.99)).all(1)
+    diff = (_chroma(result) - _chroma(reference)).abs().permute(1, 0, 2, 3)[:, inside]
+    assert float(diff.max()) < 0.01
+    # Same optimisation, only recoloured: the luminance is the plain run's.
+    assert torch.allclose(rgb_to_yiq(result)[:, 0][inside], rgb_to_yiq(plain)[:, 0][inside], atol=1e-4)
+
+
+def test_colour_modes_work_coarse_to_fine_and_tiled() -> None:
+    content = make_content((96, 80))
+    for settings in ({"preserve_color": "luminance"}, {"preserve_color": "histogram"}, {"original_colors": True}):
+        nst = NST(size=96, device="cpu", seed=1, scales=2, scale_steps=(4, 3), tile=48, **settings)
+        painting = nst.paint(content, make_style())
+        events = list(painting)
+        assert len(events) == 7 and torch.isfinite(painting.image).all()
+        assert painting.image.shape == (1, 3, 80, 96)
+
+
+def test_previews_are_recoloured_too() -> None:
+    content = make_content()
+    painting = NST(**TINY, preserve_color="luminance").paint(content, make_style(), preview_every=6)
+    previews = [e.image for e in painting if e.image is not None]
+    assert previews and not torch.allclose(previews[-1][:, 0], previews[-1][:, 1])  # not grey
+
+
+# -- padding ----------------------------------------------------------------------------------------
+def test_padding_changes_the_result_only_through_the_borders() -> None:
+    content = make_content()
+    zeros = NST(**TINY).paint(content, make_style()).run()
+    for mode in ("reflect", "replicate"):
+        padded = NST(**TINY, padding=mode).paint(content, make_style()).run()
+        assert torch.isfinite(padded).all() and not torch.equal(zeros, padded)
+    with pytest.raises(UsageError, match="unknown padding"):
+        NST(**TINY, padding="circular")
+
+
+# -- the command line ------------------------------------------------------------------------------
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+CLI_TINY = ["--size", "48", "--steps", "3", "--scales", "1", "--device", "cpu", "--seed", "1", "-q"]
+
+
+@pytest.fixture
+def two_styles(tmp_path: Path) -> tuple[Path, Path]:
+    a, b = tmp_path / "a.png", tmp_path / "b.png"
+    make_style().save(a)
+    other_style().save(b)
+    return a, b
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--style-blend", "0.7", "0.3"],
+        ["--style-size", "40", "56"],
+        ["--style-scale", "0.75"],
+        ["--preserve-color", "luminance"],
+        ["--preserve-color", "histogram", "--color-match", "chol"],
+        ["--preserve-color", "histogram", "--color-match", "sym"],
+        ["--original-colors"],
+        ["--padding", "reflect"],
+        ["--padding", "replicate"],
+    ],
+)
+def test_cli_control_flags(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, two_styles: tuple[Path, Path], flags: list[str]
+) -> None:
+    out = tmp_path / "out.png"
+    code, _, err = _run(capsys, str(content_path), *map(str, two_styles), "-o", str(out), *CLI_TINY, *flags)
+    assert code == 0, err
+    assert Image.open(out).size == (48, 38)
+
+
+def test_cli_style_folder_and_default_name(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, two_styles: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "notes.txt").write_text("not an image")
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    for s in two_styles:
+        s.rename(folder / s.name)
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
+    assert code == 0, err
+    assert (tmp_path / "content_a+b.png").is_file()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _run(capsys, str(content_path), str(empty), *CLI_TINY)
+    assert code == 2 and "has no images" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--style-blend", "1"], "1 style-blend weights given for 2 style images"),
+        (["--style-blend", "1", "-1"], "style-blend weights must be non-negative"),
+        (["--style-blend", "x", "1"], "invalid number 'x'"),
+        (["--style-size", "40", "40", "40"], "3 style-size values given for 2 style images"),
+        (["--style-size", "10"], "style-size must be at least 32"),
+        (["--style-scale", "0"], "style-scale must be above 0"),
+        (["--style-scale", "0.5", "--style-size", "40"], "not both"),
+        (["--preserve-color", "lab"], "invalid choice: 'lab'"),
+        (["--color-match", "svd"], "invalid choice: 'svd'"),
+        (["--padding", "circular"], "invalid choice: 'circular'"),
+    ],
+)
+def test_cli_control_bad_values(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, two_styles: tuple[Path, Path],
+    flags: list[str], message: str,
+) -> None:
+    out = tmp_path / "out.png"
+    code, _, err = _run(capsys, str(content_path), *map(str, two_styles), "-o", str(out), *CLI_TINY, *flags)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
