@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Image Analogies, as in Gatys et al. 2017)")
     g.add_argument("--original-colors", action="store_true",
                    help="after the run, keep the result's luminance with the photo's colours")
+    g.add_argument("--mask", nargs="+", metavar="PATH",
+                   help="regions for the styles: one label image (greyscale or palette, same size as the photo; "
+                        "0 = no style, k = the k-th style) or one mask per style (white = its region)")
 
     g = p.add_argument_group("optimisation")
     g.add_argument("--steps", type=_positive_int, default=d.steps,
@@ -230,6 +233,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         color_match=args.color_match,
         original_colors=args.original_colors,
         padding=args.padding,
+        masks=tuple(args.mask) if args.mask else None,
         device=args.device,
         weights=args.weights,
     ).validate()
@@ -306,7 +310,7 @@ _SETTING_FLAGS = (
     "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
     "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile", "precision",
-    "style_scale", "style_blend", "preserve_color", "color_match", "original_colors", "padding",
+    "style_scale", "style_blend", "preserve_color", "color_match", "original_colors", "padding", "mask",
 )
 
 
@@ -345,7 +349,10 @@ def _files(
 ) -> _Files:
     from .imageio import check_output_path, same_file
 
-    protect = [p for p in (content, *styles, None if config.init in INITS else config.init, config.weights) if p]
+    protect = [
+        p for p in (content, *styles, *(config.masks or ()), None if config.init in INITS else config.init,
+                    config.weights) if p
+    ]
     checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
     default = checkpoint.inputs["output"] if checkpoint else default_output(content, styles)
     output = check_output_path(args.output or default, protect=[*protect, *([checkpoint_path] if checkpoint_path else [])])

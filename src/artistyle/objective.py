@@ -16,7 +16,8 @@ import torch
 from torch import Tensor, nn
 
 from .config import StyleConfig
-from .losses import ContentLoss, StyleLoss, TVLoss, gram_matrix
+from .losses import ContentLoss, GuidedStyleLoss, StyleLoss, TVLoss, gram_matrix
+from .masks import layer_masks
 from .tiling import Tile, halo_for, owned, stride_for, tiled_features, tiles
 from .vgg import VGGFeatures, VGGWeights
 
@@ -87,34 +88,69 @@ class StyleObjective(nn.Module):
             feats = self.features(style)
             return {n: gram_matrix(feats[n])[0] for n in self.style_layers}
         sums, counts = self._gram_sums(style)
-        return {n: sums[n][0] / counts[n] for n in self.style_layers}
+        return {n: sums[n][0] / counts[n][0] for n in self.style_layers}
 
-    def _gram_sums(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, int]]:
-        """Per style layer, ``sum_p f_p f_p^T`` over the whole image and the number of positions, tile by tile."""
+    def _gram_sums(self, image: Tensor, guided: bool = False) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Per style layer, ``sum_p f_p f_p^T`` over the whole image and the number of positions, tile by tile.
+
+        ``guided``: per region, ``sum_p m(p)^2 f_p f_p^T`` and the mask mass ``sum_p m(p)^2``
+        (shapes ``(R, C, C)`` and ``(R,)``) for the layers whose loss is guided.
+        """
+        _, _, height, width = image.shape
         sums: dict[str, Tensor] = {}
-        counts: dict[str, int] = {}
-        for _, feats in tiled_features(self.features, image, self.tile or 0):
+        counts: dict[str, Tensor] = {}
+        for tile, feats in tiled_features(self.features, image, self.tile or 0):
             for name in self.style_layers:
-                flat = feats[name].flatten(2).float()
+                flat = feats[name].float()
+                masks = self._owned_masks(name, tile, height, width) if guided else None
+                if masks is not None:
+                    flat = flat * masks
+                    count = masks.pow(2).flatten(1).sum(1)
+                else:
+                    count = flat.new_full((1,), float(flat.shape[2] * flat.shape[3]))
+                flat = flat.flatten(2)
                 part = torch.bmm(flat, flat.transpose(1, 2))
                 sums[name] = sums[name] + part if name in sums else part
-                counts[name] = counts.get(name, 0) + flat.shape[2]
+                counts[name] = counts[name] + count if name in counts else count
         return sums, counts
 
+    def _owned_masks(self, name: str, tile: Tile, height: int, width: int) -> Tensor | None:
+        """The region masks of a guided layer over the tile's owned positions; None for a plain layer."""
+        loss = self.style_losses[name] if name in self.style_losses else None
+        if not isinstance(loss, GuidedStyleLoss):
+            return None
+        return owned(loss.masks, replace(tile, cy0=0, cx0=0), stride_for(name), height, width)
+
     @torch.no_grad()
-    def set_style(self, styles: Sequence[Tensor] | Tensor, blend: Sequence[float] | None = None) -> None:
+    def set_style(
+        self, styles: Sequence[Tensor] | Tensor, blend: Sequence[float] | None = None, masks: Tensor | None = None
+    ) -> None:
         """Compute the Gram targets from one style image, or a weighted blend of several.
 
         With several styles the target is ``A_l = sum_k b_k A_l^k / sum_k b_k``:
         the blend happens in target space, so each style keeps its own size.
+
+        With ``masks`` ``(R, 1, H, W)`` at the image's size (one region per style),
+        region ``k`` is matched to style ``k`` alone through guided Gram matrices
+        (:mod:`artistyle.masks`), and ``blend`` weights the regions' terms.
         """
         images = [styles] if isinstance(styles, Tensor) else list(styles)
         weights = [1.0] * len(images) if blend is None else [float(b) for b in blend]
         if len(weights) != len(images) or sum(weights) <= 0:
             raise ValueError("need one non-negative blend weight per style image, not all zero")
+        grams = [self.style_grams(image) for image in images]
+        if masks is not None:
+            if masks.shape[0] != len(images):
+                raise ValueError(f"{masks.shape[0]} region masks for {len(images)} style images")
+            share = torch.tensor([w / sum(weights) for w in weights])
+            self.style_losses = nn.ModuleDict({
+                n: GuidedStyleLoss(torch.stack([g[n] for g in grams]), layer_masks(masks, n), share)
+                for n in self.style_layers
+            })
+            return
         targets: dict[str, Tensor] = {}
-        for image, b in zip(images, weights):
-            for name, gram in self.style_grams(image).items():
+        for per_layer, b in zip(grams, weights):
+            for name, gram in per_layer.items():
                 targets[name] = targets.get(name, 0) + gram * (b / sum(weights))
         self.style_losses = nn.ModuleDict({n: StyleLoss(targets[n]) for n in self.style_layers})
 
@@ -144,7 +180,7 @@ class StyleObjective(nn.Module):
         _, _, height, width = image.shape
         net, tile_size = self.features, self.tile or 0
         # Pass 1: Gram sums and content loss over all tiles, without gradient.
-        sums, counts = self._gram_sums(image) if self.style_losses else ({}, {})
+        sums, counts = self._gram_sums(image, guided=True) if self.style_losses else ({}, {})
         content_sq = {n: image.new_zeros(()) for n in self.content_layers}
         if self.content_scale:
             for tile, feats in tiled_features(net, image, tile_size):
@@ -160,11 +196,13 @@ class StyleObjective(nn.Module):
             scale = self.style_scale[name]
             if not scale:
                 continue
-            target = self.style_losses[name].target.float()
-            channels, positions = target.shape[-1], counts[name]
-            diff = sums[name] / positions - target
-            terms[f"style:{name}"] = scale * diff.pow(2).mean()
-            kernels[name] = diff * (4.0 * scale / (channels * channels * positions))
+            loss = self.style_losses[name]
+            target = loss.target.float()
+            channels, positions = target.shape[-1], counts[name].view(-1, 1, 1)
+            diff = sums[name] / positions - target  # (R, C, C); R = 1 without masks
+            share = loss.weights.view(-1, 1, 1) if isinstance(loss, GuidedStyleLoss) else torch.ones_like(positions)
+            terms[f"style:{name}"] = scale * (share * diff.pow(2).mean(dim=(1, 2), keepdim=True)).sum()
+            kernels[name] = diff * (4.0 * scale * share / (channels * channels * positions))
         if self.config.tv_weight:
             terms["tv"] = self.config.tv_weight * self.tv(image)
         return terms, kernels
@@ -182,7 +220,11 @@ class StyleObjective(nn.Module):
                 feats = net(crop)
                 surrogate = crop.new_zeros(())
                 for name, kernel in kernels.items():
-                    flat = owned(feats[name], tile, stride_for(name), height, width).flatten(2).float()
+                    flat = owned(feats[name], tile, stride_for(name), height, width).float()
+                    masks = self._owned_masks(name, tile, height, width)
+                    if masks is not None:
+                        flat = flat * masks  # (R, C, h, w): one weighted copy per region
+                    flat = flat.flatten(2)
                     surrogate = surrogate + 0.5 * (flat * torch.bmm(kernel.expand(flat.shape[0], -1, -1), flat)).sum()
                 if self.content_scale:
                     for name in self.content_layers:
