@@ -58,7 +58,8 @@ def score(image: Path, content: Path, style: Path, size: int) -> tuple[float, fl
     return data["content"], data["style"]
 
 
-def run_pair(content_name: str, style_name: str, size: int, every: int, work: Path) -> dict:
+def run_pair(content_name: str, style_name: str, size: int, every: int, work: Path,
+             scale_steps: str | None = None) -> dict:
     content, style = work / f"{content_name}.png", work / f"{style_name}.png"
     Image.open(find(content_name, "content")).convert("RGB").resize((size, size), Image.BILINEAR).save(content)
     Image.open(find(style_name, "style")).convert("RGB").resize((size, size), Image.BILINEAR).save(style)
@@ -77,7 +78,8 @@ def run_pair(content_name: str, style_name: str, size: int, every: int, work: Pa
                     "--device", "cpu", "--seed", "0", "--init", "content",
                     "--content-weight", f"{TUTORIAL_CONTENT:.6g}", "--style-weight", f"{TUTORIAL_STYLE * sum(inv):.6g}",
                     "--style-layer-weights", ",".join(f"{w:.6g}" for w in inv),
-                    "--save-every", str(every), "--manifest", "-q"], check=True)
+                    "--save-every", str(every), "--manifest", "-q",
+                    *(["--scale-steps", scale_steps] if scale_steps else [])], check=True)
     wall = time.perf_counter() - started
     record = json.loads(ours.with_suffix(".json").read_text())
     seconds = {r["iteration"]: r["seconds"] for r in record["iterations"]}
@@ -104,18 +106,22 @@ def main() -> int:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--every", type=int, default=10, help="score ArtiStyle's image every N iterations")
     p.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), metavar="CONTENT:STYLE")
+    p.add_argument("--scale-steps", metavar="N1,N2,..",
+                   help="ArtiStyle's iterations per scale (default: its own default schedule); a long last "
+                        "scale lets the run go on until it matches the baseline")
     args = p.parse_args()
     if not BASELINE.exists() or not EVAL.exists():
         print(f"needs {BASELINE} and {EVAL}", file=sys.stderr)
         return 1
-    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, size {args.size}, every {args.every}")
+    print(f"date {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, size {args.size}, every {args.every}, "
+          f"ArtiStyle scale steps {args.scale_steps or 'default'}")
     print("| pair | baseline s | baseline content / style | ArtiStyle s to match | at iteration | "
           "content / style there | ratio | ArtiStyle final s, content / style |")
     print("|---|---:|---|---:|---:|---|---:|---|")
     for pair in args.pairs:
         content_name, style_name = pair.split(":")
         with tempfile.TemporaryDirectory() as tmp:
-            r = run_pair(content_name, style_name, args.size, args.every, Path(tmp))
+            r = run_pair(content_name, style_name, args.size, args.every, Path(tmp), args.scale_steps)
         bt, bc, bs = r["baseline"]
         ft, fc, fs, _ = r["ours_final"]
         if r["reached"]:

@@ -328,3 +328,13 @@ def test_fine_style_in_a_run_and_the_cli(
     code, _, err = _run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(tmp_path / "nope.jpg"),
                         "-o", str(out), *CLI_TINY)
     assert code == 2 and "fine style image" in err and "does not exist" in err
+
+
+def test_blend_and_style_scale_work_coarse_to_fine_and_tiled() -> None:
+    settings = dict(size=96, device="cpu", seed=1, scales=2, scale_steps=(3, 2), style_blend=(0.6, 0.4), style_scale=0.8)
+    tiled = NST(**settings, tile=48).paint(make_content((96, 80)), [make_style(), other_style()])
+    whole = NST(**settings).paint(make_content((96, 80)), [make_style(), other_style()])
+    a, b = tiled.run(), whole.run()
+    assert a.shape == b.shape == (1, 3, 80, 96)
+    # Exact tiling: the same run up to float rounding, amplified a little by 5 L-BFGS steps.
+    assert float((a - b).abs().max()) < 1e-2

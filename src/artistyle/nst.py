@@ -398,13 +398,20 @@ class NST:
         return Transfer(objective, coarse, steps=steps).run()
 
     # -- step 2 ---------------------------------------------------------------
-    def build_model(self, inputs: Inputs, tile: int | None = None) -> StyleObjective:
-        """The frozen feature network with its content and style targets set (tiled with ``tile``)."""
+    def build_model(self, inputs: Inputs, tile: int | None = None, anchor: Inputs | None = None) -> StyleObjective:
+        """The frozen feature network with its content and style targets set (tiled with ``tile``).
+
+        ``anchor``: the inputs at :attr:`StyleConfig.style_anchor` px, to also match the
+        style on the image shrunk to that size (:meth:`StyleObjective.set_anchor`).
+        """
         objective = StyleObjective(self.weights, self.config).to(self.device)
         objective.tile = tile
         objective.features.half_dtype = self.half_dtype
         objective.set_content(inputs.content)
         objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)), masks=inputs.masks)
+        if anchor is not None:
+            objective.set_anchor(anchor.styles, tuple(anchor.content.shape[2:]),
+                                 self.config.blend_weights(len(anchor.styles)), masks=anchor.masks)
         return objective
 
     def initial_image(self, inputs: Inputs) -> Tensor:
@@ -429,7 +436,7 @@ class NST:
 
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
-        lbfgs_history: int | None = None, tile: int | None = None,
+        lbfgs_history: int | None = None, tile: int | None = None, anchor: Inputs | None = None,
     ) -> Transfer:
         """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
 
@@ -439,7 +446,7 @@ class NST:
         torch.manual_seed(self.seed)
         c = self.config
         return Transfer(
-            self.build_model(inputs, tile=c.tile if tile is None else tile),
+            self.build_model(inputs, tile=c.tile if tile is None else tile, anchor=anchor),
             self.initial_image(inputs) if init is None else init,
             steps=c.steps if steps is None else steps,
             optimizer=c.optimizer,
@@ -578,8 +585,13 @@ class Painting:
             inputs = self.nst.load_images(self.content, self.styles, size=size, masks=self.masks)
             init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
             plan = self.plans[scale]
+            anchor = None
+            if self.nst.config.anchored(size):
+                anchor = self.nst.load_images(self.content, self.styles, size=self.nst.config.style_anchor,
+                                              masks=self.masks)
             self.transfer = transfer = self.nst.transfer(
-                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile
+                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
+                anchor=anchor,
             )
             if resume is not None and scale == first:
                 transfer.load_state_dict(resume["transfer"])

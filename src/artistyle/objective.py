@@ -54,6 +54,10 @@ class StyleObjective(nn.Module):
         self.tv = TVLoss()
         # Owned tile size in px for exact tiled evaluation (see artistyle.tiling); None: whole image.
         self.tile: int | None = None
+        self._weights = weights
+        # Style matched once more on the image shrunk to a fixed size (see set_anchor); None: off.
+        self.anchor: StyleObjective | None = None
+        self.anchor_shape: tuple[int, int] | None = None
 
     @property
     def ready(self) -> bool:
@@ -154,23 +158,67 @@ class StyleObjective(nn.Module):
                 targets[name] = targets.get(name, 0) + gram * (b / sum(weights))
         self.style_losses = nn.ModuleDict({n: StyleLoss(targets[n]) for n in self.style_layers})
 
+    @torch.no_grad()
+    def set_anchor(
+        self, styles: Sequence[Tensor], shape: tuple[int, int], blend: Sequence[float] | None = None,
+        masks: Tensor | None = None,
+    ) -> None:
+        """Also match the style on the image shrunk to ``shape``, against ``styles`` at that size.
+
+        VGG's receptive fields are fixed in pixels, so at 2048 px the style
+        layers see brush texture four times finer, relative to the picture,
+        than at 512 px, and the fine scales of a large run drift away from the
+        look the coarse scales laid out. The anchor term,
+        ``style_weight * L_s(downsample(x), styles at the anchor size)``, keeps
+        that look: it is what a viewer sees of a large print from a distance.
+        (Not in the paper; ``style_anchor=0`` turns it off.)
+        """
+        config = replace(self.config, content_layers=("conv1_1",), content_weight=0.0, tv_weight=0.0)
+        anchor = StyleObjective(self._weights, config).to(styles[0].device)
+        anchor.features.half_dtype = self.features.half_dtype
+        anchor.set_content(torch.zeros(1, 3, 16, 16, device=styles[0].device))  # no content term
+        anchor.set_style(list(styles), blend, masks=masks)
+        self.anchor, self.anchor_shape = anchor, (int(shape[0]), int(shape[1]))
+
+    def _shrink(self, image: Tensor) -> Tensor:
+        assert self.anchor_shape is not None
+        return torch.nn.functional.interpolate(
+            image, size=self.anchor_shape, mode="bilinear", antialias=True, align_corners=False
+        )
+
+    def _anchor_terms(self, image: Tensor) -> dict[str, Tensor]:
+        assert self.anchor is not None
+        return {k.replace("style:", "anchor:"): v for k, v in self.anchor(self._shrink(image)).items()}
+
     def evaluate(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Loss terms (detached), total loss and its gradient with respect to ``image``."""
         if self.tile is not None:
-            return self._evaluate_tiled(image)
-        with torch.enable_grad():
-            pixels = image.detach().requires_grad_(True)
-            terms = self(pixels)
-            loss = total(terms)
-            (grad,) = torch.autograd.grad(loss, pixels)
-        return {k: v.detach() for k, v in terms.items()}, loss.detach(), grad
+            terms, loss, grad = self._evaluate_tiled(image)
+        else:
+            with torch.enable_grad():
+                pixels = image.detach().requires_grad_(True)
+                live = self(pixels)
+                loss = total(live)
+                (grad,) = torch.autograd.grad(loss, pixels)
+            terms, loss = {k: v.detach() for k, v in live.items()}, loss.detach()
+        if self.anchor is not None:
+            # A separate, small pass: its activations are allocated after the main ones are freed.
+            with torch.enable_grad():
+                pixels = image.detach().requires_grad_(True)
+                anchor_terms = self._anchor_terms(pixels)
+                anchor_loss = total(anchor_terms)
+                (anchor_grad,) = torch.autograd.grad(anchor_loss, pixels)
+            terms.update({k: v.detach() for k, v in anchor_terms.items()})
+            loss, grad = loss + anchor_loss.detach(), grad + anchor_grad
+        return terms, loss, grad
 
     @torch.no_grad()
     def terms(self, image: Tensor) -> dict[str, Tensor]:
         """The loss terms of ``image`` without a gradient (tile by tile when tiled)."""
-        if self.tile is None:
-            return {k: v.detach() for k, v in self(image).items()}
-        return self._tiled_terms(image)[0]
+        terms = {k: v.detach() for k, v in self(image).items()} if self.tile is None else self._tiled_terms(image)[0]
+        if self.anchor is not None:
+            terms.update(self._anchor_terms(image))
+        return terms
 
     @torch.no_grad()
     def _tiled_terms(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
