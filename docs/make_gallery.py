@@ -47,7 +47,9 @@ ENTRIES = [
     ("fine_style", "Scale control",
      "`--fine-style`: the Great Wave's coarse structure with the Starry Night's fine brush texture.",
      [CAT, WAVE, "--fine-style", STARRY]),
-    ("style_scale", "Smaller brush strokes", "`--style-scale 0.5`: the painting at half the output's size.",
+    ("style_scale", "Style at half size",
+     "`--style-scale 0.5`: the painting is matched at half the output's size, so its motifs come out smaller "
+     "and more of them fit in the picture.",
      [CAT, STARRY, "--style-scale", "0.5"]),
     ("adam", "Adam with iterate averaging", "`--optimizer adam`: the average of Adam's iterates instead of L-BFGS.",
      [CAT, STARRY, "--optimizer", "adam"]),
