@@ -215,8 +215,9 @@ def test_anchor_loss_and_gradient_match_autograd_through_the_shrink() -> None:
 
 
 def test_anchor_applies_to_scales_of_twice_its_size() -> None:
-    assert StyleConfig().style_anchor == 512
-    assert [StyleConfig().anchored(s) for s in (512, 724, 1024, 2048)] == [False, False, True, True]
+    assert StyleConfig().style_anchor == 0 and not StyleConfig().anchored(4096)  # off by default
+    anchored = StyleConfig(style_anchor=512)
+    assert [anchored.anchored(s) for s in (512, 724, 1024, 2048)] == [False, False, True, True]
     assert not StyleConfig(style_anchor=0).anchored(4096)
     nst = NST(size=96, device="cpu", seed=1, scales=2, scale_steps=(2, 2), style_anchor=40)
     painting = nst.paint(make_content((96, 80)), make_style())
@@ -229,6 +230,6 @@ def test_anchor_applies_to_scales_of_twice_its_size() -> None:
 
 def test_cli_style_anchor(capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, style_path: Path) -> None:
     out = tmp_path / "out.png"
-    assert run(capsys, str(content_path), str(style_path), "-o", str(out), *FAST, "--style-anchor", "0")[0] == 0
+    assert run(capsys, str(content_path), str(style_path), "-o", str(out), *FAST, "--style-anchor", "32")[0] == 0
     code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(out), *FAST, "--style-anchor", "10")
     assert code == 2 and "style-anchor must be 0 (off) or at least 32 px" in err

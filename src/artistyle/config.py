@@ -30,8 +30,9 @@ INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDINGS = ("zeros", "reflect", "replicate")
-# Long edge (px) at which the style of large outputs is anchored (StyleObjective.set_anchor).
-STYLE_ANCHOR = 512
+# Default long edge (px) at which the style of large outputs is anchored (StyleObjective.set_anchor):
+# off. Measured on one 2048 px run it made both neutral scores worse (docs/benchmarks.md).
+STYLE_ANCHOR = 0
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
 

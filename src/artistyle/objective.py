@@ -171,7 +171,8 @@ class StyleObjective(nn.Module):
         look the coarse scales laid out. The anchor term,
         ``style_weight * L_s(downsample(x), styles at the anchor size)``, keeps
         that look: it is what a viewer sees of a large print from a distance.
-        (Not in the paper; ``style_anchor=0`` turns it off.)
+        (Not in the paper, and off by default: on the one 2048 px run measured it
+        made both neutral scores at 512 px worse, see docs/benchmarks.md.)
         """
         config = replace(self.config, content_layers=("conv1_1",), content_weight=0.0, tv_weight=0.0)
         anchor = StyleObjective(self._weights, config).to(styles[0].device)
