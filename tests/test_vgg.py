@@ -136,6 +136,11 @@ def test_unknown_layer_suggests_a_name() -> None:
         check_layer_names(["xyz"], "style layer")
 
 
+def _probe_loss(feats: dict[str, torch.Tensor]) -> torch.Tensor:
+    """A loss that weighs every feature differently, so a wrong gradient anywhere shows."""
+    return sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() + f.pow(2).mean() for f in feats.values())
+
+
 @pytest.mark.parametrize(
     "layers, pooling",
     [
@@ -148,13 +153,10 @@ def test_memory_saving_backward_equals_autograd(layers: list[str], pooling: str)
     net = VGGFeatures(default_weights(), layers, pooling)
     x = torch.rand(1, 3, 37, 50, requires_grad=True)  # odd sizes exercise the pooling edges
 
-    def loss_of(feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() + f.pow(2).mean() for f in feats.values())
-
     net.memory_saving = True
-    (ours,) = torch.autograd.grad(loss_of(net(x)), x)
+    (ours,) = torch.autograd.grad(_probe_loss(net(x)), x)
     net.memory_saving = False
-    (reference,) = torch.autograd.grad(loss_of(net(x)), x)
+    (reference,) = torch.autograd.grad(_probe_loss(net(x)), x)
     assert ((ours - reference).norm() / reference.norm()).item() < 1e-5
 
 
@@ -194,13 +196,10 @@ def test_padding_backward_equals_autograd_and_changes_the_borders(padding: str) 
     zeros = VGGFeatures(default_weights(), layers)
     x = torch.rand(1, 3, 37, 50, requires_grad=True)
 
-    def loss_of(feats: dict[str, torch.Tensor]) -> torch.Tensor:
-        return sum((f * torch.linspace(-1, 1, f.numel()).view_as(f)).sum() + f.pow(2).mean() for f in feats.values())
-
     net.memory_saving = True
-    (ours,) = torch.autograd.grad(loss_of(net(x)), x)
+    (ours,) = torch.autograd.grad(_probe_loss(net(x)), x)
     net.memory_saving = False
-    (reference,) = torch.autograd.grad(loss_of(net(x)), x)
+    (reference,) = torch.autograd.grad(_probe_loss(net(x)), x)
     assert ((ours - reference).norm() / reference.norm()).item() < 1e-5
     with torch.no_grad():
         padded, plain = net(x)["conv1_1"], zeros(x)["conv1_1"]

@@ -126,32 +126,29 @@ def load_image(
         img, bit_depth, tiles = _decode(lambda: source, label)
         return _to_loaded(img, label, bit_depth, tiles, fh=None, path=None)
 
-    path = Path(os.fspath(source))
-    label = f"{role} '{os.fspath(source)}'"
+    path, label = Path(os.fspath(source)), f"{role} '{os.fspath(source)}'"
+    with _open_checked(path, label) as fh:
+        img, bit_depth, tiles = _decode(lambda: Image.open(fh), label)
+        return _to_loaded(img, label, bit_depth, tiles, fh=fh, path=path)
+
+
+def _open_checked(path: Path, label: str) -> BinaryIO:
+    """The checked input file, open for reading; ImageError with a specific message otherwise."""
     _check_input_file(path, label)
     try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
+        return open(path, "rb")  # noqa: SIM115 - the caller closes it
     except PermissionError as exc:
         raise ImageError(f"{label} cannot be read (permission denied)") from exc
     except OSError as exc:
         raise ImageError(f"{label} cannot be opened ({_reason(exc)})") from exc
-    with fh:
-        img, bit_depth, tiles = _decode(lambda: Image.open(fh), label)
-        return _to_loaded(img, label, bit_depth, tiles, fh=fh, path=path)
 
 
 def open_image(source: str | os.PathLike[str] | Image.Image, *, role: str = "image") -> Image.Image:
     """Decode ``source`` into a PIL image in its own mode (e.g. a palette mask), with :func:`load_image`'s checks."""
     if isinstance(source, Image.Image):
         return source
-    path = Path(os.fspath(source))
-    label = f"{role} '{os.fspath(source)}'"
-    _check_input_file(path, label)
-    try:
-        fh = open(path, "rb")  # noqa: SIM115 - closed by the with-block below
-    except OSError as exc:
-        raise ImageError(f"{label} cannot be opened ({_reason(exc)})") from exc
-    with fh:
+    path, label = Path(os.fspath(source)), f"{role} '{os.fspath(source)}'"
+    with _open_checked(path, label) as fh:
         img, _, _ = _decode(lambda: Image.open(fh), label)
     return img
 
