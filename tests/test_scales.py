@@ -111,6 +111,24 @@ def test_stop_during_a_coarse_scale_still_gives_an_output_size_image() -> None:
     assert painting.iteration == 2 and painting.image.shape == (1, 3, 77, 96)
 
 
+def test_stop_while_the_next_scale_is_being_built_is_not_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # stop() from another thread (the studio's Cancel) can land after the first scale
+    # ended and before the second scale's Transfer exists: the run must still end there.
+    nst = NST(size=96, device="cpu", seed=5, scales=2, scale_steps=(3, 3))
+    painting = nst.paint(make_content((80, 64)), make_style())
+    build = nst.transfer
+
+    def build_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
+        transfer = build(*args, **kwargs)
+        if painting.iteration == 3:
+            painting.stop()
+        return transfer
+
+    monkeypatch.setattr(nst, "transfer", build_then_stop)
+    events = list(painting)
+    assert len(events) == 3 and painting.image.shape == (1, 3, 77, 96)
+
+
 def test_tol_stops_each_scale_on_a_plateau() -> None:
     nst = NST(size=96, device="cpu", seed=5, scales=2, scale_steps=(40, 40), tol=1e6)
     events = list(nst.paint(make_content((80, 64)), make_style()))

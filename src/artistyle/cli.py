@@ -40,6 +40,7 @@ examples:
   {PROG} photo.jpg painting.jpg                 writes photo_painting.png here
   {PROG} photo.jpg painting.jpg -o out.jpg --size 768 --style-weight 3e-3
   {PROG} photo.jpg painting.jpg --init content --steps 150 --seed 7 --json
+  {PROG} web                                    the studio: a web page on this machine (see {PROG} web --help)
 
 One iteration is one L-BFGS step with exactly one evaluation of the network
 (forward + backward), as in Gatys et al.; --steps counts those evaluations.
@@ -283,8 +284,84 @@ def _list_layers() -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port '{text}'") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be 0 (any free port) to 65535, not {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _float(text)
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    return value
+
+
+def build_web_parser() -> argparse.ArgumentParser:
+    """``artistyle web``: its own parser, so the painting command keeps its positional arguments."""
+    from .web.jobs import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
+
+    p = _Parser(
+        prog=f"{PROG} web",
+        description="ArtiStyle studio: a web page on this machine to paint with ArtiStyle (Ctrl-C stops it).",
+    )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1: this machine only; anything else lets other "
+                        "machines use the studio, without a password)")
+    p.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0: any free port)")
+    p.add_argument("--max-upload-mb", type=_positive_float, default=DEFAULT_MAX_UPLOAD_BYTES / 1e6, metavar="MB",
+                   help=f"largest image file accepted (default {DEFAULT_MAX_UPLOAD_BYTES / 1e6:g} MB)")
+    p.add_argument("--max-pixels", type=_positive_int, default=DEFAULT_MAX_PIXELS, metavar="N",
+                   help=f"largest image accepted, in pixels (default {DEFAULT_MAX_PIXELS:,})")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    return p
+
+
+def _web(argv: Sequence[str]) -> int:
+    """``artistyle web``: serve the studio until Ctrl-C."""
+    from PIL import Image
+
+    from .web import DEPENDENCIES, INSTALL_HINT
+
+    args = build_web_parser().parse_args(argv)
+    try:
+        from .web import server
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in DEPENDENCIES:
+            raise
+        print(f"{PROG}: error: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    if Image.MAX_IMAGE_PIXELS and args.max_pixels > Image.MAX_IMAGE_PIXELS:
+        print(f"{PROG}: error: --max-pixels must be at most {Image.MAX_IMAGE_PIXELS:,} (Pillow's decompression-bomb "
+              "limit)", file=sys.stderr)
+        return 2
+    if not server.is_loopback(args.host):
+        print(f"{PROG}: warning: --host {args.host} is not a loopback address: anyone who can reach this machine "
+              "can use the studio (there is no password)", file=sys.stderr)
+
+    def ready(url: str) -> None:
+        print(f"ArtiStyle studio: {url}  (Ctrl-C stops it)", flush=True)
+
+    try:
+        server.serve(args.host, args.port, ready=ready, max_upload_bytes=round(args.max_upload_mb * 1e6),
+                     max_pixels=args.max_pixels, device=args.device)
+    except ArtiStyleError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["web"]:  # a content image called 'web' can still be given as ./web
+        return _web(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_layers:

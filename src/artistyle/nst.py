@@ -593,6 +593,8 @@ class Painting:
                 inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
                 anchor=anchor,
             )
+            if self._stopped:  # stop() came from another thread while this scale was being built
+                transfer.stop()
             if resume is not None and scale == first:
                 transfer.load_state_dict(resume["transfer"])
                 # The scale's own clock goes on from its saved value; keep the run's total consistent.

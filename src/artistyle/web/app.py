@@ -1,0 +1,302 @@
+"""The studio's ASGI app: a page, its static files and a small JSON API over :class:`Studio`.
+
+API (every error is ``{"error": "one line"}`` with a 4xx status)::
+
+    GET  /api/status                  limits, defaults, device, what the worker is doing
+    GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
+    POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
+    POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...}}
+    GET  /api/jobs/{id}               the job's state
+    GET  /api/jobs/{id}/events        the same as server-sent events, until the job ends
+    GET  /api/jobs/{id}/preview.jpg   the latest preview
+    GET  /api/jobs/{id}/result.png    the result at full size (also after a cancel: the image so far)
+    POST /api/jobs/{id}/cancel
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from urllib.parse import unquote
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from .. import __version__
+from ..config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
+from ..devices import resolve_device
+from ..errors import ArtiStyleError, UsageError
+from .jobs import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MAX_UPLOAD_BYTES,
+    MAX_SIZE,
+    MAX_STEPS,
+    MAX_STYLES,
+    PREVIEW_INTERVAL,
+    Job,
+    Studio,
+    client_name,
+)
+
+__all__ = ["LOOPBACK_HOSTS", "create_app", "megabytes"]
+
+STATIC = Path(__file__).parent / "static"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
+# Everything the page uses comes from this server: no CDN, no fonts, works offline.
+CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'"
+)
+EVENT_POLL = 0.1  # s between looks at a job for its event stream
+KEEPALIVE = 15.0  # s between comments on a quiet event stream, so proxies keep it open
+
+
+def megabytes(size: int) -> str:
+    """``20000000`` -> ``'20 MB'`` (decimal megabytes, three significant digits)."""
+    return f"{size / 1e6:.3g} MB"
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+class _HostCheck:
+    """Refuses requests whose Host header is not one of ``hosts`` (``"*"``: any).
+
+    A page on another site can make a browser send requests to 127.0.0.1 under its own
+    name (DNS rebinding); checking the name stops that. Unlike Starlette's
+    TrustedHostMiddleware this also understands ``[::1]:port``.
+    """
+
+    def __init__(self, app: ASGIApp, hosts: list[str]):
+        self.app = app
+        self.hosts = {h.lower().strip("[]") for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and "*" not in self.hosts:
+            host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
+            name = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+            if name not in self.hosts:
+                refusal = _error(400, "invalid Host header; open the studio at the address it printed")
+                await refusal(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+class _SecurityHeaders:
+    """Adds the content security policy and no-sniff to every response (pure ASGI: streams stay streams)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", CSP.encode()),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"no-referrer"),
+                ]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def create_app(
+    *,
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    device: str = "auto",
+    max_memory: int | None = None,
+    max_size: int = MAX_SIZE,
+    max_steps: int = MAX_STEPS,
+    preview_interval: float = PREVIEW_INTERVAL,
+    allowed_hosts: list[str] | None = None,
+) -> Starlette:
+    """The studio app. Its worker thread starts and stops with the app's lifespan.
+
+    ``allowed_hosts``: Host header values to accept (default: the loopback names),
+    so a web page elsewhere cannot reach the studio through DNS rebinding.
+    """
+    resolved = resolve_device(device)  # a bad --device fails now, not at the first job
+    studio = Studio(device=device, max_memory=max_memory, max_pixels=max_pixels, max_size=max_size,
+                    max_steps=max_steps, preview_interval=preview_interval)
+    defaults = StyleConfig()
+    # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
+    stopping = threading.Event()
+    default_size = CPU_DEFAULT_SIZE if resolved.type == "cpu" else GPU_DEFAULT_SIZE
+
+    def find_job(request: Request) -> Job:
+        job = studio.job(request.path_params["job_id"])
+        if job is None:
+            raise HTTPException(404, "no such job (it may have been forgotten; start it again)")
+        return job
+
+    async def index(request: Request) -> Response:
+        return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
+
+    async def status(request: Request) -> Response:
+        return JSONResponse({
+            "version": __version__,
+            "device": str(resolved),
+            "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_size": max_size,
+                       "max_steps": max_steps, "max_styles": MAX_STYLES},
+            "defaults": {"size": default_size, "steps": defaults.steps, "style_weight": defaults.style_weight,
+                         "content_weight": defaults.content_weight, "tv_weight": defaults.tv_weight,
+                         "padding": defaults.padding, "pooling": defaults.pooling, "optimizer": defaults.optimizer,
+                         "color_match": defaults.color_match, "init": defaults.init,
+                         "content_layers": list(defaults.content_layers),
+                         "style_layers": list(defaults.style_layers)},
+            **studio.status(),
+        })
+
+    async def samples(request: Request) -> Response:
+        found = await run_in_threadpool(studio.samples)
+        return JSONResponse([image.info() for image in found.values()])
+
+    async def sample(request: Request) -> Response:
+        image = studio.samples().get(request.path_params["sample_id"])
+        if image is None:
+            raise HTTPException(404, "no such sample image")
+        return Response(image.data, media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
+
+    async def upload(request: Request) -> Response:
+        name = client_name(unquote(request.headers.get("x-filename", "")))
+        too_large = (f"image '{name}' is over the studio's limit of {megabytes(max_upload_bytes)} per image "
+                     "(artistyle web --max-upload-mb)")
+        length = request.headers.get("content-length", "")
+        if length.isdigit() and int(length) > max_upload_bytes:
+            # Refused from the header, before a byte of the body is read.
+            return _error(413, f"image '{name}' is {megabytes(int(length))}, over the studio's limit of "
+                               f"{megabytes(max_upload_bytes)} per image (artistyle web --max-upload-mb)")
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_upload_bytes:
+                return _error(413, too_large)
+            chunks.append(chunk)
+        image = await run_in_threadpool(studio.add_image, b"".join(chunks), name)
+        return JSONResponse(image.info(), status_code=201)
+
+    async def submit(request: Request) -> Response:
+        # JSON only: a form on another web site cannot send it without the browser asking first (CORS).
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return _error(415, "send the job as application/json")
+        try:
+            body = json.loads(await request.body())
+        except (ValueError, UnicodeDecodeError):
+            raise UsageError("the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise UsageError("the request body must be a JSON object")
+        unknown = set(body) - {"content", "styles", "settings"}
+        if unknown:
+            raise UsageError(f"unknown field '{sorted(unknown)[0]}'; send content, styles and settings")
+        job = studio.submit(body.get("content"), body.get("styles"), body.get("settings"))
+        return JSONResponse(studio.snapshot(job), status_code=201)
+
+    async def job_state(request: Request) -> Response:
+        return JSONResponse(studio.snapshot(find_job(request)))
+
+    async def events(request: Request) -> Response:
+        job = find_job(request)
+
+        async def stream() -> AsyncIterator[str]:
+            sent_version, sent_losses, quiet = -1, 0, 0.0
+            # A reconnecting EventSource says where it was; it then gets the losses after that.
+            last = request.headers.get("last-event-id", "")
+            if last.isdigit():
+                sent_losses = int(last)
+            while True:
+                if job.version != sent_version:
+                    state = studio.snapshot(job, sent_losses)
+                    sent_version, sent_losses = state["version"], state["losses_from"] + len(state["losses"])
+                    yield f"id: {sent_losses}\ndata: {json.dumps(state)}\n\n"
+                    quiet = 0.0
+                    if state["status"] not in ("queued", "running", "cancelling"):
+                        return
+                elif quiet >= KEEPALIVE:
+                    yield ": keep-alive\n\n"
+                    quiet = 0.0
+                if stopping.is_set() or await request.is_disconnected():
+                    return  # the server is stopping (Ctrl-C) or the page went away
+                await asyncio.sleep(EVENT_POLL)
+                quiet += EVENT_POLL
+
+        return StreamingResponse(stream(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "x-accel-buffering": "no"})
+
+    async def preview(request: Request) -> Response:
+        data = find_job(request).preview
+        if data is None:
+            raise HTTPException(404, "no preview yet")
+        return Response(data, media_type="image/jpeg", headers={"cache-control": "no-store"})
+
+    async def result(request: Request) -> Response:
+        job = find_job(request)
+        if job.result is None:
+            raise HTTPException(404, "the job has no result yet")
+        return Response(job.result, media_type="image/png",
+                        headers={"content-disposition": f'attachment; filename="{job.download_name}"'})
+
+    async def cancel(request: Request) -> Response:
+        job = studio.cancel(request.path_params["job_id"])
+        if job is None:
+            raise HTTPException(404, "no such job")
+        return JSONResponse(studio.snapshot(job))
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return _error(exc.status_code, str(exc.detail))
+
+    async def usage_error(request: Request, exc: Exception) -> Response:
+        # UsageError / ImageError: the client sent something unusable; the message says what.
+        return _error(400 if isinstance(exc, UsageError) else 503, str(exc))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        studio.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(studio.close)
+
+    hosts = list(allowed_hosts) if allowed_hosts is not None else list(LOOPBACK_HOSTS)
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Route("/api/status", status),
+            Route("/api/samples", samples),
+            Route("/api/samples/{sample_id}", sample),
+            Route("/api/images", upload, methods=["POST"]),
+            Route("/api/jobs", submit, methods=["POST"]),
+            Route("/api/jobs/{job_id}", job_state),
+            Route("/api/jobs/{job_id}/events", events),
+            Route("/api/jobs/{job_id}/preview.jpg", preview),
+            Route("/api/jobs/{job_id}/result.png", result),
+            Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
+            Mount("/static", StaticFiles(directory=STATIC), name="static"),
+        ],
+        middleware=[Middleware(_HostCheck, hosts=hosts), Middleware(_SecurityHeaders)],
+        exception_handlers={HTTPException: http_error, ArtiStyleError: usage_error},
+        lifespan=lifespan,
+    )
+    app.state.studio = studio
+    app.state.stopping = stopping
+    return app

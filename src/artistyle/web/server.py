@@ -1,0 +1,84 @@
+"""Serve the studio with uvicorn on a socket bound here, so a busy port is a clear error."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from ..errors import UsageError
+from .app import LOOPBACK_HOSTS, create_app
+
+__all__ = ["is_loopback", "serve", "url_for"]
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable from this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def url_for(host: str, port: int) -> str:
+    """The address to open in a browser for a server bound to ``host:port``."""
+    if host in ("", "0.0.0.0", "::"):
+        host = "127.0.0.1"  # bound to every address; this one works on this machine
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{port}/"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (port 0: any free port); UsageError if that fails."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        sock = socket.socket(family, kind, proto)
+    except (OSError, UnicodeError) as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, telling the app at Ctrl-C so that its open event streams end."""
+
+    def handle_exit(self, sig: int, frame: object) -> None:
+        self.config.app.state.stopping.set()
+        super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+
+def serve(
+    host: str, port: int, *, ready: Callable[[str], None] | None = None, **settings: object,
+) -> None:
+    """Run the studio until Ctrl-C; ``ready(url)`` is called once it listens.
+
+    ``settings`` go to :func:`~artistyle.web.app.create_app`. On a loopback host only
+    the loopback names are accepted in the Host header; on any other host, any.
+    """
+    allowed = [*LOOPBACK_HOSTS, host] if is_loopback(host) else ["*"]
+    app = create_app(allowed_hosts=allowed, **settings)  # type: ignore[arg-type]
+    sock = bind(host, port)
+    actual_port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on",
+        # Event streams stay open; do not wait for them at Ctrl-C.
+        timeout_graceful_shutdown=1,
+    )
+    server = _Server(config)
+    if ready is not None:
+        ready(url_for(host, actual_port))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
