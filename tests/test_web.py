@@ -258,6 +258,85 @@ def test_queue_positions_and_cancel(client: TestClient, images: tuple[str, str])
     assert client.get("/api/status").json()["running"] is None
 
 
+# ---------------------------------------------------------------- fine style and region masks
+
+
+def upload(client: TestClient, image: Image.Image, name: str) -> str:
+    response = client.post("/api/images", content=png(image), headers={"x-filename": name})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def temp_files(client: TestClient) -> list[Path]:
+    return sorted(client.app.state.studio.temp_folder.iterdir())  # type: ignore[attr-defined]
+
+
+def test_fine_style_run(client: TestClient, images: tuple[str, str]) -> None:
+    content, style = images
+    fine = upload(client, make_content((48, 48)), "fine.png")
+    response = client.post("/api/jobs", json={"content": content, "styles": [style], "fine_style": fine,
+                                              "settings": {**TINY, "size": 48, "steps": 3}})
+    assert response.status_code == 201, response.text
+    state = wait_for(client, response.json()["id"], ("done", "failed"), timeout=120)
+    assert state["status"] == "done", state["error"]
+    result = Image.open(io.BytesIO(client.get(f"/api/jobs/{state['id']}/result.png").content))
+    assert result.size == resized_shape(80, 64, 48)
+    assert temp_files(client) == []  # the copy the library read is gone
+
+
+def test_label_mask_run_with_two_styles(client: TestClient, images: tuple[str, str]) -> None:
+    content, style = images
+    other = upload(client, make_style().transpose(Image.Transpose.FLIP_LEFT_RIGHT), "other.png")
+    labels = Image.new("L", (80, 64), 1)
+    labels.paste(2, (40, 0, 80, 64))
+    mask = upload(client, labels, "labels.png")
+    response = client.post("/api/jobs", json={"content": content, "styles": [style, other], "masks": [mask],
+                                              "settings": {**TINY, "size": 48, "steps": 3}})
+    assert response.status_code == 201, response.text
+    state = wait_for(client, response.json()["id"], ("done", "failed"))
+    assert state["status"] == "done", state["error"]
+    assert (state["output_width"], state["output_height"]) == resized_shape(80, 64, 48)
+    assert temp_files(client) == []
+
+
+def test_bad_masks_are_one_clear_error(client: TestClient, images: tuple[str, str]) -> None:
+    content, style = images
+    folder = str(client.app.state.studio.temp_folder)  # type: ignore[attr-defined]
+
+    def refused(**fields: object) -> str:
+        body = {"content": content, "styles": [style], "settings": TINY, **fields}
+        message = one_line_error(client.post("/api/jobs", json=body), 400)
+        assert folder not in message and "artistyle-web-" not in message
+        return message
+
+    small = upload(client, Image.new("L", (40, 40), 1), "small_mask.png")
+    message = refused(masks=[small])
+    assert "mask 'small_mask.png' is 40x40 px" in message and "80x64" in message
+    assert "not on the server" in refused(masks=["nope"]) and "mask" in refused(masks=["nope"])
+    assert "fine style image 'nope' is not on the server" in refused(fine_style="nope")
+    assert "list of image ids" in refused(masks="nope")
+    whole = upload(client, Image.new("L", (80, 64), 255), "whole.png")
+    assert "2 masks given for 1 style images" in refused(masks=[whole, whole])
+    # A message from the library, which names the file it read: the client's name, not the copy's.
+    colour = Image.new("RGB", (80, 64), (200, 10, 10))
+    colour.paste((10, 200, 10), (40, 0, 80, 64))
+    message = refused(styles=[style, style], masks=[upload(client, colour, "colour_labels.png")])
+    assert "label mask 'colour_labels.png' is in colour" in message
+    assert client.get("/api/status").json()["waiting"] == 0
+    assert temp_files(client) == []
+
+
+def test_temp_folder_is_removed_on_close() -> None:
+    from artistyle.web.jobs import Studio
+
+    studio = Studio(device="cpu")
+    studio.start()
+    folder = studio.temp_folder
+    assert folder.is_dir() and (folder.stat().st_mode & 0o077) == 0
+    studio.close()
+    assert not folder.exists()
+
+
 # ---------------------------------------------------------------- the command
 
 

@@ -264,3 +264,26 @@ def test_drop_images_on_the_page(context: Any, server: str) -> None:
     sync_api.expect(page.locator("#content-name")).to_contain_text("photo.png (96x64)")
     sync_api.expect(page.locator("#style-list li")).to_contain_text("paint.png")
     assert page.is_enabled("#start")
+
+
+def test_fine_style_and_masks_in_the_page(context: Any, server: str, tmp_path: Path) -> None:
+    page = open_studio(context, server)
+    page.select_option("#content-sample", "sample:chelsea_cat.jpg")
+    page.select_option("#style-sample", "sample:starry_night.jpg")
+    page.wait_for_selector("#style-list li")
+    settings(page, 48, 3)
+    page.click("summary")
+    page.set_input_files("#fine-style-file", str(SAMPLES / "great_wave.jpg"))
+    sync_api.expect(page.locator("#fine-style-list li")).to_contain_text("great_wave.jpg")
+    # A mask that is not the photo's size is refused at Start, by its own name.
+    small = tmp_path / "small_mask.png"
+    Image.new("L", (40, 40), 255).save(small)
+    page.set_input_files("#mask-files", str(small))
+    sync_api.expect(page.locator("#mask-list li")).to_contain_text("small_mask.png")
+    page.click("#start")
+    sync_api.expect(page.locator("#error")).to_contain_text("mask 'small_mask.png' is 40x40 px")
+    page.click("#mask-list button.remove")
+    assert page.locator("#mask-list li").count() == 0
+    page.click("#start")
+    wait_status(page, "done")
+    assert "Done: 48x32" in page.inner_text("#status") and page.is_hidden("#error")

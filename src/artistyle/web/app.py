@@ -5,7 +5,8 @@ API (every error is ``{"error": "one line"}`` with a 4xx status)::
     GET  /api/status                  limits, defaults, device, what the worker is doing
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
     POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
-    POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...}}
+    POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
+                                       "fine_style": id (optional), "masks": [id, ...] (optional)}
     GET  /api/jobs/{id}               the job's state
     GET  /api/jobs/{id}/events        the same as server-sent events, until the job ends
     GET  /api/jobs/{id}/preview.jpg   the latest preview
@@ -205,10 +206,14 @@ def create_app(
             raise UsageError("the request body is not valid JSON") from None
         if not isinstance(body, dict):
             raise UsageError("the request body must be a JSON object")
-        unknown = set(body) - {"content", "styles", "settings"}
+        unknown = set(body) - {"content", "styles", "settings", "fine_style", "masks"}
         if unknown:
-            raise UsageError(f"unknown field '{sorted(unknown)[0]}'; send content, styles and settings")
-        job = studio.submit(body.get("content"), body.get("styles"), body.get("settings"))
+            raise UsageError(f"unknown field '{sorted(unknown)[0]}'; send content, styles, settings, "
+                             "and optionally fine_style and masks")
+        # In the thread pool: masks are decoded and checked now, so a bad one is refused at once.
+        job = await run_in_threadpool(lambda: studio.submit(
+            body.get("content"), body.get("styles"), body.get("settings"),
+            fine_style=body.get("fine_style"), masks=body.get("masks")))
         return JSONResponse(studio.snapshot(job), status_code=201)
 
     async def job_state(request: Request) -> Response:

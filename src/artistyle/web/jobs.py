@@ -1,16 +1,21 @@
 """The studio's state: uploaded images, run settings from JSON, and one worker that paints.
 
 Everything lives in memory. Images and jobs are named by random server-made
-tokens; nothing the client sends is ever used as a file path. Jobs run one at
+tokens; nothing the client sends is ever used as a file path. The library reads
+region masks and a fine style image from files only: a run that uses them gets
+copies of the uploads, under server-made names, in the studio's own private
+temporary folder, removed when the run ends (and the folder when the studio closes). Jobs run one at
 a time, in order, on a single worker thread (one run already uses every core or
 the whole GPU); the others wait in a queue and know their place in it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 import math
+import os
 import re
 import secrets
 import tempfile
@@ -27,6 +32,7 @@ from PIL import Image
 
 from ..config import CPU_DEFAULT_SIZE, INITS, StyleConfig
 from ..errors import ArtiStyleError, ImageError, UsageError
+from ..masks import load_masks
 from ..imageio import LoadedImage, load_image, save_image
 from ..nst import NST, Painting, tensor_to_array, to_pil
 
@@ -59,6 +65,7 @@ ACTIVE = ("queued", "running", "cancelling")
 
 # Settings a page may send, by the type they must have. Paths (init image, masks, fine
 # style, weights) are left out on purpose: the client never names a file on the server.
+# Masks and a fine style come as image ids, beside the settings (Studio.submit).
 _INTS = ("size", "steps", "seed", "scales")
 _FLOATS = ("content_weight", "style_weight", "tv_weight", "lr", "tol", "scale_factor")
 _STRINGS = ("preserve_color", "color_match", "padding", "pooling", "optimizer", "init")
@@ -221,6 +228,8 @@ class Job:
     config: StyleConfig
     content: StoredImage
     styles: list[StoredImage]
+    fine_style: StoredImage | None = None
+    masks: list[StoredImage] = field(default_factory=list)
     status: str = "queued"  # queued, running, cancelling, done, cancelled, failed
     iteration: int = 0
     steps: int = 0
@@ -279,6 +288,8 @@ class Studio:
         self._thread: threading.Thread | None = None
         # One full decode at a time: a 40 MP upload is 480 MB as float32.
         self._decode_lock = threading.Lock()
+        # Private (0700) folder for the copies of masks and fine styles the library reads as files.
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -302,6 +313,50 @@ class Studio:
             thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
+        with self._lock:
+            folder, self._folder = self._folder, None
+        if folder is not None:
+            folder.cleanup()
+
+    @property
+    def temp_folder(self) -> Path:
+        """The studio's private temporary folder (made on first use; removed by :meth:`close` or at exit)."""
+        with self._lock:
+            if self._folder is None:
+                self._folder = tempfile.TemporaryDirectory(prefix="artistyle-web-")
+            return Path(self._folder.name)
+
+    def _write_temp(self, image: StoredImage) -> Path:
+        """A copy of an upload's original bytes under a server-made name, readable only by this user."""
+        suffix = Path(image.name).suffix
+        suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else ""
+        path = self.temp_folder / f"{_token()}{suffix}"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(image.data)
+        return path
+
+    def _check_masks(self, masks: list[StoredImage], content: StoredImage, styles: int) -> None:
+        """The library's mask checks (size, count, labels), run now so a bad mask is a 400, not a failed job."""
+        for mask in masks:
+            if (mask.width, mask.height) != (content.width, content.height):
+                raise UsageError(
+                    f"mask '{mask.name}' is {mask.width}x{mask.height} px; it must be the content image's "
+                    f"{content.width}x{content.height} px (the photo '{content.name}')"
+                )
+        if len(masks) != 1 and len(masks) != styles:
+            raise UsageError(
+                f"{len(masks)} masks given for {styles} style images: give one label image or one mask per style"
+            )
+        paths: list[Path] = []
+        try:
+            paths = [self._write_temp(m) for m in masks]
+            with self._decode_lock:
+                load_masks(paths, styles, (content.width, content.height))
+        except ArtiStyleError as exc:
+            raise type(exc)(_client_names(str(exc), dict(zip(paths, masks)))) from None
+        finally:
+            _remove(paths)
 
     # -- images -----------------------------------------------------------------
     def add_image(self, data: bytes, name: str) -> StoredImage:
@@ -341,8 +396,13 @@ class Studio:
         return image
 
     # -- jobs ---------------------------------------------------------------------
-    def submit(self, content: Any, styles: Any, settings: Any) -> Job:
-        """Queue a run; UsageError (before queueing) for unknown images or bad settings."""
+    def submit(self, content: Any, styles: Any, settings: Any, *, fine_style: Any = None, masks: Any = None) -> Job:
+        """Queue a run; UsageError (before queueing) for unknown images or bad settings.
+
+        ``fine_style``: an image id (or None) whose fine brush texture replaces the
+        styles' own; ``masks``: image ids, one label image (0 = no style, k = style
+        k) or one mask per style, each the content image's size.
+        """
         if not isinstance(styles, list) or not styles:
             raise UsageError("add at least one style image")
         if len(styles) > MAX_STYLES:
@@ -351,7 +411,17 @@ class Studio:
         style_images = [self.image(s, "style image") for s in styles]
         config = parse_settings(settings, len(style_images), device=self.device, max_memory=self.max_memory,
                                 max_size=self.max_size, max_steps=self.max_steps)
-        job = Job(_token(), config, content_image, style_images, steps=config.steps)
+        fine_image = None if fine_style is None else self.image(fine_style, "fine style image")
+        if masks is None:
+            masks = []
+        if not isinstance(masks, list):
+            raise UsageError("masks must be a list of image ids")
+        if len(masks) > MAX_STYLES:
+            raise UsageError(f"at most {MAX_STYLES} masks, not {len(masks)}")
+        mask_images = [self.image(m, "mask") for m in masks]
+        if mask_images:
+            self._check_masks(mask_images, content_image, len(style_images))
+        job = Job(_token(), config, content_image, style_images, fine_image, mask_images, steps=config.steps)
         with self._lock:
             if self._closing:
                 raise ArtiStyleError("the studio is shutting down")
@@ -459,12 +529,13 @@ class Studio:
                 self._changed(job)
                 self._queue_changed()
             status, error = "done", None
+            files: dict[Path, StoredImage] = {}
             try:
-                self._paint(job)
+                self._paint(job, files)
                 if job.cancel_requested:
                     status = "cancelled"
             except ArtiStyleError as exc:
-                status, error = "failed", str(exc)
+                status, error = "failed", _client_names(str(exc), files)
             except MemoryError:
                 status, error = "failed", "out of memory; try a smaller size"
             except Exception as exc:  # a bug or a device failure: one line for the page, details in the log
@@ -473,20 +544,38 @@ class Studio:
                 if "out of memory" in text.lower():
                     error = "the device ran out of memory; try a smaller size"
                 else:
-                    error = f"{type(exc).__name__}: {text}"
+                    error = f"{type(exc).__name__}: {_client_names(text, files)}"
                 status = "failed"
+            finally:
+                _remove(files)
             with self._lock:
                 self._running = None
                 self._finish(job, status, error)
 
-    def _paint(self, job: Job) -> None:
-        """Run one job on this thread, publishing progress, previews and the result."""
+    def _paint(self, job: Job, files: dict[Path, StoredImage]) -> None:
+        """Run one job on this thread, publishing progress, previews and the result.
+
+        The copies of masks and the fine style it writes are put in ``files`` (path ->
+        upload), for the caller to remove and to name in messages.
+        """
         started = time.perf_counter()
         content = job.content.decode("content image")
         styles = [s.decode("style image") for s in job.styles]
         if job.cancel_requested:
             return
-        nst = NST(job.config)
+        config = job.config
+        if job.fine_style is not None or job.masks:
+            def copy(image: StoredImage) -> str:
+                path = self._write_temp(image)
+                files[path] = image
+                return str(path)
+
+            config = dataclasses.replace(
+                config,
+                fine_style=copy(job.fine_style) if job.fine_style is not None else None,
+                masks=tuple(copy(m) for m in job.masks) or None,
+            )
+        nst = NST(config)
         painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
         with self._lock:
             job.painting = painting
@@ -523,6 +612,21 @@ class Studio:
             if preview is not None:
                 job.preview, job.preview_version = preview, job.preview_version + 1
             self._changed(job)
+
+
+def _client_names(message: str, files: dict[Path, StoredImage]) -> str:
+    """``message`` with each temporary copy's path replaced by the upload's own (client) name."""
+    for path, image in files.items():
+        message = message.replace(str(path), image.name)
+    return message
+
+
+def _remove(paths: Any) -> None:
+    for path in paths:
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
 
 
 def _jpeg(painting: Painting) -> bytes:

@@ -8,6 +8,8 @@ const state = {
   limits: null,
   content: null,          // {id, name, url}
   styles: [],             // [{id, name, url, weight, scale}]
+  fineStyle: null,        // {id, name, url}: its fine brush texture replaces the styles' own
+  masks: [],              // [{id, name, url}]: one label image or one mask per style
   job: null,              // id of the job this tab follows
   events: null,           // its EventSource
   losses: [],
@@ -117,6 +119,60 @@ function renderStyles() {
     list.append(item);
   });
   updateButtons();
+}
+
+// A small list of chosen files (fine style, masks), each with a remove button.
+function renderFileList(listId, images, what, onRemove) {
+  const list = $(listId);
+  list.replaceChildren();
+  images.forEach((image, index) => {
+    const item = document.createElement("li");
+    const img = document.createElement("img");
+    img.src = image.url;
+    img.alt = "";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = `${image.name} (${image.width}x${image.height})`;
+    name.title = image.name;
+    const remove = document.createElement("button");
+    remove.type = "button";
+    remove.textContent = "\u00d7";
+    remove.title = `Remove this ${what}`;
+    remove.className = "remove";
+    remove.addEventListener("click", () => onRemove(index));
+    item.append(img, name, remove);
+    list.append(item);
+  });
+}
+
+function renderExtras() {
+  renderFileList("fine-style-list", state.fineStyle ? [state.fineStyle] : [], "fine style", () => {
+    state.fineStyle = null;
+    renderExtras();
+  });
+  renderFileList("mask-list", state.masks, "mask", (index) => {
+    state.masks.splice(index, 1);
+    renderExtras();
+  });
+}
+
+function wireExtra(inputId, role) {
+  const input = $(inputId);
+  input.addEventListener("change", async () => {
+    const files = Array.from(input.files);
+    input.value = "";
+    showError("");
+    for (const file of files) {
+      try {
+        const image = await upload(file);
+        if (role === "fine") state.fineStyle = image; else state.masks.push(image);
+      } catch (err) {
+        showError(err.message);
+        break;
+      }
+    }
+    renderExtras();
+  });
 }
 
 function knob(label, style, key, min, step) {
@@ -234,6 +290,8 @@ async function start() {
     content: state.content.id,
     styles: state.styles.map((s) => s.id),
     settings: collectSettings(),
+    ...(state.fineStyle ? { fine_style: state.fineStyle.id } : {}),
+    ...(state.masks.length ? { masks: state.masks.map((m) => m.id) } : {}),
   });
   $("start").disabled = true;
   try {
@@ -407,6 +465,8 @@ function drawLoss() {
 async function init() {
   wireDrop("content-drop", "content-file", "content");
   wireDrop("style-drop", "style-file", "style");
+  wireExtra("fine-style-file", "fine");
+  wireExtra("mask-files", "mask");
   const strength = $("style-strength");
   strength.addEventListener("input", () => { $("style-strength-value").textContent = formatWeight(Number(strength.value)); });
   $("start").addEventListener("click", start);
