@@ -167,6 +167,8 @@ def test_client_file_names_are_only_labels(client: TestClient) -> None:
         ({"style_blend": [1, 2]}, "2 style-blend weights given for 1 style images"),
         ({"style_scale": 0}, "style-scale must be above 0"),
         ({"scales": 4, "size": 64}, "use fewer --scales"),
+        ({"style_anchor": 8}, "style-anchor must be 0 (off) or at least 32 px"),
+        ({"style_anchor": "off"}, "style-anchor must be a number"),
     ],
 )
 def test_bad_settings_are_one_clear_error(

@@ -15,7 +15,7 @@ from .nst import NST, Inputs, Progress, Transfer
 from .objective import StyleObjective
 from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = [
     "LAYER_NAMES",

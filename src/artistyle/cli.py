@@ -182,9 +182,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)")
     g.add_argument("--scale-factor", type=_float, default=d.scale_factor, help="size ratio between scales (default 1.414)")
     g.add_argument("--style-anchor", type=int, default=d.style_anchor, metavar="PX",
-                   help="experimental: scales larger than this long edge (e.g. 512) keep the coarse layout of "
-                        "the run's result at that size, so a large print looks like the smaller one with finer "
-                        "brushwork (default 0: off)")
+                   help="scales larger than this long edge keep the coarse layout of the run's result at that "
+                        f"size, so a large print looks like the smaller one with finer brushwork (default "
+                        f"{d.style_anchor}; 0: off, the paper's plain coarse-to-fine)")
     g.add_argument("--scale-steps", type=_csv(_positive_int), metavar="N1,N2",
                    help="iterations per scale, coarse to fine (default: --steps at the first scale, then halved "
                         "at each finer one, at least --steps/10)")

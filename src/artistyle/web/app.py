@@ -163,6 +163,7 @@ def create_app(
                          "content_weight": defaults.content_weight, "tv_weight": defaults.tv_weight,
                          "padding": defaults.padding, "pooling": defaults.pooling, "optimizer": defaults.optimizer,
                          "color_match": defaults.color_match, "init": defaults.init,
+                         "style_anchor": defaults.style_anchor,
                          "content_layers": list(defaults.content_layers),
                          "style_layers": list(defaults.style_layers)},
             **studio.status(),

@@ -66,7 +66,7 @@ ACTIVE = ("queued", "running", "cancelling")
 # Settings a page may send, by the type they must have. Paths (init image, masks, fine
 # style, weights) are left out on purpose: the client never names a file on the server.
 # Masks and a fine style come as image ids, beside the settings (Studio.submit).
-_INTS = ("size", "steps", "seed", "scales")
+_INTS = ("size", "steps", "seed", "scales", "style_anchor")
 _FLOATS = ("content_weight", "style_weight", "tv_weight", "lr", "tol", "scale_factor")
 _STRINGS = ("preserve_color", "color_match", "padding", "pooling", "optimizer", "init")
 _BOOLS = ("original_colors",)

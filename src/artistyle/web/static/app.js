@@ -267,10 +267,11 @@ function collectSettings() {
     optimizer: $("optimizer").value,
     pooling: $("pooling").value,
     scales: numberOrNull("scales"),
+    style_anchor: numberOrNull("style-anchor"),
     content_layers: layers("content-layers"),
     style_layers: layers("style-layers"),
   };
-  for (const key of ["steps", "content_weight", "tv_weight"]) {
+  for (const key of ["steps", "content_weight", "tv_weight", "style_anchor"]) {
     if (settings[key] === null) delete settings[key];   // the library's default
   }
   if (state.styles.length > 1) settings.style_blend = state.styles.map((s) => Number(s.weight));
@@ -492,6 +493,7 @@ async function init() {
     $("optimizer").value = defaults.optimizer;
     $("color-match").value = defaults.color_match;
     $("init").value = defaults.init;
+    $("style-anchor").value = defaults.style_anchor;
     $("content-layers").value = defaults.content_layers.join(",");
     $("style-layers").value = defaults.style_layers.join(",");
     await loadSamples();
