@@ -60,6 +60,32 @@ def test_planner_fails_early_and_names_a_size_that_fits() -> None:
     assert estimate_peak(w + 16, round((size + 16) * 3 / 4), LAYERS, history=MIN_HISTORY, tile=256) > budget
 
 
+def test_estimate_counts_the_anchor_pass() -> None:
+    image = 3 * 2048 * 1536 * 4
+    plain = estimate_peak(2048, 1536, LAYERS, history=20)
+    # Untiled, the main pass is the larger one: the anchor adds only its two image-sized gradients.
+    assert estimate_peak(2048, 1536, LAYERS, history=20, anchor=(512, 384)) - plain == pytest.approx(
+        1.3 * 2 * image, rel=0.01)
+    # With tiles smaller than the anchor image, the anchor pass sets the network's share.
+    tiled = estimate_peak(2048, 1536, LAYERS, history=20, tile=128)
+    anchored = estimate_peak(2048, 1536, LAYERS, history=20, tile=128, anchor=(512, 384))
+    assert anchored - tiled > 1.3 * 2 * image + 100 * 2**20
+
+
+def test_painting_plans_the_anchor_pass_only_where_it_runs(content_path: Path, style_path: Path) -> None:
+    from artistyle import NST
+
+    def plans(anchor: int) -> list[int]:
+        nst = NST(size=256, device="cpu", seed=0, scales=3, tile=16, style_anchor=anchor)
+        painting = nst.paint(str(content_path), str(style_path))
+        assert painting.sizes == [128, 181, 256]
+        return [plan.estimate for plan in painting.plans]
+
+    off, on = plans(0), plans(200)
+    assert on[:2] == off[:2]  # 128 and 181 px: up to the anchor, no anchor pass
+    assert on[2] > off[2]  # 256 px: the 181 px anchor pass is larger than a 16 px tile's crop
+
+
 def test_planner_rejects_a_budget_below_the_minimum() -> None:
     with pytest.raises(UsageError, match="below the"):
         plan_memory(64, 64, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=10 * 2**20)

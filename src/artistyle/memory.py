@@ -9,6 +9,9 @@ The estimate, for the finest scale of ``P = H * W`` pixels in float32::
 * incoming: the gradients of the loss layers, handed to the VGG backward together;
 * transient: about three tensors of the largest layer alive during the backward;
 * optimiser: L-BFGS keeps ``2 * history + 4`` image-sized vectors (Adam 4);
+* anchor (scales above ``--style-anchor``): a second, untiled pass on the image
+  shrunk to the anchor size, after the main one has freed its tensors, so the
+  network's share is the larger of the two; it adds two image-sized gradients;
 * BASE: the torch runtime, the weights and the loaded images (CPU), or the
   CUDA context (GPU); SLACK: allocator overhead, measured (docs/benchmarks.md).
 
@@ -77,13 +80,14 @@ def available_memory(device: torch.device) -> int:
 def estimate_peak(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str = "lbfgs",
     device: torch.device | str = "cpu", bytes_per_value: int = 4, tile: int | None = None,
-    content_layers: tuple[str, ...] = ("conv4_2",),
+    content_layers: tuple[str, ...] = ("conv4_2",), anchor: tuple[int, int] | None = None,
 ) -> int:
     """Estimated peak memory in bytes of one iteration at ``width x height`` (see the module docstring).
 
     With ``tile``, the network's tensors are those of one crop (the tile plus its
     halo on each side), and the full image adds its gradient and the content
-    targets (see :mod:`artistyle.tiling`).
+    targets (see :mod:`artistyle.tiling`). ``anchor`` is the ``(width, height)``
+    of the anchor pass (:meth:`artistyle.objective.StyleObjective.set_anchor`).
     """
     deepest = max(layers, key=lambda name: _LAYER_INDEX[name])
     if tile is None:
@@ -96,7 +100,20 @@ def estimate_peak(
             channels * width * height // stride_for(name) ** 2 * 4
             for name, _, channels in _PLAN if name in content_layers
         )
-    pixels = net_w * net_h
+    image = 3 * width * height * 4
+    network = _network_bytes(net_w * net_h, layers, bytes_per_value)
+    if anchor is not None:
+        # Its layers (conv4_1, conv5_1) are never deeper than conv5_1; count the whole stack.
+        network = max(network, _network_bytes(anchor[0] * anchor[1], ("conv4_1", "conv5_1"), bytes_per_value))
+        extra += 2 * image
+    vectors = 2 * history + 4 if optimizer == "lbfgs" else 4
+    base = BASE_CUDA if torch.device(device).type == "cuda" else BASE_CPU
+    return int(base + SLACK * (network + vectors * image + extra))
+
+
+def _network_bytes(pixels: int, layers: tuple[str, ...], bytes_per_value: int) -> int:
+    """The VGG pass's kept, incoming and transient tensors for an input of ``pixels`` (module docstring)."""
+    deepest = max(layers, key=lambda name: _LAYER_INDEX[name])
     scale = 1
     kept = incoming = largest = 0
     for name, kind, channels in _PLAN[: _LAYER_INDEX[deepest] + 1]:
@@ -108,10 +125,7 @@ def estimate_peak(
             largest = max(largest, size)
         if name in layers:
             incoming += size
-    image = 3 * width * height * 4
-    vectors = 2 * history + 4 if optimizer == "lbfgs" else 4
-    base = BASE_CUDA if torch.device(device).type == "cuda" else BASE_CPU
-    return int(base + SLACK * (kept + incoming + 3 * largest + vectors * image + extra))
+    return kept + incoming + 3 * largest
 
 
 @dataclass(frozen=True)
@@ -131,12 +145,13 @@ TILE_SIZES = (2048, 1536, 1024, 768, 512, 384, 256)
 def plan_memory(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str,
     device: torch.device, max_memory: int | None, tile: int | None = None,
-    content_layers: tuple[str, ...] = ("conv4_2",), bytes_per_value: int = 4,
+    content_layers: tuple[str, ...] = ("conv4_2",), bytes_per_value: int = 4, anchor: tuple[int, int] | None = None,
 ) -> Plan:
     """Fit one scale into ``max_memory`` (default: a share of the free memory), or raise UsageError.
 
     In order: the run as asked; a shorter L-BFGS history (down to MIN_HISTORY);
     exact tiling with the largest tile that fits. ``tile`` forces a tile size.
+    ``anchor``: the anchor pass's ``(width, height)`` (see :func:`estimate_peak`).
     """
     budget = max_memory if max_memory is not None else int(DEFAULT_SHARE * available_memory(device))
     floor = estimate_peak(32, 32, layers, history=MIN_HISTORY, optimizer=optimizer, device=device)
@@ -147,7 +162,7 @@ def plan_memory(
     def estimate(w: int, h: int, hist: int, t: int | None) -> int:
         return estimate_peak(
             w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers,
-            bytes_per_value=bytes_per_value,
+            bytes_per_value=bytes_per_value, anchor=anchor,
         )
 
     tile_choices: list[int | None] = [tile] if tile is not None else [None, *(t for t in TILE_SIZES if t < max(width, height))]

@@ -500,13 +500,18 @@ class Painting:
         c = nst.config
         # Every scale is planned now, so that a run that cannot fit fails before any work.
         layers = tuple(c.content_layers) + tuple(c.style_layers)
+        # The anchor pass runs at the last scale no larger than style_anchor (if the run has one).
+        anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
         self.plans = []
         for size in self.sizes:
             w, h = resized_shape(content.size[0], content.size[1], size)
+            anchor = None
+            if anchor_size is not None and c.anchored(size):
+                anchor = resized_shape(content.size[0], content.size[1], anchor_size)
             self.plans.append(plan_memory(
                 w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=nst.device,
                 max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
-                bytes_per_value=2 if nst.half_dtype is not None else 4,
+                bytes_per_value=2 if nst.half_dtype is not None else 4, anchor=anchor,
             ))
         self.memory = self.plans[-1]
         # Masks are read (and checked) now, before any work, and resized per scale.

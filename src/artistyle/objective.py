@@ -172,7 +172,7 @@ class StyleObjective(nn.Module):
         ``layers`` (conv4_1 and conv5_1) holds *where* those structures are, while
         everything finer stays free; ``reference`` is the run's own result at the
         anchor scale. A Gram-matrix anchor, tried first, pulled the layout around
-        instead. (Not in the paper; experimental and off by default.)
+        instead. (Not in the paper; on by default above 512 px, see StyleConfig.style_anchor.)
         """
         # Style weight 0: only the feature (content-type) terms of this objective count.
         config = replace(self.config, content_layers=tuple(layers), style_layers=("conv1_1",),
