@@ -116,6 +116,7 @@ def test_cli_max_memory(capsys: pytest.CaptureFixture[str], content_path: Path, 
     argv = [str(content_path), str(style_path), "-o", out, "--device", "cpu", "--steps", "1", "-q"]
     code, _, err = run(capsys, *argv, "--size", "4000", "--max-memory", "2G")
     assert code == 2 and "largest size that fits is about --size" in err and not Path(out).exists()
+    assert "a 4000x" in err  # the size asked for, not a coarser scale that also does not fit
     code, stdout, err = run(capsys, *argv, "--size", "48", "--max-memory", "10G", "--json")
     assert code == 0, err
     assert json.loads(stdout)["lbfgs_history"] == 20 and json.loads(stdout)["memory_estimate_mb"] > 300

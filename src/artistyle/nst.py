@@ -503,7 +503,8 @@ class Painting:
         # The anchor pass runs at the last scale no larger than style_anchor (if the run has one).
         anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
         self.plans = []
-        for size in self.sizes:
+        # Finest first, so that a run that cannot fit is refused for the size the user asked for.
+        for size in reversed(self.sizes):
             w, h = resized_shape(content.size[0], content.size[1], size)
             anchor = None
             if anchor_size is not None and c.anchored(size):
@@ -513,6 +514,7 @@ class Painting:
                 max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
                 bytes_per_value=2 if nst.half_dtype is not None else 4, anchor=anchor,
             ))
+        self.plans.reverse()
         self.memory = self.plans[-1]
         # Masks are read (and checked) now, before any work, and resized per scale.
         self.masks = nst.region_masks(content, len(styles))
