@@ -271,6 +271,13 @@ def test_fine_style_and_masks_in_the_page(context: Any, server: str, tmp_path: P
     page.select_option("#content-sample", "sample:chelsea_cat.jpg")
     page.select_option("#style-sample", "sample:starry_night.jpg")
     page.wait_for_selector("#style-list li")
+    # A second style, with its blend knobs, removed again by its own button.
+    page.set_input_files("#style-file", str(SAMPLES / "great_wave.jpg"))
+    sync_api.expect(page.locator("#style-list li")).to_have_count(2)
+    assert page.locator("#style-list li").nth(1).locator("input").count() == 2  # weight and scale
+    page.click("#style-list li:nth-child(2) button.remove")
+    sync_api.expect(page.locator("#style-list li")).to_have_count(1)
+    sync_api.expect(page.locator("#style-list li")).to_contain_text("starry_night.jpg")
     settings(page, 48, 3)
     page.click("summary")
     page.set_input_files("#fine-style-file", str(SAMPLES / "great_wave.jpg"))

@@ -95,30 +95,37 @@ function renderStyles() {
   const list = $("style-list");
   list.replaceChildren();
   state.styles.forEach((style, index) => {
-    const item = document.createElement("li");
-    const img = document.createElement("img");
-    img.src = style.url;
-    img.alt = "";
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = style.name;
-    name.title = style.name;
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.textContent = "\u00d7";
-    remove.title = "Remove this style";
-    remove.className = "remove";
-    remove.addEventListener("click", () => {
+    const item = thumbnailItem(style, style.name, "style", () => {
       state.styles.splice(index, 1);
       renderStyles();
     });
     const knobs = document.createElement("span");
     knobs.className = "knobs";
     knobs.append(knob("weight", style, "weight", 0, "any"), knob("scale", style, "scale", 0.05, "0.05"));
-    item.append(img, name, remove, knobs);
+    item.append(knobs);
     list.append(item);
   });
   updateButtons();
+}
+
+// One list item: the image's thumbnail, its name (the full name as a tooltip) and a remove button.
+function thumbnailItem(image, label, what, onRemove) {
+  const item = document.createElement("li");
+  const img = document.createElement("img");
+  img.src = image.url;
+  img.alt = "";
+  const name = document.createElement("span");
+  name.className = "name";
+  name.textContent = label;
+  name.title = image.name;
+  const remove = document.createElement("button");
+  remove.type = "button";
+  remove.textContent = "\u00d7";
+  remove.title = `Remove this ${what}`;
+  remove.className = "remove";
+  remove.addEventListener("click", onRemove);
+  item.append(img, name, remove);
+  return item;
 }
 
 // A small list of chosen files (fine style, masks), each with a remove button.
@@ -126,22 +133,7 @@ function renderFileList(listId, images, what, onRemove) {
   const list = $(listId);
   list.replaceChildren();
   images.forEach((image, index) => {
-    const item = document.createElement("li");
-    const img = document.createElement("img");
-    img.src = image.url;
-    img.alt = "";
-    const name = document.createElement("span");
-    name.className = "name";
-    name.textContent = `${image.name} (${image.width}x${image.height})`;
-    name.title = image.name;
-    const remove = document.createElement("button");
-    remove.type = "button";
-    remove.textContent = "\u00d7";
-    remove.title = `Remove this ${what}`;
-    remove.className = "remove";
-    remove.addEventListener("click", () => onRemove(index));
-    item.append(img, name, remove);
-    list.append(item);
+    list.append(thumbnailItem(image, `${image.name} (${image.width}x${image.height})`, what, () => onRemove(index)));
   });
 }
 
