@@ -392,7 +392,8 @@ def test_web_command_warns_off_loopback(monkeypatch: pytest.MonkeyPatch, capsys:
     assert calls[-1][:2] == ("127.0.0.1", 8765)
 
 
-def test_web_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+@pytest.mark.parametrize("presses", [1, 2])
+def test_web_command_serves_and_stops_on_ctrl_c(tmp_path: Path, presses: int) -> None:
     import httpx
 
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -415,6 +416,9 @@ def test_web_command_serves_and_stops_on_ctrl_c(tmp_path: Path) -> None:
                 if line.startswith("data: ") and json.loads(line[6:])["iteration"] >= 1:
                     break
             process.send_signal(signal.SIGINT)
+            if presses == 2:  # an impatient user: uvicorn's forced exit, still quiet
+                time.sleep(0.05)
+                process.send_signal(signal.SIGINT)
             stopped = True
             list(lines)  # returns: the server ends the stream
     finally:

@@ -131,7 +131,8 @@ def create_app(
     preview_interval: float = PREVIEW_INTERVAL,
     allowed_hosts: list[str] | None = None,
 ) -> Starlette:
-    """The studio app. Its worker thread starts and stops with the app's lifespan.
+    """The studio app. Its worker thread starts and stops with the app's lifespan (under
+    ``artistyle web``, with the server: see :func:`artistyle.web.server.serve`).
 
     ``allowed_hosts``: Host header values to accept (default: the loopback names),
     so a web page elsewhere cannot reach the studio through DNS rebinding.

@@ -71,14 +71,19 @@ def serve(
     sock = bind(host, port)
     actual_port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="on",
+        # The worker starts and stops here rather than in the app's lifespan: at a second
+        # Ctrl-C uvicorn cancels the lifespan task, and Starlette prints a traceback for it.
+        app, log_level="warning", access_log=False, lifespan="off",
         # Event streams stay open; do not wait for them at Ctrl-C.
         timeout_graceful_shutdown=1,
     )
     server = _Server(config)
+    studio = app.state.studio
+    studio.start()
     if ready is not None:
         ready(url_for(host, actual_port))
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
+        studio.close()  # stops a run, ends the worker, removes the temporary folder
