@@ -174,6 +174,22 @@ def test_ctrl_c_saves_the_image_so_far(
     assert json.loads(out)["interrupted"] is True and json.loads(out)["steps"] == 3
 
 
+def test_ctrl_c_before_the_first_iteration_saves_nothing(
+    capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from artistyle import nst as nst_module
+
+    def interrupt(self: nst_module.Transfer):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt  # the first step of the fine style's build: the painting has no image yet
+
+    monkeypatch.setattr(nst_module.Transfer, "_step", interrupt)
+    out_path = tmp_path / "o.png"
+    code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(out_path), *FAST,
+                       "--fine-style", str(style_path))
+    assert code == 130 and err == "artistyle: interrupted before the first iteration; nothing saved\n"
+    assert not out_path.exists()
+
+
 def _bad_files(tmp_path: Path) -> dict[str, Path]:
     empty = tmp_path / "empty.png"
     empty.write_bytes(b"")

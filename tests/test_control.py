@@ -330,6 +330,29 @@ def test_fine_style_in_a_run_and_the_cli(
     assert code == 2 and "fine style image" in err and "does not exist" in err
 
 
+def test_stop_ends_the_fine_style_build(monkeypatch: pytest.MonkeyPatch, two_styles: tuple[Path, Path]) -> None:
+    from artistyle import nst as nst_module
+
+    painting = NST(**TINY, fine_style=str(two_styles[1])).paint(make_content(), make_style())
+    builds: list[nst_module.Transfer] = []
+    original = nst_module.NST.combine_scales_transfer
+    step = nst_module.Transfer._step
+
+    def build(self: NST, *args: object, **kwargs: object) -> nst_module.Transfer:
+        builds.append(original(self, *args, **kwargs))  # type: ignore[arg-type]
+        return builds[-1]
+
+    def stop_at_2(self: nst_module.Transfer):  # type: ignore[no-untyped-def]
+        if builds and self is builds[0] and self.iteration == 2:
+            painting.stop()  # as the studio's Cancel does, from its own thread
+        return step(self)
+
+    monkeypatch.setattr(nst_module.NST, "combine_scales_transfer", build)
+    monkeypatch.setattr(nst_module.Transfer, "_step", stop_at_2)
+    assert list(painting) == [] and painting.transfer is None
+    assert builds[0].iteration == 3  # not the build's 200 iterations
+
+
 def test_blend_and_style_scale_work_coarse_to_fine_and_tiled() -> None:
     settings = dict(size=96, device="cpu", seed=1, scales=2, scale_steps=(3, 2), style_blend=(0.6, 0.4), style_scale=0.8)
     tiled = NST(**settings, tile=48).paint(make_content((96, 80)), [make_style(), other_style()])

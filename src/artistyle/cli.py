@@ -503,6 +503,9 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
                     save_checkpoint(files.checkpoint, nst, painting, record)
     except KeyboardInterrupt:
         interrupted = True
+        if painting.transfer is None:  # e.g. while --fine-style was being built: no image yet
+            print(f"{PROG}: interrupted before the first iteration; nothing saved", file=sys.stderr)
+            return 130
     save(output)
     if files.checkpoint is not None and painting.transfer is not None:
         save_checkpoint(files.checkpoint, nst, painting, record)

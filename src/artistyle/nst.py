@@ -388,6 +388,10 @@ class NST:
         texture and leaves the large-scale structure, which those layers do not
         see. The result is then used as the style image.
         """
+        return self.combine_scales_transfer(coarse, fine, steps).run()
+
+    def combine_scales_transfer(self, coarse: Tensor, fine: Tensor, steps: int = FINE_STYLE_STEPS) -> Transfer:
+        """The :class:`Transfer` behind :meth:`combine_scales`, to run (or stop) yourself."""
         config = StyleConfig(
             content_layers=("conv1_1",), content_weight=0.0, style_layers=FINE_STYLE_LAYERS, style_weight=1.0,
             pooling=self.config.pooling, padding=self.config.padding,
@@ -395,7 +399,7 @@ class NST:
         objective = StyleObjective(self.weights, config).to(self.device)
         objective.set_content(coarse)
         objective.set_style(fine)
-        return Transfer(objective, coarse, steps=steps).run()
+        return Transfer(objective, coarse, steps=steps)
 
     # -- step 2 ---------------------------------------------------------------
     def build_model(self, inputs: Inputs, tile: int | None = None, anchor: Tensor | None = None) -> StyleObjective:
@@ -530,6 +534,7 @@ class Painting:
         self._color_content: Tensor | None = None
         # The result of the last scale no larger than the anchor size (StyleConfig.style_anchor).
         self._anchor_reference: Tensor | None = None
+        self._preparing: Transfer | None = None  # the fine style's build, before the first scale
 
     @property
     def image(self) -> Tensor:
@@ -550,6 +555,9 @@ class Painting:
     def stop(self) -> None:
         """End the run after the current iteration."""
         self._stopped = True
+        preparing = self._preparing
+        if preparing is not None:
+            preparing.stop()
         if self.transfer is not None:
             self.transfer.stop()
 
@@ -641,7 +649,11 @@ class Painting:
             size = min(long_edge, FINE_STYLE_MAX_SIZE)
             coarse = array_to_tensor(resize_long_edge(style.rgb, size), nst.device)
             texture = array_to_tensor(resize_long_edge(fine.rgb, size), nst.device)
-            image = tensor_to_array(nst.combine_scales(coarse, texture))
+            self._preparing = transfer = nst.combine_scales_transfer(coarse, texture)
+            if self._stopped:  # stop() came from another thread before this build was visible to it
+                transfer.stop()
+            image = tensor_to_array(transfer.run())
+            self._preparing = None
             combined.append(LoadedImage(rgb=image, alpha=None, bit_depth=8, path=None))
         return combined
 
