@@ -504,15 +504,15 @@ class Painting:
         c = nst.config
         # Every scale is planned now, so that a run that cannot fit fails before any work.
         layers = tuple(c.content_layers) + tuple(c.style_layers)
-        # The anchor pass runs at the last scale no larger than style_anchor (if the run has one).
-        anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
+        # The anchor scale: the last one no larger than style_anchor (None: the run has none).
+        self._anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
         self.plans = []
         # Finest first, so that a run that cannot fit is refused for the size the user asked for.
         for size in reversed(self.sizes):
             w, h = resized_shape(content.size[0], content.size[1], size)
             anchor = None
-            if anchor_size is not None and c.anchored(size):
-                anchor = resized_shape(content.size[0], content.size[1], anchor_size)
+            if self._anchor_size is not None and c.anchored(size):
+                anchor = resized_shape(content.size[0], content.size[1], self._anchor_size)
             self.plans.append(plan_memory(
                 w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=nst.device,
                 max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
@@ -532,7 +532,7 @@ class Painting:
         self._stopped = False
         self._resume: dict[str, Any] | None = None
         self._color_content: Tensor | None = None
-        # The result of the last scale no larger than the anchor size (StyleConfig.style_anchor).
+        # The result of the anchor scale, whose layout the finer scales keep.
         self._anchor_reference: Tensor | None = None
         self._preparing: Transfer | None = None  # the fine style's build, before the first scale
 
@@ -630,8 +630,8 @@ class Painting:
                 if tol and _plateau(transfer.history, tol):
                     transfer.stop()
             previous = transfer.image
-            if self.nst.config.style_anchor and size <= self.nst.config.style_anchor:
-                self._anchor_reference = previous.detach().clone()  # the layout finer scales keep
+            if size == self._anchor_size:
+                self._anchor_reference = previous  # transfer.image is a fresh, detached tensor
             del inputs
 
     def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:

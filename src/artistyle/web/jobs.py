@@ -338,16 +338,6 @@ class Studio:
 
     def _check_masks(self, masks: list[StoredImage], content: StoredImage, styles: int) -> None:
         """The library's mask checks (size, count, labels), run now so a bad mask is a 400, not a failed job."""
-        for mask in masks:
-            if (mask.width, mask.height) != (content.width, content.height):
-                raise UsageError(
-                    f"mask '{mask.name}' is {mask.width}x{mask.height} px; it must be the content image's "
-                    f"{content.width}x{content.height} px (the photo '{content.name}')"
-                )
-        if len(masks) != 1 and len(masks) != styles:
-            raise UsageError(
-                f"{len(masks)} masks given for {styles} style images: give one label image or one mask per style"
-            )
         paths: list[Path] = []
         try:
             paths = [self._write_temp(m) for m in masks]
