@@ -95,11 +95,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-BASELINE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "baseline_tutorial.py"
-SAMPLES = REPO / "src" / "artistyle" / "samples"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BASELINE, MARK, REPO, SAMPLES, import_artistyle, log, one_line, parse_result  # noqa: E402
+
 CONTENT_SAMPLE, STYLE_SAMPLE = "astronaut.jpg", "starry_night.jpg"
-MARK = "BENCH_RESULT "
 TARGET_SIZE, TARGET_EVALS, TARGET_S = 512, 300, 5.0
 DEFAULT_SIZES = [1024, 2048, 3072, 4096, 5120, 6144, 7168, 8192, 10240, 12288, 16384]
 FULL_HISTORY = 20  # StyleConfig.lbfgs_history's default, checked against the config at run time
@@ -171,25 +170,6 @@ class Clock:
         return None if self.allows(predicted_s) else "skipped (budget)"
 
 
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}"[:200]
-
-
-def _import_artistyle() -> Any:
-    try:
-        import artistyle  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(REPO / "src"))
-    import artistyle
-
-    return artistyle
-
-
 # --------------------------------------------------------------------------- device helpers
 def device_error(spec: str) -> str | None:
     """None if ``spec`` can be used, else a one-line reason."""
@@ -245,7 +225,7 @@ def peak_memory(device: Any) -> dict[str, int | None]:
 def environment(device: str) -> dict[str, Any]:
     import torch
 
-    artistyle = _import_artistyle()
+    artistyle = import_artistyle()
     info: dict[str, Any] = {
         "date_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
         "command": shlex.join(["python", *sys.argv]),
@@ -536,10 +516,7 @@ def run_baseline(device: str, size: int, steps: int, freeze: bool, timeout: floa
         except subprocess.TimeoutExpired:
             return {"status": "failed", "error": f"timed out after {timeout:.0f} s", "freeze_weights": freeze}
         wall = time.perf_counter() - t
-        extra: dict[str, Any] = {}
-        for line in proc.stdout.splitlines():
-            if line.startswith(MARK):
-                extra = json.loads(line[len(MARK):])
+        extra: dict[str, Any] = parse_result(proc.stdout) or {}
         if proc.returncode != 0 or not out.is_file():
             tail = (proc.stderr or proc.stdout).strip().splitlines()
             log("\n".join(tail[-15:]))
@@ -794,7 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.backends.cudnn.benchmark = True
-    artistyle = _import_artistyle()
+    artistyle = import_artistyle()
     info = environment(args.device)
     log(f"{info['device_name']} ({args.device}), torch {info['torch']}, budget {args.budget_s:.0f} s")
     results: dict[str, Any] = {"target": [], "compile": [], "baseline": {}, "ladder": [], "tiled": [], "skipped": []}

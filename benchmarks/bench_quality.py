@@ -34,10 +34,10 @@ from pathlib import Path
 
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = REPO.parent / "shared"
-BASELINE = SHARED / "bench" / "baseline_tutorial.py"
-EVAL = SHARED / "bench" / "gatys_eval.py"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BASELINE, SHARED_IMAGES  # noqa: E402
+from common import GATYS_EVAL as EVAL  # noqa: E402
+
 CHANNELS = (64, 128, 256, 512, 512)  # conv1_1 .. conv5_1
 TUTORIAL_STYLE, TUTORIAL_CONTENT = 1e6 / (255.0 / (1.0 / 0.226)) ** 4, 1.0 / (255.0 / (1.0 / 0.226)) ** 2
 DEFAULT_PAIRS = ("tubingen:starry_night", "chelsea_cat:great_wave", "astronaut:the_scream")
@@ -45,7 +45,7 @@ DEFAULT_PAIRS = ("tubingen:starry_night", "chelsea_cat:great_wave", "astronaut:t
 
 def find(name: str, kind: str) -> Path:
     for ext in (".jpg", ".png"):
-        path = SHARED / "images" / kind / f"{name}{ext}"
+        path = SHARED_IMAGES / kind / f"{name}{ext}"
         if path.exists():
             return path
     raise SystemExit(f"no {kind} image {name}")

@@ -62,9 +62,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BASELINE = Path(__file__).resolve().parents[2] / "shared" / "bench" / "baseline_tutorial.py"
-MARK = "BENCH_RESULT "
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BASELINE, REPO, emit, import_artistyle, parse_result, tail  # noqa: E402
 
 # VGG-19 convolutions through conv5_1: (name, Cin, Cout, downsampling factor of H and W).
 CONVS = [
@@ -100,26 +99,11 @@ def forward_flops(size: int) -> float:
     return total
 
 
-def _import_artistyle():
-    try:
-        import artistyle  # noqa: F401
-    except ImportError:
-        sys.path.insert(0, str(REPO / "src"))
-    import artistyle
-
-    return artistyle
-
-
 def _set_threads(threads: int | None) -> None:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
-
-
-def _emit(result: dict) -> None:
-    sys.stdout.flush()
-    print(MARK + json.dumps(result), flush=True)
 
 
 # --------------------------------------------------------------------------- workers (subprocesses)
@@ -145,7 +129,7 @@ def synthetic_images(size: int):
 def worker_floor(size: int, repeats: int, threads: int | None) -> dict:
     import torch
 
-    artistyle = _import_artistyle()
+    artistyle = import_artistyle()
     from artistyle.vgg import VGGFeatures, default_weights
 
     _set_threads(threads)
@@ -177,7 +161,7 @@ def worker_artistyle(size: int, evals: int, threads: int | None) -> dict:
 
     import torch
 
-    artistyle = _import_artistyle()
+    artistyle = import_artistyle()
     _set_threads(threads)
     t0 = time.perf_counter()
     nst = artistyle.NST(size=size, device="cpu", seed=0, steps=evals)
@@ -192,7 +176,9 @@ def worker_artistyle(size: int, evals: int, threads: int | None) -> dict:
         losses.append(event.loss)
     per_iter = [b - a for a, b in zip(elapsed, elapsed[1:])]
     steady = per_iter[1:] if len(per_iter) > 1 else per_iter
-    pairs = len(transfer.lbfgs.steps_s) if transfer.lbfgs is not None else 0
+    # The L-BFGS object: ``transfer.optimizer`` since 0.5, ``transfer.lbfgs`` before (--reference-src runs old code).
+    lbfgs = getattr(transfer, "optimizer", None) or getattr(transfer, "lbfgs", None)
+    pairs = len(getattr(lbfgs, "steps_s", ()))
     return {
         "size": size,
         "evals": len(per_iter),
@@ -212,10 +198,10 @@ def worker_artistyle(size: int, evals: int, threads: int | None) -> dict:
 
 
 # --------------------------------------------------------------------------- driver
-def run_subprocess(cmd: list[str], label: str, timeout: float) -> tuple[dict | None, str]:
-    """Run ``cmd``; return (the last BENCH_RESULT JSON or None, error text)."""
+def run_subprocess(cmd: list[str], label: str, timeout: float, src: str | None = None) -> tuple[dict | None, str]:
+    """Run ``cmd`` with ``src`` (default: this checkout's) first on the path; return (its result or None, error)."""
     env = dict(os.environ)
-    src = str(REPO / "src")
+    src = src or str(REPO / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print(f"  running {label} ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
@@ -224,19 +210,13 @@ def run_subprocess(cmd: list[str], label: str, timeout: float) -> tuple[dict | N
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=str(REPO))
     except subprocess.TimeoutExpired as exc:
         tail = exc.stderr if isinstance(exc.stderr, str) else (exc.stderr or b"").decode(errors="replace")
-        return None, f"timed out after {timeout:.0f} s\n" + _tail(tail)
+        return None, f"timed out after {timeout:.0f} s\n" + tail(tail)
     except OSError as exc:
         return None, f"could not start: {exc}"
-    result = None
-    for line in proc.stdout.splitlines():
-        if line.startswith(MARK):
-            try:
-                result = json.loads(line[len(MARK):])
-            except json.JSONDecodeError:
-                result = None
+    result = parse_result(proc.stdout)
     if proc.returncode != 0 or result is None:
         why = f"exit code {proc.returncode}" if proc.returncode != 0 else "no result line"
-        return None, f"{why}\n--- stderr tail ---\n{_tail(proc.stderr)}\n--- stdout tail ---\n{_tail(proc.stdout)}"
+        return None, f"{why}\n--- stderr tail ---\n{tail(proc.stderr)}\n--- stdout tail ---\n{tail(proc.stdout)}"
     wall = time.perf_counter() - t
     busy1, child1 = _system_busy_s(), _children_cpu_s()
     if busy0 is not None and busy1 is not None:
@@ -265,10 +245,6 @@ def _children_cpu_s() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
-
-
-def _tail(text: str, lines: int = 20) -> str:
-    return "\n".join((text or "").rstrip().splitlines()[-lines:])
 
 
 def run_baseline(size: int, evals: int, freeze: bool, threads: int | None, timeout: float) -> tuple[dict | None, str]:
@@ -418,6 +394,34 @@ def format_report(info: dict, rows: list[dict], evals: int, skip_baseline: bool,
     return "\n".join(lines)
 
 
+def compare_versions(cmd: list[str], size: int, reference: str, rounds: int, timeout: float,
+                     rows: list[dict], errors: list[str]) -> None:
+    """Time this checkout and ``reference`` alternately (B A B A ...), so both see the same machine load."""
+    row = next(r for r in rows if r["size"] == size)
+    row["before"], row["after"] = [], []
+    for i in range(rounds):
+        for key, src in (("before", str(Path(reference).resolve())), ("after", None)):
+            result, err = run_subprocess(cmd, f"{key} at {size} px, round {i + 1}", timeout, src=src)
+            if result is None:
+                errors.append(f"FAILED: {key} at {size} px: {err}")
+            else:
+                row[key].append(result["s_per_eval_median"])
+
+
+def comparison_table(rows: list[dict], reference: str) -> str:
+    """After/before seconds per evaluation: the median of each version's alternated runs."""
+    lines = [f"Before = {reference}, after = this checkout; median s/eval of the alternated runs.", "",
+             "| size | before s/eval | after s/eval | after / before | runs |", "|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        before, after = r.get("before") or [], r.get("after") or []
+        if not before or not after:
+            lines.append(f"| {r['size']} | failed | failed | n/a | - |")
+            continue
+        b, a = statistics.median(before), statistics.median(after)
+        lines.append(f"| {r['size']} | {b:.3f} | {a:.3f} | {a / b:.3f} | {len(before)} + {len(after)} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         description="Seconds per evaluation and peak RSS: ArtiStyle vs the FLOP floor and the tutorial baseline.",
@@ -431,15 +435,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--repeats", type=int, default=None,
                    help="timed forwards for the throughput; 5 (3 at >= 512 px) if omitted")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a subprocess is killed")
+    p.add_argument("--reference-src", metavar="DIR",
+                   help="also time another version's src folder (e.g. a checkout of the previous commit), "
+                        "alternating with this one, and report after/before ratios")
+    p.add_argument("--rounds", type=int, default=3, help="alternated runs per size with --reference-src")
     p.add_argument("--worker", choices=["artistyle", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
 
     if args.worker:
         if args.worker == "artistyle":
-            _emit(worker_artistyle(args.size, args.evals, args.threads))
+            emit(worker_artistyle(args.size, args.evals, args.threads))
         else:
-            _emit(worker_floor(args.size, args.repeats, args.threads))
+            emit(worker_floor(args.size, args.repeats, args.threads))
         return 0
 
     if args.evals < 2:
@@ -489,8 +497,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(msg, file=sys.stderr, flush=True)
         rows.append(row)
 
+    if args.reference_src:
+        for size in args.sizes:
+            compare_versions(me + ["--worker", "artistyle", "--size", str(size), "--evals", str(args.evals)] + extra,
+                             size, args.reference_src, args.rounds, args.timeout, rows, errors)
     info["loadavg_end"] = _loadavg()
     report = format_report(info, rows, args.evals, args.skip_baseline, baseline_present)
+    if args.reference_src:
+        report += "\n\n" + comparison_table(rows, args.reference_src)
     print(report)
     if args.json:
         Path(args.json).write_text(json.dumps(

@@ -8,7 +8,7 @@ import torch
 
 from .errors import UsageError
 
-__all__ = ["describe_device", "resolve_device"]
+__all__ = ["resolve_device"]
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
@@ -55,13 +55,3 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
         torch.backends.cudnn.benchmark = True
     return device
 
-
-def describe_device(device: torch.device) -> str:
-    """A short human description, e.g. ``cuda:0 (NVIDIA H200, 139.8 GiB)`` or ``cpu (2 threads)``."""
-    if device.type == "cuda":
-        index = device.index if device.index is not None else torch.cuda.current_device()
-        props = torch.cuda.get_device_properties(index)
-        return f"cuda:{index} ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
-    if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads)"
-    return str(device)
