@@ -134,7 +134,7 @@ def test_16_bit_tiff(capsys: pytest.CaptureFixture[str], content_path: Path, sty
     out_path = tmp_path / "o.tif"
     code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(out_path), *FAST, "--bit-depth", "16")
     assert code == 0, err
-    from artistyle.imageio import load_image
+    from artistyle.images import load_image
 
     assert load_image(out_path).bit_depth == 16
 
@@ -293,13 +293,11 @@ def test_bad_output_paths(
 def test_unwritable_output_folder(
     capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from artistyle import imageio
-
     locked = tmp_path / "locked"
     locked.mkdir()
     # Tests may run as root, for whom chmod locks nothing: deny access the way a read-only folder would.
     real_access = os.access
-    monkeypatch.setattr(imageio.os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
+    monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == locked else real_access(p, mode))
     code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(locked / "o.png"), *FAST)
     assert code == 2 and "writ" in err and err.count("\n") == 1
     assert not any(locked.iterdir())

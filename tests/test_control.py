@@ -12,7 +12,7 @@ from PIL import Image
 from artistyle import NST, UsageError
 from artistyle.cli import main
 from artistyle.color import rgb_to_yiq
-from artistyle.imageio import resize_long_edge
+from artistyle.images import resize_long_edge
 from artistyle.nst import array_to_tensor
 
 from .conftest import make_content, make_style

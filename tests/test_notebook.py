@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from artistyle.imageio import resized_shape
+from artistyle.images import resized_shape
 
 from .conftest import REPO, SAMPLES
 

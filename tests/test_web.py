@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 from artistyle.cli import main
-from artistyle.imageio import resized_shape
+from artistyle.images import resized_shape
 
 from .conftest import REPO, make_content, make_style
 

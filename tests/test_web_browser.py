@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artistyle.imageio import resized_shape
+from artistyle.images import resized_shape
 
 from .conftest import REPO, SAMPLES
 

@@ -9,7 +9,7 @@ Quick start::
 from __future__ import annotations
 
 from .config import StyleConfig
-from .errors import ArtiStyleError, ImageError, RunError, UsageError, WeightsError
+from .errors import ArtiStyleError, FileError, ImageError, RunError, UsageError, WeightsError
 from .losses import ContentLoss, Normalization, StyleLoss, TVLoss, content_loss, gram_matrix, style_loss, tv_loss
 from .nst import NST, Inputs, Progress, Transfer
 from .objective import StyleObjective
@@ -22,6 +22,7 @@ __all__ = [
     "NST",
     "ArtiStyleError",
     "ContentLoss",
+    "FileError",
     "ImageError",
     "Inputs",
     "Normalization",

@@ -20,7 +20,7 @@ import torch
 from . import __version__
 from .config import StyleConfig
 from .errors import UsageError
-from .imageio import atomic_write, file_sha256
+from .files import atomic_write, file_sha256
 from .nst import NST, Painting
 
 __all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "save_checkpoint"]
@@ -77,17 +77,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             "it cannot be resumed"
         )
     return Checkpoint(state)
-
-
-def remove_stale_temporaries(path: str | Path) -> None:
-    """Delete temporary files a killed checkpoint write left beside ``path`` (``.NAME.xxxx.SUFFIX``)."""
-    file = Path(path)
-    for stale in file.parent.glob(f".{glob_escape(file.name)}.*{glob_escape(file.suffix)}"):
-        stale.unlink(missing_ok=True)
-
-
-def glob_escape(text: str) -> str:
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def check_inputs(checkpoint: Checkpoint, content: str | Path, styles: Sequence[str | Path], where: str) -> None:

@@ -434,7 +434,8 @@ class _Files:
 def _files(
     args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint | None, content: str, styles: list[str]
 ) -> _Files:
-    from .imageio import check_output_path, same_file
+    from .files import same_file
+    from .images import check_output_path
 
     protect = [
         p for p in (content, *styles, *(config.masks or ()), None if config.init in INITS else config.init,
@@ -455,8 +456,9 @@ def _files(
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     import torch
 
-    from .checkpoint import remove_stale_temporaries, save_checkpoint
-    from .imageio import file_sha256, load_image, save_image
+    from .checkpoint import save_checkpoint
+    from .files import file_sha256, remove_stale_temporaries
+    from .images import load_image, save_image
     from .manifest import write_manifest
     from .nst import NST, tensor_to_array
     from .progress import ProgressBar

@@ -24,6 +24,14 @@ class ImageError(UsageError):
     """An image file is missing, unreadable, too small, too large or not an image."""
 
 
+class FileError(UsageError):
+    """A file cannot be written or read for reasons that have nothing to do with its content.
+
+    A missing or read-only folder, a full disk, a denied permission: the user can fix
+    these, hence exit status 2, as for the other usage errors.
+    """
+
+
 class WeightsError(UsageError):
     """A VGG-19 weights file is missing, corrupt or of an unknown layout."""
 

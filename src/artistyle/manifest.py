@@ -14,7 +14,7 @@ import torch
 
 from . import __version__
 from .errors import UsageError
-from .imageio import atomic_write, same_file
+from .files import atomic_write, same_file
 from .nst import NST, Painting
 
 __all__ = ["manifest", "write_manifest"]

@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from .errors import UsageError
-from .imageio import open_image
+from .images import open_image
 from .tiling import _reach, stride_for
 
 __all__ = ["erosion_radius", "layer_masks", "load_masks", "resize_masks"]

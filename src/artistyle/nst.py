@@ -31,7 +31,8 @@ from .color import as_luminance_image, keep_content_chroma, match_color, match_l
 from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
 from .devices import resolve_device
 from .errors import RunError
-from .imageio import LoadedImage, load_image, resize_long_edge, resized_shape
+from .images import LoadedImage, load_image, resize_long_edge, resized_shape
+from .images.tensors import array_to_tensor, tensor_to_array, to_pil  # re-exported: public here before images/
 from .masks import load_masks, resize_masks
 from .memory import plan_memory
 from .objective import StyleObjective, total
@@ -69,16 +70,6 @@ class Progress:
     @property
     def seconds_per_iteration(self) -> float:
         return self.elapsed / max(self.iteration, 1)
-
-
-def array_to_tensor(array: np.ndarray, device: torch.device | str = "cpu") -> Tensor:
-    """``H x W x 3`` float array in [0, 1] -> ``(1, 3, H, W)`` float32 tensor."""
-    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)).permute(2, 0, 1)[None].contiguous().to(device)
-
-
-def tensor_to_array(image: Tensor) -> np.ndarray:
-    """``(1, 3, H, W)`` tensor -> ``H x W x 3`` float32 array clipped to [0, 1]."""
-    return image.detach()[0].float().clamp(0, 1).permute(1, 2, 0).cpu().numpy()
 
 
 ADAM_AVERAGE_DECAY = 0.95
@@ -674,13 +665,6 @@ def _resize(image: Tensor, shape: tuple[int, ...]) -> Tensor:
     if tuple(image.shape[2:]) == tuple(shape):
         return image
     return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bicubic", align_corners=False)
-
-
-def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
-    """Float ``H x W x 3`` in [0, 1] (and optional alpha) -> 8-bit PIL image."""
-    channels = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
-    data = (np.clip(channels, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return Image.fromarray(data, "RGB" if alpha is None else "RGBA")
 
 
 def _as_loaded(source: ImageSource, role: str) -> LoadedImage:

@@ -33,7 +33,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .errors import UsageError, WeightsError
-from .imageio import file_sha256
+from .files import file_sha256
 from .losses import Normalization
 
 __all__ = [

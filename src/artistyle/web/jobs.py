@@ -32,8 +32,8 @@ from PIL import Image
 
 from ..config import CPU_DEFAULT_SIZE, INITS, StyleConfig
 from ..errors import ArtiStyleError, ImageError, UsageError
+from ..images import LoadedImage, load_image, save_image
 from ..masks import load_masks
-from ..imageio import LoadedImage, load_image, save_image
 from ..nst import NST, Painting, tensor_to_array, to_pil
 
 __all__ = [

@@ -1,24 +1,30 @@
-"""Tests for artistyle.imageio; every image is generated in tmp_path."""
+"""Tests for artistyle.images (decode and encode); every image is generated in tmp_path.
+
+16-bit TIFF has its own file, tests/test_tiff16.py; atomic writes are in tests/test_files.py.
+"""
 
 from __future__ import annotations
 
 import io
 import os
 import struct
+import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 from PIL import Image, ImageCms, ImageFile, ImageOps, JpegImagePlugin
 
-from artistyle import imageio
-from artistyle.errors import ImageError, UsageError
-from artistyle.imageio import (
+from artistyle.errors import FileError, ImageError, UsageError
+from artistyle.images import (
     MIN_SIDE,
     SAVE_FORMATS,
     LoadedImage,
     check_output_path,
+    decode,
+    encode_image,
     load_image,
     resize_long_edge,
     resized_shape,
@@ -486,7 +492,7 @@ def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     def deny(*_args: object, **_kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imageio, "open", deny, raising=False)
+    monkeypatch.setattr(decode, "open", deny, raising=False)
     with pytest.raises(ImageError, match="cannot be read \\(permission denied\\)"):
         load_image(path)
 
@@ -593,17 +599,23 @@ def test_save_16bit_tiff_keeps_precision(tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     rgb = rng.random((70, 50, 3)).astype(np.float32)
     rgb[0, 0] = np.array([32768, 32769, 32770]) / 65535  # closer than one 8-bit step
+    expected = np.rint(rgb * 65535).astype(np.uint16)
     out = save_image(rgb, tmp_path / "out.tif", bit_depth=16)
     loaded = load_image(out)
     assert loaded.bit_depth == 16
     assert np.abs(loaded.rgb - rgb).max() <= 0.5 / 65535 + 1e-7
     assert len(set(loaded.rgb[0, 0].tolist())) == 3
-    # Pillow reads the same file (keeping the high byte of each sample).
+    # tifffile reads every sample back exactly, as an RGB image tagged sRGB.
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.photometric == tifffile.PHOTOMETRIC.RGB and page.bitspersample == 16
+        np.testing.assert_array_equal(page.asarray(), expected)
+        assert "sRGB" in ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(page.iccprofile)))
+    # Pillow, an independent reader, sees the same image (keeping the high byte of each sample).
     with Image.open(out) as img:
         assert img.mode == "RGB" and img.size == (50, 70)
         img.load()
-        high = (np.rint(rgb * 65535).astype(np.uint16) >> 8).astype(np.uint8)
-        np.testing.assert_array_equal(np.asarray(img), high)
+        np.testing.assert_array_equal(np.asarray(img), (expected >> 8).astype(np.uint8))
         assert "sRGB" in ImageCms.getProfileDescription(
             ImageCms.ImageCmsProfile(io.BytesIO(img.info["icc_profile"]))
         )
@@ -619,6 +631,18 @@ def test_save_16bit_tiff_with_alpha_many_strips(tmp_path: Path) -> None:
     out = save_image(composited, tmp_path / "out.tiff", alpha=alpha, bit_depth=16)
     with Image.open(out) as img:
         assert img.mode == "RGBA" and len(img.tile) > 1
+        img.load()
+        pillow_alpha = np.asarray(img.getchannel("A"))
+    with tifffile.TiffFile(out) as tif:
+        page = tif.pages[0]
+        assert page.extrasamples == (tifffile.EXTRASAMPLE.UNASSALPHA,) and len(page.dataoffsets) > 1
+        samples = page.asarray()
+    assert samples.shape == (400, 600, 4)
+    np.testing.assert_array_equal(samples[..., 3], np.rint(alpha * 65535).astype(np.uint16))
+    np.testing.assert_array_equal(pillow_alpha, samples[..., 3] >> 8)
+    # Straight colour in the file: composited on white it gives back what was saved.
+    a = samples[..., 3:] / 65535
+    np.testing.assert_allclose(samples[..., :3] / 65535 * a + (1 - a), composited, atol=4 / 65535)
     loaded = load_image(out)
     assert loaded.alpha is not None and loaded.bit_depth == 16
     np.testing.assert_allclose(loaded.alpha, alpha, atol=0.5 / 65535 + 1e-7)
@@ -633,8 +657,20 @@ def test_save_16bit_refused_outside_tiff(tmp_path: Path, ext: str) -> None:
 
 
 def test_save_new_file_mode_follows_umask(tmp_path: Path) -> None:
-    out = save_image(np.zeros((40, 40, 3), np.float32), tmp_path / "out.png")
-    assert out.stat().st_mode & 0o777 == 0o666 & ~imageio._umask()
+    previous = os.umask(0o027)
+    try:
+        out = save_image(np.zeros((40, 40, 3), np.float32), tmp_path / "out.png")
+    finally:
+        os.umask(previous)
+    assert out.stat().st_mode & 0o777 == 0o640  # 0666 less the umask, as a plain open() makes it
+
+
+def test_save_overwrite_keeps_the_file_mode(tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    out.write_bytes(b"old")
+    out.chmod(0o604)
+    save_image(np.zeros((40, 40, 3), np.float32), out)
+    assert out.stat().st_mode & 0o777 == 0o604
 
 
 def test_save_failure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -646,7 +682,7 @@ def test_save_failure_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", failing_save)
-    with pytest.raises(ImageError, match=r"output '.*out\.png' cannot be written \(No space left"):
+    with pytest.raises(FileError, match=r"output '.*out\.png' cannot be written \(No space left"):
         save_image(np.zeros((40, 40, 3), np.float32), out)
     assert out.read_bytes() == b"previous result"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.png"]
@@ -656,8 +692,8 @@ def test_save_temp_file_not_creatable(tmp_path: Path, monkeypatch: pytest.Monkey
     def deny(*_args: object, **_kwargs: object) -> None:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(imageio.tempfile, "mkstemp", deny)
-    with pytest.raises(ImageError, match=r"cannot be written \(Permission denied\)"):
+    monkeypatch.setattr(tempfile, "mkstemp", deny)
+    with pytest.raises(FileError, match=r"cannot be written \(Permission denied\)"):
         save_image(np.zeros((40, 40, 3), np.float32), tmp_path / "out.png")
 
 
@@ -707,6 +743,75 @@ def test_save_webp_side_limit(tmp_path: Path) -> None:
         save_image(np.zeros((1, 16_384, 3), np.float32), tmp_path / "out.webp")
 
 
+# ---------------------------------------------------------------- encode_image
+
+
+def _rgba_test_image() -> tuple[np.ndarray, np.ndarray]:
+    """Composited rgb with a partly transparent alpha, as load_image returns them."""
+    color = _gradient().astype(np.float32) / 255.0
+    alpha = np.tile(np.linspace(0.0, 1.0, 48, dtype=np.float32), (40, 1))
+    return color * alpha[..., None] + (1 - alpha[..., None]), alpha
+
+
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".webp", ".tif"])
+def test_encode_image_gives_the_bytes_save_image_writes(tmp_path: Path, ext: str) -> None:
+    rgb, alpha = _rgba_test_image()
+    saved = save_image(rgb, tmp_path / f"out{ext}", alpha=alpha).read_bytes()
+    assert encode_image(rgb, ext[1:], alpha=alpha) == saved
+    assert encode_image(rgb, ext.upper(), alpha=alpha) == saved
+    opaque = save_image(rgb, tmp_path / f"opaque{ext}").read_bytes()
+    assert encode_image(rgb, ext) == opaque
+    assert (opaque == saved) == (ext == ".jpg")  # only JPEG drops the alpha
+
+
+def test_encode_image_16bit_tiff_and_format_names(tmp_path: Path) -> None:
+    rgb, alpha = _rgba_test_image()
+    saved = save_image(rgb, tmp_path / "out.tiff", alpha=alpha, bit_depth=16).read_bytes()
+    assert encode_image(rgb, "TIFF", alpha=alpha, bit_depth=16) == saved
+    assert encode_image(rgb, "JPEG") == save_image(rgb, tmp_path / "out.jpeg").read_bytes()
+    with Image.open(io.BytesIO(encode_image(rgb, "webp"))) as img:
+        assert img.format == "WEBP"
+
+
+def test_encode_image_refuses_what_save_image_refuses() -> None:
+    rgb = np.zeros((40, 40, 3), np.float32)
+    with pytest.raises(ImageError, match=r"unsupported image format 'gif'; use one of \.jpeg, \.jpg"):
+        encode_image(rgb, "gif")
+    with pytest.raises(ImageError, match=r"16-bit output is only supported for \.tif/\.tiff"):
+        encode_image(rgb, "png", bit_depth=16)
+    with pytest.raises(ImageError, match="WEBP allows at most 16383 px"):
+        encode_image(np.zeros((1, 16_384, 3), np.float32), "webp")
+    with pytest.raises(ValueError, match="H x W x 3"):
+        encode_image(np.zeros((40, 40), np.float32), "png")
+
+
+def test_encode_image_of_a_pil_image_keeps_its_pixels(tmp_path: Path) -> None:
+    levels = np.tile(np.arange(256, dtype=np.uint8), (40, 1))
+    pixels = np.dstack([levels, levels[:, ::-1], np.roll(levels, 7, axis=1)])
+    for data in (encode_image(Image.fromarray(pixels), "png"), encode_image(Image.fromarray(pixels), "tif")):
+        with Image.open(io.BytesIO(data)) as img:
+            assert img.mode == "RGB"
+            np.testing.assert_array_equal(np.asarray(img), pixels)  # all 256 levels survive exactly
+    assert encode_image(Image.fromarray(pixels), "png") == save_image(
+        Image.fromarray(pixels), tmp_path / "pil.png"
+    ).read_bytes()
+
+
+def test_encode_image_of_a_pil_rgba_image() -> None:
+    rgba = np.dstack([_gradient(), np.tile(np.arange(0, 240, 5, dtype=np.uint8), (40, 1))])
+    image = Image.fromarray(rgba)
+    with Image.open(io.BytesIO(encode_image(image, "png"))) as img:
+        assert img.mode == "RGBA"
+        np.testing.assert_array_equal(np.asarray(img), rgba)  # straight colours, as the image holds them
+    with Image.open(io.BytesIO(encode_image(image, "jpg"))) as img:
+        assert img.mode == "RGB"
+        a = rgba[..., 3:] / 255
+        on_white = rgba[..., :3] * a + 255 * (1 - a)
+        assert np.abs(np.asarray(img).astype(float) - on_white).mean() < 2  # JPEG shows it on white
+    with pytest.raises(ValueError, match="carries its own"):
+        encode_image(image, "png", alpha=np.ones((40, 48), np.float32))
+
+
 # -------------------------------------------------------- check_output_path
 
 
@@ -751,11 +856,13 @@ def test_check_output_path_ok(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert list(tmp_path.iterdir()) == [src]  # validation writes nothing
 
 
-def test_save_formats_table() -> None:
-    assert SAVE_FORMATS == {
-        ".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG",
-        ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF",
-    }
+@pytest.mark.parametrize("ext", sorted(SAVE_FORMATS))
+def test_each_extension_is_written_in_the_format_pillow_detects(tmp_path: Path, ext: str) -> None:
+    out = save_image(np.full((40, 40, 3), 0.5, np.float32), tmp_path / f"out{ext.upper()}")
+    with Image.open(out) as img:  # Pillow detects the format from the bytes, not the name
+        assert img.format == {".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}.get(ext, ext[1:].upper())
+        assert img.size == (40, 40)
+    assert set(SAVE_FORMATS) == {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}
 
 
 # -------------------------------------------------------------------- resize
