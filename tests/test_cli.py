@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ from PIL import Image
 from artistyle import __version__
 from artistyle.cli import main
 from artistyle.vgg import LAYER_NAMES
+
+from .conftest import make_content, make_style
 
 FAST = ["--device", "cpu", "--size", "48", "--steps", "2", "--seed", "3", "--quiet"]
 
@@ -69,36 +72,65 @@ def test_json_summary(capsys: pytest.CaptureFixture[str], content_path: Path, st
 
 
 def test_progress_bar_and_summary_on_stderr(
-    capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setenv("COLUMNS", "120")  # rich sizes the bar to this; on a pipe it draws the final state once
     argv = [a for a in FAST if a != "--quiet"]
     code, out, err = run(capsys, str(content_path), str(style_path), "-o", str(tmp_path / "o.png"), *argv)
     assert code == 0 and out == ""
-    assert "saved" in err and "seed 3" in err
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", err)  # without colours, should a terminal be forced
+    assert re.search(r"painting 48x38 \u2501+ 2/2 loss [0-9.e+]+ [0-9.]+ s/it [0-9:]+ ETA [0-9:]+\n", text), text
+    assert re.search(r"\nsaved .*o\.png \(48x38, 2 iterations, [0-9.]+ s, seed 3\)\n$", text), text
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, np.ndarray]:
+    """A content, a style and the FAST run's result with every setting at its default."""
+    folder = tmp_path_factory.mktemp("default")
+    content, style, out = folder / "content.png", folder / "style.png", folder / "o.png"
+    make_content().save(content)
+    make_style().save(style)
+    assert main([str(content), str(style), "-o", str(out), *FAST]) == 0
+    return content, style, np.asarray(Image.open(out))
 
 
 @pytest.mark.parametrize(
-    "flags",
+    ("flags", "settings"),
     [
-        ["--content-weight", "2", "--style-weight", "1e-2", "--tv-weight", "1"],
-        ["--init", "content"],
-        ["--init", "style"],
-        ["--optimizer", "adam", "--lr", "0.05"],
-        ["--optimizer", "lbfgs", "--lr", "0.5", "--lbfgs-history", "3"],
-        ["--content-layers", "conv3_1,relu4_2", "--style-layers", "relu1_1,conv2_1"],
-        ["--style-layer-weights", "1,2,3,4,5"],
-        ["--pooling", "avg"],
-        ["--style-size", "40"],
-        ["--device", "auto"],
+        (["--content-weight", "2", "--style-weight", "1e-2", "--tv-weight", "1"],
+         {"content_weight": 2.0, "style_weight": 1e-2, "tv_weight": 1.0}),
+        (["--init", "content"], {"init": "content"}),
+        (["--init", "style"], {"init": "style"}),
+        (["--optimizer", "adam", "--lr", "0.05"], {"optimizer": "adam", "lr": 0.05}),
+        (["--optimizer", "lbfgs", "--lr", "0.5", "--lbfgs-history", "3"],
+         {"optimizer": "lbfgs", "lr": 0.5, "lbfgs_history": 3}),
+        (["--content-layers", "conv3_1,relu4_2", "--style-layers", "relu1_1,conv2_1"],
+         {"content_layers": ["conv3_1", "relu4_2"], "style_layers": ["relu1_1", "conv2_1"]}),
+        (["--style-layer-weights", "1,2,3,4,5"], {"style_layer_weights": [1.0, 2.0, 3.0, 4.0, 5.0]}),
+        (["--pooling", "avg"], {"pooling": "avg"}),
+        (["--style-size", "40"], {"style_size": 40}),
+        (["--device", "auto"], {"device": "auto"}),
     ],
 )
-def test_flags_run(
-    capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path, flags: list[str]
+def test_flags_reach_the_run(
+    capsys: pytest.CaptureFixture[str], default_run: tuple[Path, Path, np.ndarray], tmp_path: Path,
+    flags: list[str], settings: dict[str, object],
 ) -> None:
+    from artistyle.devices import resolve_device
+
+    content, style, default = default_run
     out_path = tmp_path / "o.png"
-    code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(out_path), *FAST, *flags)
+    code, out, err = run(capsys, str(content), str(style), "-o", str(out_path), *FAST, *flags, "--manifest", "--json")
     assert code == 0, err
-    assert Image.open(out_path).size == (48, 38)
+    manifest = json.loads(out_path.with_suffix(".json").read_text())
+    assert {name: manifest["settings"][name] for name in settings} == settings  # the run's own config
+    result = np.asarray(Image.open(out_path))
+    assert result.shape == default.shape
+    if flags[0] == "--device":
+        assert json.loads(out)["device"] == manifest["device"] == str(resolve_device("auto"))
+    else:
+        assert not np.array_equal(result, default)  # and it painted something else
 
 
 def test_init_from_file_and_weights_flag(
@@ -225,8 +257,6 @@ def test_bad_image_files(
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("artistyle: error:") and "Traceback" not in err
     assert f"{role} image" in err
-    import re
-
     assert re.search(message, err, re.IGNORECASE), err
     assert files(tmp_path) == before
 
@@ -284,8 +314,6 @@ def test_missing_arguments(capsys: pytest.CaptureFixture[str], content_path: Pat
 def test_bad_output_paths(
     capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path, output: str, message: str
 ) -> None:
-    import re
-
     code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(tmp_path / output), *FAST)
     assert code == 2 and re.search(message, err, re.IGNORECASE), err
 

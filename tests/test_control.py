@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -182,27 +183,48 @@ def two_styles(tmp_path: Path) -> tuple[Path, Path]:
     return a, b
 
 
+@pytest.fixture(scope="module")
+def default_two_style_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[str], np.ndarray]:
+    """A content and two styles, and CLI_TINY's result with every setting at its default."""
+    folder = tmp_path_factory.mktemp("two_styles")
+    content, a, b, out = (folder / name for name in ("content.png", "a.png", "b.png", "out.png"))
+    make_content().save(content)
+    make_style().save(a)
+    other_style().save(b)
+    inputs = [str(content), str(a), str(b)]
+    assert main([*inputs, "-o", str(out), *CLI_TINY]) == 0
+    return inputs, np.asarray(Image.open(out))
+
+
 @pytest.mark.parametrize(
-    "flags",
+    ("flags", "settings"),
     [
-        ["--style-blend", "0.7", "0.3"],
-        ["--style-size", "40", "56"],
-        ["--style-scale", "0.75"],
-        ["--preserve-color", "luminance"],
-        ["--preserve-color", "histogram", "--color-match", "chol"],
-        ["--preserve-color", "histogram", "--color-match", "sym"],
-        ["--original-colors"],
-        ["--padding", "reflect"],
-        ["--padding", "replicate"],
+        (["--style-blend", "0.7", "0.3"], {"style_blend": [0.7, 0.3]}),
+        (["--style-size", "40", "56"], {"style_size": [40, 56]}),
+        (["--style-scale", "0.75"], {"style_scale": 0.75}),
+        (["--preserve-color", "luminance"], {"preserve_color": "luminance"}),
+        (["--preserve-color", "histogram", "--color-match", "chol"],
+         {"preserve_color": "histogram", "color_match": "chol"}),
+        (["--preserve-color", "histogram", "--color-match", "sym"],
+         {"preserve_color": "histogram", "color_match": "sym"}),
+        (["--original-colors"], {"original_colors": True}),
+        (["--padding", "reflect"], {"padding": "reflect"}),
+        (["--padding", "replicate"], {"padding": "replicate"}),
     ],
 )
 def test_cli_control_flags(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, two_styles: tuple[Path, Path], flags: list[str]
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, default_two_style_run: tuple[list[str], np.ndarray],
+    flags: list[str], settings: dict[str, object],
 ) -> None:
+    inputs, default = default_two_style_run
     out = tmp_path / "out.png"
-    code, _, err = _run(capsys, str(content_path), *map(str, two_styles), "-o", str(out), *CLI_TINY, *flags)
+    code, _, err = _run(capsys, *inputs, "-o", str(out), *CLI_TINY, *flags, "--manifest")
     assert code == 0, err
-    assert Image.open(out).size == (48, 38)
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert {name: manifest["settings"][name] for name in settings} == settings  # the run's own config
+    result = np.asarray(Image.open(out))
+    assert result.shape == default.shape == (38, 48, 3)
+    assert not np.array_equal(result, default)  # and it painted something else
 
 
 def test_cli_style_folder_and_default_name(

@@ -27,7 +27,7 @@ def test_every_control_has_a_picture_and_a_command_that_parses() -> None:
         picture = REPO / args.output
         assert picture.is_file(), picture
         assert picture.stat().st_size < 200_000, picture
-        for path in [args.content, *args.style, *(args.mask or []), args.fine_style]:
+        for path in [args.content, *args.style, *(args.masks or []), args.fine_style]:
             assert path is None or (REPO / path).is_file(), path
         seen.update(a for a in argv if a.startswith("--"))
     assert set(CONTROLS) <= seen

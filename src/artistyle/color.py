@@ -17,6 +17,8 @@ Images are ``(B, 3, H, W)`` RGB tensors in [0, 1]. Three tools:
 
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
@@ -24,6 +26,8 @@ __all__ = [
     "COLOR_MATCHES",
     "DEFAULT_COLOR_MATCH",
     "PRESERVE_COLORS",
+    "ColorMatch",
+    "PreserveColor",
     "as_luminance_image",
     "keep_content_chroma",
     "luminance",
@@ -33,11 +37,13 @@ __all__ = [
     "yiq_to_rgb",
 ]
 
-PRESERVE_COLORS = ("luminance", "histogram")
+PreserveColor = Literal["luminance", "histogram"]
+PRESERVE_COLORS: tuple[PreserveColor, ...] = get_args(PreserveColor)
 # Choices of A in x' = A x + b (see match_color). "pca" is the symmetric square-root form
 # Sigma_c^(1/2) Sigma_s^(-1/2) of Image Analogies (Hertzmann et al. 2001), the one Gatys et al. use.
-COLOR_MATCHES = ("chol", "pca", "sym")
-DEFAULT_COLOR_MATCH = "pca"
+ColorMatch = Literal["chol", "pca", "sym"]
+COLOR_MATCHES: tuple[ColorMatch, ...] = get_args(ColorMatch)
+DEFAULT_COLOR_MATCH: ColorMatch = "pca"
 
 # NTSC YIQ. Y is the luminance the paper recombines with the content's I and Q.
 _RGB_TO_YIQ = torch.tensor(

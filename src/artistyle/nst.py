@@ -28,7 +28,7 @@ from PIL import Image
 from torch import Tensor
 
 from .color import as_luminance_image, keep_content_chroma, match_color, match_luminance
-from .config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
+from .config import StyleConfig
 from .devices import resolve_device
 from .errors import RunError
 from .images import LoadedImage, load_image, resize_long_edge, resized_shape
@@ -311,9 +311,7 @@ class NST:
     @property
     def size(self) -> int:
         """The output's long edge: the configured size or the device's default."""
-        if self.config.size is not None:
-            return self.config.size
-        return CPU_DEFAULT_SIZE if self.device.type == "cpu" else GPU_DEFAULT_SIZE
+        return self.config.output_size(self.device.type)
 
     # -- step 1 ---------------------------------------------------------------
     def load_images(

@@ -35,7 +35,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .. import __version__
-from ..config import CPU_DEFAULT_SIZE, GPU_DEFAULT_SIZE, StyleConfig
+from ..config import StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from .jobs import (
@@ -45,6 +45,7 @@ from .jobs import (
     MAX_STEPS,
     MAX_STYLES,
     PREVIEW_INTERVAL,
+    SETTINGS,
     Job,
     Studio,
     client_name,
@@ -140,10 +141,11 @@ def create_app(
     resolved = resolve_device(device)  # a bad --device fails now, not at the first job
     studio = Studio(device=device, max_memory=max_memory, max_pixels=max_pixels, max_size=max_size,
                     max_steps=max_steps, preview_interval=preview_interval)
-    defaults = StyleConfig()
+    # Every setting a page may send, at its default; the size is this device's default.
+    defaults = {name: value for name, value in StyleConfig().to_dict().items() if name in SETTINGS}
+    defaults["size"] = StyleConfig().output_size(resolved.type)
     # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
     stopping = threading.Event()
-    default_size = CPU_DEFAULT_SIZE if resolved.type == "cpu" else GPU_DEFAULT_SIZE
 
     def find_job(request: Request) -> Job:
         job = studio.job(request.path_params["job_id"])
@@ -160,13 +162,7 @@ def create_app(
             "device": str(resolved),
             "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_size": max_size,
                        "max_steps": max_steps, "max_styles": MAX_STYLES},
-            "defaults": {"size": default_size, "steps": defaults.steps, "style_weight": defaults.style_weight,
-                         "content_weight": defaults.content_weight, "tv_weight": defaults.tv_weight,
-                         "padding": defaults.padding, "pooling": defaults.pooling, "optimizer": defaults.optimizer,
-                         "color_match": defaults.color_match, "init": defaults.init,
-                         "style_anchor": defaults.style_anchor,
-                         "content_layers": list(defaults.content_layers),
-                         "style_layers": list(defaults.style_layers)},
+            "defaults": defaults,
             **studio.status(),
         })
 
@@ -210,7 +206,7 @@ def create_app(
             raise UsageError("the request body must be a JSON object")
         unknown = set(body) - {"content", "styles", "settings", "fine_style", "masks"}
         if unknown:
-            raise UsageError(f"unknown field '{sorted(unknown)[0]}'; send content, styles, settings, "
+            raise UsageError(f"unknown field '{min(unknown)}'; send content, styles, settings, "
                              "and optionally fine_style and masks")
         # In the thread pool: masks are decoded and checked now, so a bad one is refused at once.
         job = await run_in_threadpool(lambda: studio.submit(

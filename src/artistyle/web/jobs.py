@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import io
 import logging
-import math
 import os
 import re
 import secrets
@@ -30,11 +29,13 @@ from typing import Any
 
 from PIL import Image
 
-from ..config import CPU_DEFAULT_SIZE, INITS, StyleConfig
+from ..config import StyleConfig
+from ..devices import resolve_device
 from ..errors import ArtiStyleError, ImageError, UsageError
 from ..images import LoadedImage, load_image, save_image
 from ..masks import load_masks
 from ..nst import NST, Painting, tensor_to_array, to_pil
+from ..settings import short_repr
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -63,100 +64,30 @@ PREVIEW_EDGE = 1024  # long edge of the live preview (JPEG); the result keeps it
 PREVIEW_INTERVAL = 0.25  # s between previews: one per iteration would slow small GPU runs
 ACTIVE = ("queued", "running", "cancelling")
 
-# Settings a page may send, by the type they must have. Paths (init image, masks, fine
-# style, weights) are left out on purpose: the client never names a file on the server.
-# Masks and a fine style come as image ids, beside the settings (Studio.submit).
-_INTS = ("size", "steps", "seed", "scales", "style_anchor")
-_FLOATS = ("content_weight", "style_weight", "tv_weight", "lr", "tol", "scale_factor")
-_STRINGS = ("preserve_color", "color_match", "padding", "pooling", "optimizer", "init")
-_BOOLS = ("original_colors",)
-_FLOAT_LISTS = ("style_blend", "style_scale")
-_NAME_LISTS = ("content_layers", "style_layers")
-SETTINGS = _INTS + _FLOATS + _STRINGS + _BOOLS + _FLOAT_LISTS + _NAME_LISTS
-_NULLABLE = ("size", "seed", "scales", "lr", "preserve_color", "style_blend", "style_scale")
-
-
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _number(name: str, value: Any, kind: type) -> Any:
-    # bool is an int in Python; JSON true is no number.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UsageError(f"{_flag(name)} must be a number, not {_short(value)}")
-    if kind is int:
-        if isinstance(value, float) and not value.is_integer():
-            raise UsageError(f"{_flag(name)} must be a whole number, not {_short(value)}")
-        return int(value)
-    if not math.isfinite(value):
-        raise UsageError(f"{_flag(name)} must be a finite number, not {_short(value)}")
-    return float(value)
-
-
-def _setting(name: str, value: Any) -> Any:
-    """One setting, type-checked; its range is checked by StyleConfig.validate, as for the CLI."""
-    if value is None:
-        if name in _NULLABLE:
-            return None
-        raise UsageError(f"{_flag(name)} needs a value")
-    if name in _INTS:
-        return _number(name, value, int)
-    if name in _FLOATS:
-        return _number(name, value, float)
-    if name in _BOOLS:
-        if not isinstance(value, bool):
-            raise UsageError(f"{_flag(name)} must be true or false, not {_short(value)}")
-        return value
-    if name in _STRINGS:
-        if not isinstance(value, str):
-            raise UsageError(f"{_flag(name)} must be a string, not {_short(value)}")
-        if name == "init" and value not in INITS:
-            raise UsageError(f"init must be {', '.join(INITS)}, not {_short(value)}")
-        return value
-    if name == "style_scale" and not isinstance(value, list):
-        return _number(name, value, float)  # one value for all styles
-    if not isinstance(value, list) or not value:
-        raise UsageError(f"{_flag(name)} must be a non-empty list")
-    if name in _NAME_LISTS:
-        if not all(isinstance(v, str) for v in value):
-            raise UsageError(f"{_flag(name)} must be a list of layer names")
-        return tuple(value)
-    return tuple(_number(name, v, float) for v in value)
+# Settings a page may send: StyleConfig's fields marked for the studio. Paths (masks, a fine style,
+# weights, an init image) are left out on purpose: the client never names a file on the server;
+# masks and a fine style come as image ids, beside the settings (Studio.submit). The device and the
+# memory limit are the server's.
+SETTINGS = tuple(s.name for s in StyleConfig.settings() if s.studio)
 
 
 def parse_settings(
     data: Any, styles: int, *, device: str = "auto", max_memory: int | None = None,
     max_size: int = MAX_SIZE, max_steps: int = MAX_STEPS,
 ) -> StyleConfig:
-    """A validated :class:`StyleConfig` from a job's JSON settings, for ``styles`` style images.
+    """A validated :class:`StyleConfig` from a job's JSON settings, for ``styles`` style images on ``device``.
 
     Raises :class:`UsageError` naming the first bad setting, with the same
     messages as the command line where the check is the same.
     """
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise UsageError("settings must be a JSON object")
-    values: dict[str, Any] = {}
-    for name, value in data.items():
-        if name not in SETTINGS:
-            raise UsageError(f"unknown setting {_short(name)}; known: {', '.join(SETTINGS)}")
-        values[name] = _setting(name, value)
-    config = StyleConfig(**values, device=device, max_memory=max_memory).validate()
+    config = StyleConfig.from_mapping({} if data is None else data, allowed=SETTINGS, files=False)
+    config = dataclasses.replace(config, device=device, max_memory=max_memory).validate()
     if config.size is not None and config.size > max_size:
         raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
     if config.steps > max_steps:
         raise UsageError(f"steps must be at most {max_steps} in the studio, not {config.steps}")
     # The checks that need the number of styles or the size, before the job waits in the queue.
-    size = config.size or CPU_DEFAULT_SIZE
-    config.style_sizes(size, styles)
-    config.blend_weights(styles)
-    config.scale_schedule(len(config.scale_sizes(size)))
+    config.check(styles, resolve_device(device).type)
     return config
 
 
@@ -378,11 +309,11 @@ class Studio:
 
     def image(self, image_id: Any, role: str) -> StoredImage:
         if not isinstance(image_id, str):
-            raise UsageError(f"the {role} must be an image id, not {_short(image_id)}")
+            raise UsageError(f"the {role} must be an image id, not {short_repr(image_id)}")
         with self._lock:
             image = self._images.get(image_id) or self.samples().get(image_id)
         if image is None:
-            raise UsageError(f"the {role} {_short(image_id)} is not on the server (any more); add it again")
+            raise UsageError(f"the {role} {short_repr(image_id)} is not on the server (any more); add it again")
         return image
 
     # -- jobs ---------------------------------------------------------------------
