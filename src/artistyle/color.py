@@ -115,7 +115,8 @@ def _sqrtm(cov: Tensor, inverse: bool = False) -> Tensor:
     values, vectors = torch.linalg.eigh(cov)
     values = values.clamp_min(_EPS)
     roots = values.rsqrt() if inverse else values.sqrt()
-    return vectors @ torch.diag(roots) @ vectors.T
+    root: Tensor = vectors @ torch.diag(roots) @ vectors.T
+    return root
 
 
 def _stats(image: Tensor) -> tuple[Tensor, Tensor]:

@@ -350,7 +350,7 @@ def _described() -> tuple[Setting, ...]:
     return describe_fields(StyleConfig)
 
 
-def _as_tuple(value: Any) -> tuple:
+def _as_tuple(value: Any) -> tuple[Any, ...]:
     """``None`` -> ``()``, a scalar -> ``(scalar,)``, a sequence -> a tuple."""
     if value is None:
         return ()

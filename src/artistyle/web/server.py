@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
 from collections.abc import Callable
 
 import uvicorn
@@ -53,8 +54,12 @@ def bind(host: str, port: int) -> socket.socket:
 class _Server(uvicorn.Server):
     """uvicorn's server, telling the app at Ctrl-C so that its open event streams end."""
 
+    def __init__(self, config: uvicorn.Config, stopping: threading.Event):
+        super().__init__(config)
+        self.stopping = stopping
+
     def handle_exit(self, sig: int, frame: object) -> None:
-        self.config.app.state.stopping.set()
+        self.stopping.set()
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
 
 
@@ -77,7 +82,7 @@ def serve(
         # Event streams stay open; do not wait for them at Ctrl-C.
         timeout_graceful_shutdown=1,
     )
-    server = _Server(config)
+    server = _Server(config, app.state.stopping)
     studio = app.state.studio
     studio.start()
     if ready is not None:
