@@ -175,13 +175,13 @@ def test_output_size_and_check_per_device() -> None:
 
 
 def test_the_studio_checks_scales_at_its_own_devices_size(monkeypatch: pytest.MonkeyPatch) -> None:
-    from artistyle.web import jobs
+    from artistyle.web import settings as studio_settings
 
     settings = {"scales": 5, "scale_factor": 2}
     with pytest.raises(UsageError, match="under 32 px"):
-        jobs.parse_settings(settings, 1, device="cpu")
-    monkeypatch.setattr(jobs, "resolve_device", lambda spec: torch.device("cuda"))
-    assert jobs.parse_settings(settings, 1, device="cuda").scales == 5
+        studio_settings.parse_settings(settings, 1, device="cpu")
+    monkeypatch.setattr(studio_settings, "resolve_device", lambda spec: torch.device("cuda"))
+    assert studio_settings.parse_settings(settings, 1, device="cuda").scales == 5
 
 
 def test_help_is_made_from_the_schema() -> None:

@@ -30,7 +30,7 @@ def _positivenumber(text: str) -> float:
 
 def build_web_parser() -> argparse.ArgumentParser:
     """``artistyle web``: its own parser, so the painting command keeps its positional arguments."""
-    from ..web.jobs import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
+    from ..web.images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES
 
     p = Parser(
         prog=f"{PROG} web",

@@ -3,7 +3,9 @@
 Needs the ``web`` extra (``pip install 'artistyle[web]'``: Starlette and uvicorn).
 This package's own ``__init__`` imports nothing beyond the standard library, so the
 CLI can tell a missing extra from a bug; the app lives in :mod:`artistyle.web.app`,
-the job queue in :mod:`artistyle.web.jobs` and the server in :mod:`artistyle.web.server`.
+the settings a page may send in :mod:`artistyle.web.settings`, uploads and results in
+:mod:`artistyle.web.images`, the job queue in :mod:`artistyle.web.jobs` and the server in
+:mod:`artistyle.web.server`.
 The core library never imports this package.
 """
 

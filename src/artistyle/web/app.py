@@ -38,18 +38,9 @@ from .. import __version__
 from ..config import StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
-from .jobs import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MAX_UPLOAD_BYTES,
-    MAX_SIZE,
-    MAX_STEPS,
-    MAX_STYLES,
-    PREVIEW_INTERVAL,
-    SETTINGS,
-    Job,
-    Studio,
-    client_name,
-)
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
+from .jobs import PREVIEW_INTERVAL, Job, Studio
+from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS
 
 __all__ = ["LOOPBACK_HOSTS", "create_app", "megabytes"]
 

@@ -1,150 +1,42 @@
-"""The studio's state: uploaded images, run settings from JSON, and one worker that paints.
+"""The studio's jobs: a queue of runs and the one worker thread that paints them.
 
-Everything lives in memory. Images and jobs are named by random server-made
-tokens; nothing the client sends is ever used as a file path. The library reads
-region masks and a fine style image from files only: a run that uses them gets
-copies of the uploads, under server-made names, in the studio's own private
-temporary folder, removed when the run ends (and the folder when the studio closes). Jobs run one at
-a time, in order, on a single worker thread (one run already uses every core or
+Everything lives in memory: uploads are kept as their bytes and handed to the
+library as decoded images (masks and a fine style too), results are PNG bytes;
+the studio writes no file. Images and jobs are named by random server-made
+tokens; nothing the client sends is ever used as a file path. Jobs run one at a
+time, in order, on a single worker thread (one run already uses every core or
 the whole GPU); the others wait in a queue and know their place in it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import io
 import logging
-import os
 import re
 import secrets
-import tempfile
 import threading
 import time
-import warnings
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from PIL import Image
-
 from ..config import StyleConfig
-from ..devices import resolve_device
-from ..errors import ArtiStyleError, ImageError, UsageError
-from ..images import LoadedImage, load_image, save_image
+from ..errors import ArtiStyleError, UsageError
 from ..masks import load_masks
-from ..nst import NST, Painting, tensor_to_array, to_pil
+from ..nst import NST, Painting
 from ..settings import short_repr
+from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg, result_png
+from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "DEFAULT_MAX_UPLOAD_BYTES",
-    "MAX_SIZE",
-    "MAX_STEPS",
-    "MAX_STYLES",
-    "Job",
-    "StoredImage",
-    "Studio",
-    "parse_settings",
-]
+__all__ = ["ACTIVE", "MAX_FINISHED_JOBS", "MAX_IMAGES", "PREVIEW_INTERVAL", "Job", "Studio"]
 
 log = logging.getLogger("artistyle.web")
 
-DEFAULT_MAX_UPLOAD_BYTES = 20_000_000  # per image; a 40 MP JPEG from a camera fits
-DEFAULT_MAX_PIXELS = 40_000_000  # per image; decoded to float32 that is 480 MB
-# A run this large already takes hours on a CPU; bigger prints are for the command line.
-MAX_SIZE = 4096
-MAX_STEPS = 10_000
-MAX_STYLES = 8
 # Kept in memory: the newest uploads and the newest finished jobs (results are PNG bytes).
 MAX_IMAGES = 64
 MAX_FINISHED_JOBS = 16
-PREVIEW_EDGE = 1024  # long edge of the live preview (JPEG); the result keeps its full size
 PREVIEW_INTERVAL = 0.25  # s between previews: one per iteration would slow small GPU runs
 ACTIVE = ("queued", "running", "cancelling")
-
-# Settings a page may send: StyleConfig's fields marked for the studio. Paths (masks, a fine style,
-# weights, an init image) are left out on purpose: the client never names a file on the server;
-# masks and a fine style come as image ids, beside the settings (Studio.submit). The device and the
-# memory limit are the server's.
-SETTINGS = tuple(s.name for s in StyleConfig.settings() if s.studio)
-
-
-def parse_settings(
-    data: Any, styles: int, *, device: str = "auto", max_memory: int | None = None,
-    max_size: int = MAX_SIZE, max_steps: int = MAX_STEPS,
-) -> StyleConfig:
-    """A validated :class:`StyleConfig` from a job's JSON settings, for ``styles`` style images on ``device``.
-
-    Raises :class:`UsageError` naming the first bad setting, with the same
-    messages as the command line where the check is the same.
-    """
-    config = StyleConfig.from_mapping({} if data is None else data, allowed=SETTINGS, files=False)
-    config = dataclasses.replace(config, device=device, max_memory=max_memory).validate()
-    if config.size is not None and config.size > max_size:
-        raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
-    if config.steps > max_steps:
-        raise UsageError(f"steps must be at most {max_steps} in the studio, not {config.steps}")
-    # The checks that need the number of styles or the size, before the job waits in the queue.
-    config.check(styles, resolve_device(device).type)
-    return config
-
-
-# --------------------------------------------------------------------------- images
-
-
-def client_name(name: str | None, default: str = "image") -> str:
-    """A file name from the client, fit for messages only: last component, printable, short."""
-    name = re.split(r"[\\/]", name or "")[-1]
-    name = "".join(ch for ch in name if ch.isprintable()).strip()
-    return (name[:60] + "...") if len(name) > 63 else (name or default)
-
-
-@dataclass(frozen=True)
-class StoredImage:
-    """An image as uploaded (its bytes) and what was learnt when it was checked."""
-
-    id: str
-    name: str
-    data: bytes
-    width: int
-    height: int
-    sample: bool = False
-
-    def decode(self, role: str) -> LoadedImage:
-        """The image in the library's form, decoded from memory."""
-        return _load(self.data, self.name, role)
-
-    def info(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "width": self.width, "height": self.height, "bytes": len(self.data)}
-
-
-def _load(data: bytes, name: str, role: str, max_pixels: int | None = None) -> LoadedImage:
-    """Decode ``data`` with the library's loader; the pixel limit is checked on the header first."""
-    label = f"{role} '{name}'"
-    if not data:
-        raise ImageError(f"{label} is empty (0 bytes)")
-    with warnings.catch_warnings():
-        # Pillow's own bomb guard fires in load_image with the library's message; here
-        # only the header is read, so its size can be compared with the studio's limit.
-        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-        try:
-            img = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError:
-            img = None
-        except Exception as exc:  # UnidentifiedImageError and a damaged header alike
-            raise ImageError(f"{label} is not an image file Pillow can read") from exc
-    if img is None or (max_pixels is not None and img.width * img.height > max_pixels):
-        limit = f"the studio's limit of {max_pixels or Image.MAX_IMAGE_PIXELS:,} pixels"
-        if img is None:
-            raise ImageError(f"{label} has too many pixels, far over {limit}")
-        raise ImageError(f"{label} is {img.width}x{img.height} = {img.width * img.height:,} pixels, over {limit}")
-    img.filename = name  # only names the image in load_image's messages
-    return load_image(img, role=role)
-
-
-# --------------------------------------------------------------------------- jobs
 
 
 def _token() -> str:
@@ -178,7 +70,8 @@ class Job:
     preview_version: int = 0
     result: bytes | None = None
     version: int = 0  # bumped on every change, so an event stream knows when to send
-    cancel_requested: bool = False
+    # Set by a web handler's thread, read by the worker's: an Event, so each look is a fresh read.
+    cancel_requested: threading.Event = field(default_factory=threading.Event)
     painting: Painting | None = None
 
     @property
@@ -219,8 +112,6 @@ class Studio:
         self._thread: threading.Thread | None = None
         # One full decode at a time: a 40 MP upload is 480 MB as float32.
         self._decode_lock = threading.Lock()
-        # Private (0700) folder for the copies of masks and fine styles the library reads as files.
-        self._folder: tempfile.TemporaryDirectory[str] | None = None
 
     # -- lifecycle --------------------------------------------------------------
     def start(self) -> None:
@@ -244,46 +135,20 @@ class Studio:
             thread, self._thread = self._thread, None
         if thread is not None:
             thread.join(timeout)
-        with self._lock:
-            folder, self._folder = self._folder, None
-        if folder is not None:
-            folder.cleanup()
-
-    @property
-    def temp_folder(self) -> Path:
-        """The studio's private temporary folder (made on first use; removed by :meth:`close` or at exit)."""
-        with self._lock:
-            if self._folder is None:
-                self._folder = tempfile.TemporaryDirectory(prefix="artistyle-web-")
-            return Path(self._folder.name)
-
-    def _write_temp(self, image: StoredImage) -> Path:
-        """A copy of an upload's original bytes under a server-made name, readable only by this user."""
-        suffix = Path(image.name).suffix
-        suffix = suffix.lower() if re.fullmatch(r"\.[A-Za-z0-9]{1,5}", suffix) else ""
-        path = self.temp_folder / f"{_token()}{suffix}"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(image.data)
-        return path
 
     def _check_masks(self, masks: list[StoredImage], content: StoredImage, styles: int) -> None:
-        """The library's mask checks (size, count, labels), run now so a bad mask is a 400, not a failed job."""
-        paths: list[Path] = []
-        try:
-            paths = [self._write_temp(m) for m in masks]
-            with self._decode_lock:
-                load_masks(paths, styles, (content.width, content.height))
-        except ArtiStyleError as exc:
-            raise type(exc)(_client_names(str(exc), dict(zip(paths, masks)))) from None
-        finally:
-            _remove(paths)
+        """The library's mask checks (size, count, labels), run now so a bad mask is a 400, not a failed job.
+
+        The masks are decoded from memory and named by the client's file names, which the messages quote.
+        """
+        with self._decode_lock:
+            load_masks([m.picture("mask") for m in masks], styles, (content.width, content.height))
 
     # -- images -----------------------------------------------------------------
     def add_image(self, data: bytes, name: str) -> StoredImage:
         """Check an upload (fully decoded, as a run will) and keep its bytes; ImageError if unusable."""
         with self._decode_lock:
-            loaded = _load(data, name, "image", self.max_pixels)
+            loaded = decode_upload(data, name, "image", self.max_pixels)
         width, height = loaded.size
         del loaded
         image = StoredImage(_token(), name, data, width, height)
@@ -297,14 +162,7 @@ class Studio:
         """The bundled sample images, by id (``sample:NAME``), read from the package once."""
         with self._lock:
             if not self._samples:
-                folder = resources.files("artistyle") / "samples"
-                for entry in sorted(folder.iterdir(), key=lambda e: e.name):
-                    if entry.name.lower().endswith((".jpg", ".jpeg", ".png")):
-                        data = entry.read_bytes()
-                        with Image.open(io.BytesIO(data)) as img:
-                            width, height = img.size
-                        sid = f"sample:{entry.name}"
-                        self._samples[sid] = StoredImage(sid, entry.name, data, width, height, sample=True)
+                self._samples = bundled_samples()
             return dict(self._samples)
 
     def image(self, image_id: Any, role: str) -> StoredImage:
@@ -420,7 +278,7 @@ class Studio:
             self._changed(job)
 
     def _request_cancel(self, job: Job) -> None:
-        job.cancel_requested = True
+        job.cancel_requested.set()
         if job.painting is not None:
             job.painting.stop()
         if job.status == "running":
@@ -450,13 +308,12 @@ class Studio:
                 self._changed(job)
                 self._queue_changed()
             status, error = "done", None
-            files: dict[Path, StoredImage] = {}
             try:
-                self._paint(job, files)
-                if job.cancel_requested:
+                self._paint(job)
+                if job.cancel_requested.is_set():
                     status = "cancelled"
             except ArtiStyleError as exc:
-                status, error = "failed", _client_names(str(exc), files)
+                status, error = "failed", str(exc)
             except MemoryError:
                 status, error = "failed", "out of memory; try a smaller size"
             except Exception as exc:  # a bug or a device failure: one line for the page, details in the log
@@ -465,46 +322,33 @@ class Studio:
                 if "out of memory" in text.lower():
                     error = "the device ran out of memory; try a smaller size"
                 else:
-                    error = f"{type(exc).__name__}: {_client_names(text, files)}"
+                    error = f"{type(exc).__name__}: {text}"
                 status = "failed"
-            finally:
-                _remove(files)
             with self._lock:
                 self._running = None
                 self._finish(job, status, error)
 
-    def _paint(self, job: Job, files: dict[Path, StoredImage]) -> None:
-        """Run one job on this thread, publishing progress, previews and the result.
-
-        The copies of masks and the fine style it writes are put in ``files`` (path ->
-        upload), for the caller to remove and to name in messages.
-        """
+    def _paint(self, job: Job) -> None:
+        """Run one job on this thread, publishing progress, previews and the result."""
         started = time.perf_counter()
         content = job.content.decode("content image")
         styles = [s.decode("style image") for s in job.styles]
-        if job.cancel_requested:
+        # Masks and the fine style go to the library as images decoded from memory, named by the client.
+        masks = [m.picture("mask") for m in job.masks] or None
+        fine_style = job.fine_style.decode("fine style image") if job.fine_style is not None else None
+        if job.cancel_requested.is_set():
             return
-        config = job.config
-        if job.fine_style is not None or job.masks:
-            def copy(image: StoredImage) -> str:
-                path = self._write_temp(image)
-                files[path] = image
-                return str(path)
-
-            config = dataclasses.replace(
-                config,
-                fine_style=copy(job.fine_style) if job.fine_style is not None else None,
-                masks=tuple(copy(m) for m in job.masks) or None,
-            )
-        nst = NST(config)
-        painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
+        nst = NST(job.config)
+        # Plans memory for every scale and reads the masks: fails here if it cannot fit.
+        painting = nst.paint(content, styles, masks=masks, fine_style=fine_style)
         with self._lock:
             job.painting = painting
             job.seed = nst.seed
             job.steps = painting.steps
             job.scales = len(painting.sizes)
             job.output_height, job.output_width = painting.output_shape
-            if job.cancel_requested:
+            # Cancel may have come while the painting was prepared, before stop() could reach it.
+            if job.cancel_requested.is_set():
                 painting.stop()
             self._changed(job)
         shown, last_preview = 0, 0.0
@@ -512,7 +356,7 @@ class Studio:
             preview = None
             now = time.perf_counter()
             if now - last_preview >= self.preview_interval or event.iteration == painting.steps:
-                preview, shown, last_preview = _jpeg(painting), event.iteration, time.perf_counter()
+                preview, shown, last_preview = preview_jpeg(painting), event.iteration, time.perf_counter()
             with self._lock:
                 job.iteration, job.steps = event.iteration, event.steps
                 job.scale, job.scales = event.scale, event.scales
@@ -524,45 +368,12 @@ class Studio:
                 self._changed(job)
         if painting.transfer is None:
             return  # cancelled before the first iteration: nothing to show
-        # The result at full size and quality, written exactly as the command line writes it.
-        result = _png(painting)
-        preview = _jpeg(painting) if shown != painting.iteration else None
+        # The result at full size and quality: the very bytes the command line writes.
+        result = result_png(painting)
+        preview = preview_jpeg(painting) if shown != painting.iteration else None
         with self._lock:
             job.result = result
             job.seconds = time.perf_counter() - started
             if preview is not None:
                 job.preview, job.preview_version = preview, job.preview_version + 1
             self._changed(job)
-
-
-def _client_names(message: str, files: dict[Path, StoredImage]) -> str:
-    """``message`` with each temporary copy's path replaced by the upload's own (client) name."""
-    for path, image in files.items():
-        message = message.replace(str(path), image.name)
-    return message
-
-
-def _remove(paths: Any) -> None:
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-
-
-def _jpeg(painting: Painting) -> bytes:
-    """The painting so far as a JPEG preview, at most PREVIEW_EDGE px."""
-    image = to_pil(tensor_to_array(painting.image))
-    image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.BICUBIC)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
-    return buffer.getvalue()
-
-
-def _png(painting: Painting) -> bytes:
-    """The result as the CLI saves it (sRGB profile, the content's alpha put back), kept in memory."""
-    # save_image only writes files; a private folder that is removed at once keeps its exact output.
-    with tempfile.TemporaryDirectory(prefix="artistyle-web-") as folder:
-        path = save_image(tensor_to_array(painting.image), Path(folder) / "result.png", alpha=painting.alpha)
-        return path.read_bytes()
-

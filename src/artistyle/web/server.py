@@ -91,4 +91,4 @@ def serve(
         server.run(sockets=[sock])
     finally:
         sock.close()
-        studio.close()  # stops a run, ends the worker, removes the temporary folder
+        studio.close()  # stops a run and ends the worker

@@ -1,0 +1,139 @@
+"""The studio's images: uploads kept as their bytes and decoded in memory, the bundled samples, and the
+previews and results a run makes.
+
+Nothing here touches the disk (the samples are read from the installed package).
+An upload is decoded from its bytes each time a run needs it; the library takes
+PIL images and loaded images as well as paths, so a mask or a fine style is
+handed over as an image, named by the client's file name for the library's
+messages. A file name from the client only ever labels an image in messages.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+from PIL import Image
+
+from ..errors import ImageError
+from ..images import LoadedImage, encode_image, load_image, tensor_to_array, to_pil
+
+if TYPE_CHECKING:
+    from ..nst import Painting
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_MAX_UPLOAD_BYTES",
+    "PREVIEW_EDGE",
+    "StoredImage",
+    "bundled_samples",
+    "client_name",
+    "decode_upload",
+    "open_upload",
+    "preview_jpeg",
+    "result_png",
+]
+
+DEFAULT_MAX_UPLOAD_BYTES = 20_000_000  # per image; a 40 MP JPEG from a camera fits
+DEFAULT_MAX_PIXELS = 40_000_000  # per image; decoded to float32 that is 480 MB
+PREVIEW_EDGE = 1024  # long edge of the live preview (JPEG); the result keeps its full size
+
+
+def client_name(name: str | None, default: str = "image") -> str:
+    """A file name from the client, fit for messages only: last component, printable, short."""
+    name = re.split(r"[\\/]", name or "")[-1]
+    name = "".join(ch for ch in name if ch.isprintable()).strip()
+    return (name[:60] + "...") if len(name) > 63 else (name or default)
+
+
+def open_upload(data: bytes, name: str, role: str, max_pixels: int | None = None) -> Image.Image:
+    """``data`` opened as a PIL image (header only) named ``name``; its pixel count checked against ``max_pixels``.
+
+    The image's ``filename`` is the client's name, which the library's
+    messages quote ("mask 'regions.png' is 10x10 px; ...").
+    """
+    label = f"{role} '{name}'"
+    if not data:
+        raise ImageError(f"{label} is empty (0 bytes)")
+    with warnings.catch_warnings():
+        # Pillow's own bomb guard fires in load_image with the library's message; here
+        # only the header is read, so its size can be compared with the studio's limit.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            img = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            img = None
+        except Exception as exc:  # UnidentifiedImageError and a damaged header alike
+            raise ImageError(f"{label} is not an image file Pillow can read") from exc
+    if img is None or (max_pixels is not None and img.width * img.height > max_pixels):
+        limit = f"the studio's limit of {max_pixels or Image.MAX_IMAGE_PIXELS:,} pixels"
+        if img is None:
+            raise ImageError(f"{label} has too many pixels, far over {limit}")
+        raise ImageError(f"{label} is {img.width}x{img.height} = {img.width * img.height:,} pixels, over {limit}")
+    img.filename = name  # names the image in the library's messages; never opened as a path
+    return img
+
+
+def decode_upload(data: bytes, name: str, role: str, max_pixels: int | None = None) -> LoadedImage:
+    """``data`` fully decoded by the library's loader (sRGB floats), with its checks and the pixel limit."""
+    return load_image(open_upload(data, name, role, max_pixels), role=role)
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    """An image as uploaded (its bytes) and what was learnt when it was checked."""
+
+    id: str
+    name: str
+    data: bytes
+    width: int
+    height: int
+    sample: bool = False
+
+    def decode(self, role: str) -> LoadedImage:
+        """The image in the library's form (sRGB floats), decoded from memory."""
+        return decode_upload(self.data, self.name, role)
+
+    def picture(self, role: str) -> Image.Image:
+        """The image decoded from memory in its own mode (a palette mask stays a palette), named by the client."""
+        img = open_upload(self.data, self.name, role)
+        try:
+            img.load()  # now, so that damaged data is an ImageError here and not an OSError in the library
+        except Exception as exc:
+            raise ImageError(f"{role} '{self.name}' cannot be decoded (damaged or truncated data)") from exc
+        return img
+
+    def info(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "width": self.width, "height": self.height, "bytes": len(self.data)}
+
+
+def bundled_samples() -> dict[str, StoredImage]:
+    """The sample images shipped in the package, by id (``sample:NAME``)."""
+    samples = {}
+    folder = resources.files("artistyle") / "samples"
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.lower().endswith((".jpg", ".jpeg", ".png")):
+            data = entry.read_bytes()
+            with Image.open(io.BytesIO(data)) as img:
+                width, height = img.size
+            sid = f"sample:{entry.name}"
+            samples[sid] = StoredImage(sid, entry.name, data, width, height, sample=True)
+    return samples
+
+
+def preview_jpeg(painting: Painting) -> bytes:
+    """The painting so far as a JPEG preview, at most PREVIEW_EDGE px."""
+    image = to_pil(tensor_to_array(painting.image))
+    image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.BICUBIC)
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=88)
+    return buffer.getvalue()
+
+
+def result_png(painting: Painting) -> bytes:
+    """The result as the command line saves it (sRGB profile, the content's alpha put back), in memory."""
+    return encode_image(tensor_to_array(painting.image), "png", alpha=painting.alpha)
