@@ -82,7 +82,8 @@ def check_inputs(checkpoint: Checkpoint, content: str | Path, styles: Sequence[s
     if file_sha256(content) != saved["content_sha256"]:
         raise UsageError(f"content image '{content}' is not the one checkpoint '{where}' was made from")
     if len(styles) != len(saved["styles_sha256"]):
-        raise UsageError(f"checkpoint '{where}' was made with {len(saved['styles_sha256'])} style images, not {len(styles)}")
+        made = len(saved["styles_sha256"])
+        raise UsageError(f"checkpoint '{where}' was made with {made} style images, not {len(styles)}")
     for path, digest in zip(styles, saved["styles_sha256"]):
         if file_sha256(path) != digest:
             raise UsageError(f"style image '{path}' is not the one checkpoint '{where}' was made from")
