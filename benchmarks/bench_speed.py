@@ -192,7 +192,7 @@ def worker_artistyle(size: int, evals: int, threads: int | None) -> dict:
         losses.append(event.loss)
     per_iter = [b - a for a, b in zip(elapsed, elapsed[1:])]
     steady = per_iter[1:] if len(per_iter) > 1 else per_iter
-    pairs = len(transfer.lbfgs.steps_s) if transfer.lbfgs is not None else 0
+    pairs = len(getattr(transfer.optimizer, "steps_s", ()))  # L-BFGS curvature pairs; 0 for Adam
     return {
         "size": size,
         "evals": len(per_iter),
