@@ -321,7 +321,7 @@ def timed_transfer(
     wall = time.perf_counter() - t0
     timed_iters, timed_evals = per_iter[skip:], eval_s[skip:]
     n = len(timed_iters)
-    pairs = len(transfer.lbfgs.steps_s) if transfer.lbfgs is not None else 0
+    pairs = len(getattr(transfer.optimizer, "steps_s", ()))  # L-BFGS curvature pairs; 0 for Adam
     return {
         "evals": n,
         "wall_s": wall,

@@ -21,7 +21,8 @@ from . import __version__
 from .config import StyleConfig
 from .errors import UsageError
 from .files import atomic_write, file_sha256
-from .nst import NST, Painting
+from .nst import NST
+from .painting import Painting
 
 __all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
