@@ -238,7 +238,7 @@ def test_cli_style_folder_and_default_name(
     for s in two_styles:
         s.rename(folder / s.name)
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
+    code, _, err = _run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
     assert code == 0, err
     assert (tmp_path / "content_a+b.png").is_file()
     empty = tmp_path / "empty"

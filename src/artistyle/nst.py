@@ -218,7 +218,9 @@ class NST:
             source = inputs.styles[0]
         else:
             source = array_to_tensor(as_loaded(init, "init image").rgb, self.device)
-        return torch.nn.functional.interpolate(source, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+        return torch.nn.functional.interpolate(
+            source, size=(h, w), mode="bilinear", antialias=True, align_corners=False
+        )
 
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,

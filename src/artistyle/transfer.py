@@ -119,7 +119,8 @@ class Transfer:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if tuple(state["pixels"].shape) != tuple(self.pixels.shape):
-            raise ValueError(f"state for an image of shape {tuple(state['pixels'].shape)}, not {tuple(self.pixels.shape)}")
+            shape = tuple(state["pixels"].shape)
+            raise ValueError(f"state for an image of shape {shape}, not {tuple(self.pixels.shape)}")
         with torch.no_grad():
             self.pixels.copy_(state["pixels"])
         self.iteration = int(state["iteration"])

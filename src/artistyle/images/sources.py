@@ -30,7 +30,9 @@ from torch import Tensor
 from ..errors import ImageError
 from .decode import MIN_SIDE, LoadedImage, load_image, open_image
 
-__all__ = ["ImageLike", "ImageSource", "as_loaded", "as_picture", "describe", "image_list", "is_image_like", "pixel_array"]
+__all__ = [
+    "ImageLike", "ImageSource", "as_loaded", "as_picture", "describe", "image_list", "is_image_like", "pixel_array",
+]
 
 # One image given in memory or as a file.
 ImageLike = str | os.PathLike[str] | Image.Image | np.ndarray | Tensor
@@ -50,7 +52,8 @@ def image_list(source: object) -> list[Any]:
         return [source]
     if isinstance(source, Sequence):
         return list(source)
-    raise TypeError(f"expected an image (path, PIL image, array or tensor) or a sequence of them, not {type(source).__name__}")
+    kind = type(source).__name__
+    raise TypeError(f"expected an image (path, PIL image, array or tensor) or a sequence of them, not {kind}")
 
 
 def describe(source: object, index: int | None = None) -> str:
@@ -98,7 +101,9 @@ def _unit_float(array: np.ndarray, role: str) -> np.ndarray:
     if not np.isfinite(values).all():
         raise ImageError(f"{role} has values that are not finite")
     if float(values.min()) < 0 or float(values.max()) > 1:
-        raise ImageError(f"{role} has values outside [0, 1] (a float image is in [0, 1]; 8-bit values need an integer dtype)")
+        raise ImageError(
+            f"{role} has values outside [0, 1] (a float image is in [0, 1]; 8-bit values need an integer dtype)"
+        )
     return values
 
 
