@@ -39,7 +39,8 @@ header reports.
    is ``torch.cuda.max_memory_allocated`` / ``max_memory_reserved`` after a reset before the setup (the run
    alone; cache emptied first). "final loss" is the last iteration's loss: compare across precisions to
    see that a half-precision run still optimises. On CUDA one more row repeats precision auto with
-   ``cudnn.benchmark`` off, to show what the autotuning that ``resolve_device`` turns on for CUDA buys; ``--skip-benchmark-off``.
+   ``cudnn.benchmark`` off, to show what the autotuning that ``resolve_device`` turns on for CUDA buys;
+   ``--skip-benchmark-off``.
 2. Baseline: ``../shared/bench/baseline_tutorial.py`` (the PyTorch-tutorial structure, torch L-BFGS) at
    the same size for ``--baseline-steps`` evaluations (``--exact --print-every 0 --json``), once as is
    (VGG weights require grad, as in the tutorial) and once with ``--freeze-weights``. The script has no
@@ -96,7 +97,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BASELINE, MARK, REPO, SAMPLES, import_artistyle, log, one_line, parse_result  # noqa: E402
+from common import BASELINE, REPO, SAMPLES, import_artistyle, log, one_line, parse_result
 
 CONTENT_SAMPLE, STYLE_SAMPLE = "astronaut.jpg", "starry_night.jpg"
 TARGET_SIZE, TARGET_EVALS, TARGET_S = 512, 300, 5.0
@@ -320,7 +321,7 @@ def timed_transfer(
     wall = time.perf_counter() - t0
     timed_iters, timed_evals = per_iter[skip:], eval_s[skip:]
     n = len(timed_iters)
-    pairs = len(transfer.lbfgs.steps_s) if transfer.lbfgs is not None else 0
+    pairs = len(getattr(transfer.optimizer, "steps_s", ()))  # L-BFGS curvature pairs; 0 for Adam
     return {
         "evals": n,
         "wall_s": wall,

@@ -35,8 +35,8 @@ from pathlib import Path
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BASELINE, SHARED_IMAGES  # noqa: E402
-from common import GATYS_EVAL as EVAL  # noqa: E402
+from common import BASELINE, SHARED_IMAGES
+from common import GATYS_EVAL as EVAL
 
 CHANNELS = (64, 128, 256, 512, 512)  # conv1_1 .. conv5_1
 TUTORIAL_STYLE, TUTORIAL_CONTENT = 1e6 / (255.0 / (1.0 / 0.226)) ** 4, 1.0 / (255.0 / (1.0 / 0.226)) ** 2

@@ -52,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import itertools
 import json
 import os
 import platform
@@ -63,7 +64,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import BASELINE, REPO, emit, import_artistyle, parse_result, tail  # noqa: E402
+from common import BASELINE, REPO, emit, import_artistyle, parse_result
 
 # VGG-19 convolutions through conv5_1: (name, Cin, Cout, downsampling factor of H and W).
 CONVS = [
@@ -174,7 +175,7 @@ def worker_artistyle(size: int, evals: int, threads: int | None) -> dict:
     for event in transfer:
         elapsed.append(event.elapsed)
         losses.append(event.loss)
-    per_iter = [b - a for a, b in zip(elapsed, elapsed[1:])]
+    per_iter = [b - a for a, b in itertools.pairwise(elapsed)]
     steady = per_iter[1:] if len(per_iter) > 1 else per_iter
     # The L-BFGS object: ``transfer.optimizer`` since 0.5, ``transfer.lbfgs`` before (--reference-src runs old code).
     lbfgs = getattr(transfer, "optimizer", None) or getattr(transfer, "lbfgs", None)
@@ -431,7 +432,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--evals", type=int, default=8, help="evaluations per run (>= 2; the first is not timed)")
     p.add_argument("--skip-baseline", action="store_true", help="do not run the tutorial baselines")
     p.add_argument("--json", metavar="PATH", help="also write all measurements as JSON here")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads in every run; torch's own default if omitted")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads in every run; torch's own default if omitted")
     p.add_argument("--repeats", type=int, default=None,
                    help="timed forwards for the throughput; 5 (3 at >= 512 px) if omitted")
     p.add_argument("--timeout", type=float, default=1800, help="seconds before a subprocess is killed")

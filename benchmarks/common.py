@@ -26,7 +26,7 @@ MARK = "BENCH_RESULT "
 def import_artistyle() -> ModuleType:
     """The installed ``artistyle``, or the checkout's ``src`` when it is not installed."""
     try:
-        import artistyle  # noqa: F401
+        import artistyle
     except ImportError:
         sys.path.insert(0, str(REPO / "src"))
     import artistyle

@@ -253,7 +253,7 @@ def test_bad_image_files(
     bad = _bad_files(tmp_path)[which]
     args = [str(bad), str(style_path)] if role == "content" else [str(content_path), str(bad)]
     before = files(tmp_path)
-    code, out, err = run(capsys, *args, "-o", str(tmp_path / "o.png"), *FAST)
+    code, _, err = run(capsys, *args, "-o", str(tmp_path / "o.png"), *FAST)
     assert code == 2
     assert err.count("\n") == 1 and err.startswith("artistyle: error:") and "Traceback" not in err
     assert f"{role} image" in err

@@ -142,7 +142,7 @@ def test_a_long_bad_value_is_quoted_short(name: str) -> None:
 
 
 def test_allowed_names_and_no_files() -> None:
-    with pytest.raises(UsageError, match="unknown setting 'masks'; known: steps, seed$"):
+    with pytest.raises(UsageError, match=r"unknown setting 'masks'; known: steps, seed$"):
         StyleConfig.from_mapping({"masks": ["a.png"]}, allowed=("steps", "seed"))
     assert StyleConfig.from_mapping({"init": "style"}, files=False).init == "style"
     with pytest.raises(UsageError, match="init must be noise, content, style, not '/etc/passwd'"):

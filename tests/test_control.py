@@ -14,7 +14,8 @@ from artistyle import NST, UsageError
 from artistyle.cli import main
 from artistyle.color import rgb_to_yiq
 from artistyle.images import resize_long_edge
-from artistyle.nst import array_to_tensor
+from artistyle.images.tensors import array_to_tensor
+from artistyle.optim import AveragedAdam
 
 from .conftest import make_content, make_style
 
@@ -237,7 +238,7 @@ def test_cli_style_folder_and_default_name(
     for s in two_styles:
         s.rename(folder / s.name)
     monkeypatch.chdir(tmp_path)
-    code, out, err = _run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
+    code, _, err = _run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
     assert code == 0, err
     assert (tmp_path / "content_a+b.png").is_file()
     empty = tmp_path / "empty"
@@ -274,7 +275,7 @@ def test_cli_control_bad_values(
 
 # -- Adam with iterate averaging -------------------------------------------------------------------
 def test_iterate_average_is_a_bias_corrected_ema() -> None:
-    from artistyle.nst import IterateAverage
+    from artistyle.optim import IterateAverage
 
     avg = IterateAverage(torch.zeros(3), 0.5)
     avg.update(torch.full((3,), 2.0))
@@ -290,9 +291,10 @@ def test_adam_image_is_the_average_of_its_iterates_and_resumes() -> None:
     transfer = nst.transfer(inputs)
     events = list(transfer)
     assert events[-1].loss < events[0].loss / 2
-    last_iterate = transfer._pixels.detach().clamp(0, 1)
+    last_iterate = transfer.pixels.detach().clamp(0, 1)
     assert not torch.equal(transfer.image, last_iterate)
-    assert torch.allclose(transfer.image, transfer.average.value.clamp(0, 1))
+    assert isinstance(transfer.optimizer, AveragedAdam)
+    assert torch.allclose(transfer.image, transfer.optimizer.average.value.clamp(0, 1))
     # Stopped after 10 and resumed, it ends where the uninterrupted run does.
     first = nst.transfer(inputs, steps=20)
     for event in first:

@@ -483,7 +483,7 @@ def test_decompression_bomb(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sid
 def test_bomb_limit_is_not_changed_globally(tmp_path: Path) -> None:
     before = Image.MAX_IMAGE_PIXELS
     load_image(_save(Image.new("RGB", (40, 40)), tmp_path / "a.png"))
-    assert Image.MAX_IMAGE_PIXELS == before and before
+    assert before == Image.MAX_IMAGE_PIXELS and before
 
 
 def test_permission_denied(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,9 @@ import torch
 from PIL import Image
 
 from artistyle import NST, Progress, RunError, StyleConfig, UsageError
+from artistyle.images.tensors import array_to_tensor
 from artistyle.losses import content_loss, gram_matrix
-from artistyle.nst import Transfer, array_to_tensor
+from artistyle.transfer import Transfer
 
 from .conftest import SAMPLES, make_content, make_style
 

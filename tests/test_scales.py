@@ -11,8 +11,7 @@ import pytest
 import torch
 
 from artistyle import NST, StyleConfig, UsageError
-from artistyle.cli import main
-from artistyle.nst import PLATEAU_WINDOW
+from artistyle.painting import PLATEAU_WINDOW
 
 from .conftest import make_content, make_style
 from .test_cli import FAST, run

@@ -33,11 +33,11 @@ pytest.importorskip("httpx")
 with warnings.catch_warnings():
     # Starlette 1.x asks for the httpx2 fork and warns when it finds httpx; both work.
     warnings.filterwarnings("ignore", message=".*httpx2")
-    from starlette.testclient import TestClient  # noqa: E402
+    from starlette.testclient import TestClient
 
-from artistyle.web import app as web_app  # noqa: E402
-from artistyle.web.app import create_app  # noqa: E402
-from artistyle.web.settings import SETTINGS  # noqa: E402
+from artistyle.web import app as web_app
+from artistyle.web.app import create_app
+from artistyle.web.settings import SETTINGS
 
 STATIC = REPO / "src" / "artistyle" / "web" / "static"
 TINY = {"size": 64, "steps": 10, "seed": 3, "scales": 1}

@@ -11,8 +11,10 @@ from __future__ import annotations
 from .config import StyleConfig
 from .errors import ArtiStyleError, FileError, ImageError, RunError, UsageError, WeightsError
 from .losses import ContentLoss, Normalization, StyleLoss, TVLoss, content_loss, gram_matrix, style_loss, tv_loss
-from .nst import NST, Inputs, Progress, Transfer
+from .nst import NST, Inputs
 from .objective import StyleObjective
+from .painting import Painting
+from .transfer import Progress, Transfer
 from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
 
 __version__ = "0.4.0"
@@ -26,6 +28,7 @@ __all__ = [
     "ImageError",
     "Inputs",
     "Normalization",
+    "Painting",
     "Progress",
     "RunError",
     "StyleConfig",

@@ -21,7 +21,8 @@ from . import __version__
 from .config import StyleConfig
 from .errors import UsageError
 from .files import atomic_write, file_sha256
-from .nst import NST, Painting
+from .nst import NST
+from .painting import Painting
 
 __all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
@@ -82,7 +83,8 @@ def check_inputs(checkpoint: Checkpoint, content: str | Path, styles: Sequence[s
     if file_sha256(content) != saved["content_sha256"]:
         raise UsageError(f"content image '{content}' is not the one checkpoint '{where}' was made from")
     if len(styles) != len(saved["styles_sha256"]):
-        raise UsageError(f"checkpoint '{where}' was made with {len(saved['styles_sha256'])} style images, not {len(styles)}")
+        made = len(saved["styles_sha256"])
+        raise UsageError(f"checkpoint '{where}' was made with {made} style images, not {len(styles)}")
     for path, digest in zip(styles, saved["styles_sha256"]):
         if file_sha256(path) != digest:
             raise UsageError(f"style image '{path}' is not the one checkpoint '{where}' was made from")

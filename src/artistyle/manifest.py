@@ -15,7 +15,8 @@ import torch
 from . import __version__
 from .errors import UsageError
 from .files import atomic_write, same_file
-from .nst import NST, Painting
+from .nst import NST
+from .painting import Painting
 
 __all__ = ["manifest", "write_manifest"]
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,46 +29,49 @@ from PIL import Image, ImageOps
 from torch import Tensor
 
 from .errors import UsageError
-from .images import open_image
+from .images.sources import ImageLike, as_picture, describe, image_list
 from .tiling import _reach, stride_for
 
 __all__ = ["erosion_radius", "layer_masks", "load_masks", "resize_masks"]
 
 
-def load_masks(paths: Sequence[str | Path], styles: int, content_size: tuple[int, int]) -> Tensor:
+def load_masks(masks: Sequence[ImageLike] | ImageLike, styles: int, content_size: tuple[int, int]) -> Tensor:
     """Region masks ``(R, 1, H, W)`` in [0, 1] at the content's own size, region ``r`` painted with style ``r``.
 
     Either one label image (greyscale or palette: 0 = no style, ``k`` = the
     ``k``-th style) or one mask per style (greyscale, white = that style's
     region, grey = partly). With one style, a mask whose only values are 0 and 1
-    is read as a label image.
+    is read as a label image. Each is a path, a PIL image, an array or a tensor
+    (:mod:`artistyle.images.sources`: 8-bit values, or floats in [0, 1] for white = 1).
     """
     width, height = content_size
+    sources = image_list(masks)
+    names = [describe(source, k) for k, source in enumerate(sources, start=1)]
     pictures = []
-    for path in paths:
-        picture = ImageOps.exif_transpose(open_image(path, role="mask"))
+    for source, name in zip(sources, names):
+        picture = ImageOps.exif_transpose(as_picture(source, role="mask"))
         if picture.size != (width, height):
             raise UsageError(
-                f"mask '{path}' is {picture.size[0]}x{picture.size[1]} px; it must be the content image's "
+                f"mask {name} is {picture.size[0]}x{picture.size[1]} px; it must be the content image's "
                 f"{width}x{height} px"
             )
         pictures.append(picture)
     if len(pictures) == 1:
-        values = _label_values(pictures[0], paths[0])
+        values = _label_values(pictures[0], names[0])
         if styles > 1 or set(np.unique(values).tolist()) <= {0, 1}:
-            return _from_labels(values, styles, str(paths[0]))
+            return _from_labels(values, styles, names[0])
     if len(pictures) != styles:
         raise UsageError(
             f"{len(pictures)} masks given for {styles} style images: give one label image or one mask per style"
         )
-    masks = np.stack([np.asarray(p.convert("L"), np.float32) / 255.0 for p in pictures])
-    for k, (mask, path) in enumerate(zip(masks, paths), start=1):
+    stacked = np.stack([np.asarray(p.convert("L"), np.float32) / 255.0 for p in pictures])
+    for k, (mask, name) in enumerate(zip(stacked, names), start=1):
         if not mask.any():
-            raise UsageError(f"mask '{path}' for style {k} is empty (all black)")
-    return torch.from_numpy(masks[:, None])
+            raise UsageError(f"mask {name} for style {k} is empty (all black)")
+    return torch.from_numpy(stacked[:, None])
 
 
-def _label_values(picture: Image.Image, path: str | Path) -> np.ndarray:
+def _label_values(picture: Image.Image, name: str) -> np.ndarray:
     """Integer labels of a greyscale or palette image (a colour image is refused: its labels are ambiguous)."""
     if picture.mode == "P":
         return np.asarray(picture, np.int64)
@@ -78,20 +80,20 @@ def _label_values(picture: Image.Image, path: str | Path) -> np.ndarray:
     rgb = np.asarray(picture.convert("RGB"), np.int64)
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
         return rgb[..., 0]
-    raise UsageError(f"label mask '{path}' is in colour; use a greyscale or palette image (0 = no style, k = style k)")
+    raise UsageError(f"label mask {name} is in colour; use a greyscale or palette image (0 = no style, k = style k)")
 
 
-def _from_labels(labels: np.ndarray, styles: int, path: str) -> Tensor:
+def _from_labels(labels: np.ndarray, styles: int, name: str) -> Tensor:
     found = sorted(set(np.unique(labels).tolist()))
     unknown = [v for v in found if not 0 <= v <= styles]
     if unknown:
         raise UsageError(
-            f"label mask '{path}' has label {unknown[0]}, but there are {styles} style images "
+            f"label mask {name} has label {unknown[0]}, but there are {styles} style images "
             f"(labels: 0 = no style, 1..{styles} = the styles)"
         )
     missing = [k for k in range(1, styles + 1) if k not in found]
     if missing:
-        raise UsageError(f"label mask '{path}' gives style {missing[0]} no pixels")
+        raise UsageError(f"label mask {name} gives style {missing[0]} no pixels")
     masks = np.stack([(labels == k).astype(np.float32) for k in range(1, styles + 1)])
     return torch.from_numpy(masks[:, None])
 

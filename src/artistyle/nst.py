@@ -1,273 +1,53 @@
-"""The style transfer engine: :class:`NST` and the iteration-level :class:`Transfer`.
+"""The style transfer engine's facade, :class:`NST`, and the preprocessing of its inputs.
 
 ``NST`` is the object most users want::
 
     from artistyle import NST
     picture = NST(size=256).run_nst("photo.jpg", "painting.jpg")   # a PIL.Image
 
-Under it, :class:`Transfer` runs the optimisation one iteration at a time and
-yields a :class:`Progress` event after each, so a CLI, a notebook or a web page
-can watch it, show previews and stop it; :attr:`Transfer.image` always holds
-the last good image.
+Under it, :class:`~artistyle.painting.Painting` runs a whole coarse-to-fine run
+and :class:`~artistyle.transfer.Transfer` one scale, one iteration at a time,
+yielding a :class:`~artistyle.transfer.Progress` event after each, so a CLI, a
+notebook or a web page can watch it, show previews and stop it. The seed's
+tutorial-style API (:meth:`NST.image_loader`, :meth:`NST.style_model_and_losses`)
+lives in :mod:`artistyle.tutorial`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import os
 import random
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import Tensor
+from torch import Tensor, nn
 
+from . import tutorial
 from .color import as_luminance_image, keep_content_chroma, match_color, match_luminance
 from .config import StyleConfig
 from .devices import resolve_device
-from .errors import RunError
-from .images import LoadedImage, load_image, resize_long_edge, resized_shape
-from .images.tensors import array_to_tensor, tensor_to_array, to_pil  # re-exported: public here before images/
+from .images import resize_long_edge
+from .images.sources import ImageLike, ImageSource, as_loaded, image_list
+from .images.tensors import array_to_tensor, tensor_to_array, to_pil
 from .masks import load_masks, resize_masks
-from .memory import plan_memory
-from .objective import StyleObjective, total
-from .optim import LBFGS
+from .objective import StyleObjective
+from .painting import Painting
+from .transfer import Progress, Transfer
 from .vgg import VGGWeights, load_weights
 
+# Painting, Progress, Transfer and the conversions live in their own modules; they are
+# re-exported here because they were importable from artistyle.nst before.
 __all__ = ["NST", "Inputs", "Painting", "Progress", "Transfer", "array_to_tensor", "tensor_to_array", "to_pil"]
 
 NOISE_SD = 0.01
-
-ImageSource = Union[str, "os.PathLike[str]", Image.Image, LoadedImage]
-
-
-@dataclass(frozen=True)
-class Progress:
-    """One finished iteration.
-
-    ``losses`` holds each weighted term (``content:conv4_2``, ``style:conv1_1``,
-    ``tv``) at the image the iteration evaluated; ``loss`` is their sum.
-    ``image`` is a ``(1, 3, H, W)`` CPU copy in [0, 1] when a preview was asked
-    for this iteration, else ``None``. ``iteration`` and ``steps`` count over all
-    scales of a coarse-to-fine run.
-    """
-
-    iteration: int
-    steps: int
-    loss: float
-    losses: dict[str, float]
-    elapsed: float
-    image: Tensor | None = None
-    scale: int = 0  # index of the scale, coarse to fine
-    scales: int = 1
-    size: tuple[int, int] = (0, 0)  # (width, height) of this scale
-
-    @property
-    def seconds_per_iteration(self) -> float:
-        return self.elapsed / max(self.iteration, 1)
-
-
-ADAM_AVERAGE_DECAY = 0.95
 # Scale control (Gatys et al. 2017, section 6): the layers whose Gram matrices carry the fine
-# texture, the iterations spent on the new style image and the largest size it is made at.
+# texture and the iterations spent on the new style image.
 FINE_STYLE_LAYERS = ("conv1_1", "conv2_1")
 FINE_STYLE_STEPS = 200
-FINE_STYLE_MAX_SIZE = 512
-
-
-class IterateAverage:
-    """Exponential moving average of an optimiser's iterates, bias-corrected.
-
-    ``v_t = d v_(t-1) + (1 - d) x_t`` and the average is ``v_t / (1 - d^t)``, so
-    the first iterates are not pulled towards zero. With ``d = 0.95`` it spans
-    about the last 20 iterations.
-    """
-
-    def __init__(self, like: Tensor, decay: float):
-        self.decay = decay
-        self.steps = 0
-        self.sum = torch.zeros_like(like.detach())
-
-    @torch.no_grad()
-    def update(self, x: Tensor) -> None:
-        self.steps += 1
-        self.sum.mul_(self.decay).add_(x.detach(), alpha=1 - self.decay)
-
-    @property
-    def value(self) -> Tensor:
-        return self.sum / (1 - self.decay**self.steps) if self.steps else self.sum
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "sum": self.sum.cpu().clone(), "decay": self.decay}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.steps, self.decay = int(state["steps"]), float(state["decay"])
-        self.sum.copy_(state["sum"])
-
-
-class Transfer:
-    """Minimise a :class:`StyleObjective` over the pixels of an image.
-
-    One iteration is one optimiser step with exactly one evaluation of the
-    objective (forward + backward): for L-BFGS that is ``max_iter=1`` with no
-    line search, as in Gatys' and Johnson's implementations, so ``steps`` is
-    the number of network evaluations. The pixels are not clamped during the
-    optimisation (a clamp would corrupt L-BFGS's curvature pairs); the output
-    is clipped to [0, 1].
-
-    Iterate over it to run; break out of the loop (or call :meth:`stop`) to stop
-    early. :attr:`image` is always the last image whose loss was finite.
-    """
-
-    def __init__(
-        self,
-        objective: StyleObjective,
-        init: Tensor,
-        *,
-        steps: int,
-        optimizer: str = "lbfgs",
-        lr: float = 1.0,
-        lbfgs_history: int = 20,
-        preview_every: int = 0,
-    ):
-        self.objective = objective
-        self.steps = steps
-        self.preview_every = preview_every
-        self.iteration = 0
-        self.elapsed = 0.0
-        self.history: list[float] = []
-        self._pixels = init.detach().clone().contiguous().requires_grad_(True)
-        self._last_good = self._pixels.detach().clone()
-        self._stop = False
-        self._failures = 0
-        self.max_failures = 3
-        self.optimizer_name = optimizer
-        if optimizer == "lbfgs":
-            self.lbfgs: LBFGS | None = LBFGS(self._pixels, lr=lr, history=lbfgs_history)
-            self.average = None
-        elif optimizer == "adam":
-            self.lbfgs = None
-            self.adam = torch.optim.Adam([self._pixels], lr=lr)
-            # Adam's iterates jitter around the optimum at a fixed step size; their running
-            # average is the image (Polyak averaging, as in crowsonkb/style-transfer-pytorch).
-            self.average: IterateAverage | None = IterateAverage(self._pixels, ADAM_AVERAGE_DECAY)
-        else:
-            raise ValueError(f"unknown optimizer {optimizer!r}")
-
-    @property
-    def image(self) -> Tensor:
-        """The last good image, ``(1, 3, H, W)``, clipped to [0, 1] (with Adam: the average of the iterates)."""
-        if self.lbfgs is None and self.average is not None and self.iteration > 0:
-            return self.average.value.clamp(0, 1)
-        return self._last_good.clamp(0, 1)
-
-    def state_dict(self) -> dict[str, Any]:
-        """The optimisation state after the last iteration, enough to continue bit for bit."""
-        return {
-            "pixels": self._pixels.detach().cpu().clone(),
-            "last_good": self._last_good.cpu().clone(),
-            "iteration": self.iteration,
-            "elapsed": self.elapsed,
-            "history": list(self.history),
-            "failures": self._failures,
-            "optimizer": self.lbfgs.state_dict() if self.lbfgs is not None else self.adam.state_dict(),
-            "average": None if self.lbfgs is not None or self.average is None else self.average.state_dict(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if tuple(state["pixels"].shape) != tuple(self._pixels.shape):
-            raise ValueError(f"state for an image of shape {tuple(state['pixels'].shape)}, not {tuple(self._pixels.shape)}")
-        with torch.no_grad():
-            self._pixels.copy_(state["pixels"])
-            self._last_good.copy_(state["last_good"])
-        self.iteration = int(state["iteration"])
-        self.elapsed = float(state["elapsed"])
-        self.history = list(state["history"])
-        self._failures = int(state["failures"])
-        if self.lbfgs is not None:
-            self.lbfgs.load_state_dict(state["optimizer"])
-        else:
-            self.adam.load_state_dict(state["optimizer"])
-            if self.average is not None and state.get("average") is not None:
-                self.average.load_state_dict(state["average"])
-
-    def stop(self) -> None:
-        """Ask the loop to end after the current iteration."""
-        self._stop = True
-
-    def evaluate(self) -> dict[str, float]:
-        """The loss terms of the current image, without a gradient."""
-        return {k: float(v) for k, v in self.objective.terms(self._pixels).items()}
-
-    def _evaluate(self) -> tuple[dict[str, Tensor], Tensor, Tensor]:
-        """Loss terms, total loss and its gradient at the current pixels."""
-        return self.objective.evaluate(self._pixels)
-
-    def _step(self) -> tuple[float, dict[str, Tensor]]:
-        """One iteration: one evaluation, one move of the pixels."""
-        record: dict[str, Tensor] = {}
-
-        def closure() -> tuple[Tensor, Tensor]:
-            terms, loss, grad = self._evaluate()
-            record.update(terms)
-            return loss, grad
-
-        if self.lbfgs is not None:
-            loss = self.lbfgs.step(closure)
-        else:
-            loss_t, grad = closure()
-            loss = float(loss_t)
-            if math.isfinite(loss):
-                self._pixels.grad = grad
-                self.adam.step()
-                if self.average is not None:
-                    self.average.update(self._pixels)
-        return loss, record
-
-    def __iter__(self) -> Iterator[Progress]:
-        start = time.perf_counter() - self.elapsed
-        while self.iteration < self.steps and not self._stop:
-            loss, record = self._step()
-            if math.isfinite(loss):
-                self._failures = 0
-            else:
-                # L-BFGS steps back and retries with a shorter step; give up if that keeps failing.
-                self._failures += 1
-                if self._failures >= self.max_failures or self.lbfgs is None:
-                    raise RunError(
-                        f"the loss became {loss} at iteration {self.iteration + 1}; "
-                        "try lower weights, another --init or --optimizer adam"
-                    )
-            with torch.no_grad():
-                if bool(torch.isfinite(self._pixels).all()):
-                    self._last_good.copy_(self._pixels)
-            self.iteration += 1
-            self.history.append(loss)
-            self.elapsed = time.perf_counter() - start
-            want_preview = self.preview_every > 0 and (
-                self.iteration % self.preview_every == 0 or self.iteration == self.steps
-            )
-            yield Progress(
-                iteration=self.iteration,
-                steps=self.steps,
-                loss=loss,
-                losses={k: float(v) for k, v in record.items()},
-                elapsed=self.elapsed,
-                image=self.image.cpu() if want_preview else None,
-            )
-
-    def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:
-        """Run to the end (or until :meth:`stop`), calling ``callback`` each iteration."""
-        for event in self:
-            if callback is not None:
-                callback(event)
-        return self.image
-
 
 @dataclass
 class Inputs:
@@ -284,11 +64,14 @@ class NST:
     """Neural style transfer after Gatys, Ecker and Bethge (2016).
 
     ``NST(config)`` or ``NST(size=256, style_weight=1e4, ...)`` with any field
-    of :class:`StyleConfig`. The three steps are public so they can be used
-    one by one: :meth:`load_images`, :meth:`build_model`, :meth:`run_nst`.
+    of :class:`StyleConfig`. :meth:`run_nst` paints in one call, :meth:`paint`
+    returns the iterable :class:`Painting`; the steps of one scale are public so
+    they can be used one by one: :meth:`load_images`, :meth:`build_model`,
+    :meth:`transfer`. :meth:`image_loader` and :meth:`style_model_and_losses` are
+    the seed's tutorial-style API (:mod:`artistyle.tutorial`).
     """
 
-    def __init__(self, config: StyleConfig | None = None, **settings: object):
+    def __init__(self, config: StyleConfig | None = None, **settings: Any):
         base = config or StyleConfig()
         self.config = dataclasses.replace(base, **settings).validate() if settings else base.validate()
         self.device = resolve_device(self.config.device)
@@ -332,10 +115,10 @@ class NST:
         """
         size = size or self.size
         c = self.config
-        loaded = _as_loaded(content, "content image")
+        loaded = as_loaded(content, "content image")
         content_tensor = array_to_tensor(resize_long_edge(loaded.rgb, size), self.device)
         alpha = resize_long_edge(loaded.alpha, size) if loaded.alpha is not None else None
-        styles = _style_list(style)
+        styles = [as_loaded(s, "style image") for s in image_list(style)]
         style_tensors = [
             array_to_tensor(resize_long_edge(s.rgb, max(1, round(long_edge * size / self.size))), self.device)
             for s, long_edge in zip(styles, c.style_sizes(self.size, len(styles)))
@@ -343,7 +126,8 @@ class NST:
         if masks is None and c.masks:
             masks = self.region_masks(loaded, len(styles))
         if masks is not None:
-            masks = resize_masks(masks, tuple(content_tensor.shape[2:])).to(self.device)
+            height, width = content_tensor.shape[2:]
+            masks = resize_masks(masks, (int(height), int(width))).to(self.device)
         # Colour control (Gatys et al. 2017, section 5) acts on the inputs; the output is recombined in finish().
         if c.preserve_color == "histogram":
             style_tensors = [match_color(s, content_tensor, c.color_match) for s in style_tensors]
@@ -352,12 +136,19 @@ class NST:
             return Inputs(as_luminance_image(content_tensor), style_tensors, alpha, content_tensor, masks)
         return Inputs(content_tensor, style_tensors, alpha, content_tensor, masks)
 
-    def region_masks(self, content: ImageSource, styles: int) -> Tensor | None:
-        """The config's mask files as ``(R, 1, H, W)`` masks at the content's own size (None without masks)."""
-        if not self.config.masks:
-            return None
-        loaded = _as_loaded(content, "content image")
-        return load_masks(list(self.config.masks), styles, loaded.size)
+    def region_masks(
+        self, content: ImageSource, styles: int, masks: Sequence[ImageLike] | ImageLike | None = None
+    ) -> Tensor | None:
+        """Region masks ``(R, 1, H, W)`` at the content's own size (None without masks).
+
+        ``masks`` (paths, PIL images, arrays or tensors; see :func:`artistyle.masks.load_masks`)
+        replace the config's mask files.
+        """
+        if masks is None:
+            if not self.config.masks:
+                return None
+            masks = list(self.config.masks)
+        return load_masks(masks, styles, as_loaded(content, "content image").size)
 
     def finish(self, image: Tensor, content: Tensor) -> Tensor:
         """The optimised image as the user sees it: with the content's chroma in luminance or original-colours mode.
@@ -385,10 +176,11 @@ class NST:
             content_layers=("conv1_1",), content_weight=0.0, style_layers=FINE_STYLE_LAYERS, style_weight=1.0,
             pooling=self.config.pooling, padding=self.config.padding,
         )
+        # Float32 and default L-BFGS whatever the run's settings: a short build at <= 512 px.
         objective = StyleObjective(self.weights, config).to(self.device)
         objective.set_content(coarse)
         objective.set_style(fine)
-        return Transfer(objective, coarse, steps=steps)
+        return Transfer(objective, coarse, steps=steps, optimizer="lbfgs")
 
     # -- step 2 ---------------------------------------------------------------
     def build_model(self, inputs: Inputs, tile: int | None = None, anchor: Tensor | None = None) -> StyleObjective:
@@ -397,20 +189,22 @@ class NST:
         ``anchor``: the run's result at the anchor scale, whose coarse layout the image
         shrunk to its size must keep (:meth:`StyleObjective.set_anchor`).
         """
-        objective = StyleObjective(self.weights, self.config).to(self.device)
-        objective.tile = tile
-        objective.features.half_dtype = self.half_dtype
+        objective = StyleObjective(self.weights, self.config, tile=tile, half_dtype=self.half_dtype).to(self.device)
         objective.set_content(inputs.content)
         objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)), masks=inputs.masks)
         if anchor is not None:
             objective.set_anchor(anchor)
         return objective
 
-    def initial_image(self, inputs: Inputs) -> Tensor:
-        """The starting image: seeded white noise, the content, the style, or a file."""
-        init = self.config.init
+    def initial_image(self, inputs: Inputs, init: str | ImageSource | None = None) -> Tensor:
+        """The starting image: seeded white noise, the content, the style, or an image (a file, array, ...).
+
+        ``init`` replaces the config's: ``noise``, ``content``, ``style``, or any image
+        (:mod:`artistyle.images.sources`), resized to the content's size.
+        """
+        init = self.config.init if init is None else init
         _, _, h, w = inputs.content.shape
-        if init == "noise":
+        if isinstance(init, str) and init == "noise":
             # Gaussian white noise around mid-grey. The paper does not give an amplitude; a faint
             # one (sd 0.01) lets the optimiser build the picture without leaving speckle, which
             # full-range uniform noise does after 300 iterations. Drawn on the CPU so a seed
@@ -418,13 +212,15 @@ class NST:
             generator = torch.Generator().manual_seed(self.seed)
             noise = torch.randn(1, 3, h, w, generator=generator)
             return (0.5 + NOISE_SD * noise).to(self.device)
-        if init == "content":
+        if isinstance(init, str) and init == "content":
             return inputs.content.clone()
-        if init == "style":
+        if isinstance(init, str) and init == "style":
             source = inputs.styles[0]
         else:
-            source = array_to_tensor(load_image(init, role="init image").rgb, self.device)
-        return torch.nn.functional.interpolate(source, size=(h, w), mode="bilinear", antialias=True, align_corners=False)
+            source = array_to_tensor(as_loaded(init, "init image").rgb, self.device)
+        return torch.nn.functional.interpolate(
+            source, size=(h, w), mode="bilinear", antialias=True, align_corners=False
+        )
 
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
@@ -448,10 +244,18 @@ class NST:
         )
 
     def paint(
-        self, content: ImageSource, style: ImageSource | Sequence[ImageSource], preview_every: int = 0
+        self, content: ImageSource, style: ImageSource | Sequence[ImageSource], preview_every: int = 0, *,
+        masks: Sequence[ImageLike] | ImageLike | None = None, fine_style: ImageSource | None = None,
+        init: str | ImageSource | None = None,
     ) -> Painting:
-        """A whole run, coarse to fine (see :class:`Painting`); iterate over it to run."""
-        return Painting(self, _as_loaded(content, "content image"), _style_list(style), preview_every)
+        """A whole run, coarse to fine (see :class:`Painting`); iterate over it to run.
+
+        ``masks``, ``fine_style`` and ``init`` replace the config's fields of the same
+        name; each may be a path, a PIL image, an array or a tensor (:mod:`artistyle.images.sources`).
+        """
+        styles = [as_loaded(s, "style image") for s in image_list(style)]
+        return Painting(self, as_loaded(content, "content image"), styles, preview_every,
+                        masks=masks, fine_style=fine_style, init=init)
 
     # -- step 3 ---------------------------------------------------------------
     def run_nst(
@@ -459,217 +263,49 @@ class NST:
         content: ImageSource,
         style: ImageSource | Sequence[ImageSource],
         callback: Callable[[Progress], object] | None = None,
+        *,
+        masks: Sequence[ImageLike] | ImageLike | None = None,
+        fine_style: ImageSource | None = None,
+        init: str | ImageSource | None = None,
     ) -> Image.Image:
-        """Paint ``content`` in the style of ``style``; returns an 8-bit RGB(A) image."""
-        painting = self.paint(content, style)
+        """Paint ``content`` in the style of ``style``; returns an 8-bit RGB(A) image.
+
+        ``masks``, ``fine_style`` and ``init``: as in :meth:`paint`.
+        """
+        painting = self.paint(content, style, masks=masks, fine_style=fine_style, init=init)
         result = painting.run(callback)
         return to_pil(tensor_to_array(result), painting.alpha)
 
+    # -- the seed's tutorial-style API (artistyle.tutorial; the engine does not use it) ---------
+    def image_loader(self, content: ImageSource, style: ImageSource) -> tuple[Tensor, Tensor, Tensor]:
+        """``(content, style, input)``: three ``(1, 3, H, W)`` tensors of the content's size.
 
-class Painting:
-    """A whole run: one :class:`Transfer` per scale, coarse to fine.
+        The style is resized to the content's size, as in PyTorch's tutorial; ``input``
+        is the start the engine would use (seeded white noise by default).
+        """
+        return tutorial.image_loader(self, content, style)
 
-    Scale ``k`` starts from scale ``k-1``'s result, upsampled (bicubic); only the
-    first starts from the configured init. Large structures settle cheaply at
-    the small scales and the full-size iterations only refine: the same look
-    for far fewer full-size evaluations (Gatys et al. 2017 use the same idea
-    for high resolutions). With one scale it is exactly a single
-    :class:`Transfer` of ``steps`` iterations.
-
-    Iterate over it for :class:`Progress` events; :meth:`stop` ends it after the
-    current iteration; :attr:`image` is the last good image, at the output size.
-    """
-
-    def __init__(self, nst: NST, content: LoadedImage, styles: list[LoadedImage], preview_every: int = 0):
-        self.nst = nst
-        self.content = content
-        self.styles = styles
-        self.preview_every = preview_every
-        self.sizes = nst.config.scale_sizes(nst.size)
-        self.schedule = nst.config.scale_schedule(len(self.sizes))
-        self.steps = sum(self.schedule)
-        width, height = resized_shape(content.size[0], content.size[1], nst.size)
-        self.output_shape = (height, width)
-        c = nst.config
-        # Every scale is planned now, so that a run that cannot fit fails before any work.
-        layers = tuple(c.content_layers) + tuple(c.style_layers)
-        # The anchor scale: the last one no larger than style_anchor (None: the run has none).
-        self._anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
-        self.plans = []
-        # Finest first, so that a run that cannot fit is refused for the size the user asked for.
-        for size in reversed(self.sizes):
-            w, h = resized_shape(content.size[0], content.size[1], size)
-            anchor = None
-            if self._anchor_size is not None and c.anchored(size):
-                anchor = resized_shape(content.size[0], content.size[1], self._anchor_size)
-            self.plans.append(plan_memory(
-                w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=nst.device,
-                max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
-                bytes_per_value=2 if nst.half_dtype is not None else 4, anchor=anchor,
-            ))
-        self.plans.reverse()
-        self.memory = self.plans[-1]
-        # Masks are read (and checked) now, before any work, and resized per scale.
-        self.masks = nst.region_masks(content, len(styles))
-        self.fine_style = load_image(c.fine_style, role="fine style image") if c.fine_style else None
-        self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
-        self.iteration = 0
-        self.scale = 0
-        self.elapsed = 0.0
-        self.history: list[dict[str, float]] = []
-        self.transfer: Transfer | None = None
-        self._stopped = False
-        self._resume: dict[str, Any] | None = None
-        self._color_content: Tensor | None = None
-        # The result of the anchor scale, whose layout the finer scales keep.
-        self._anchor_reference: Tensor | None = None
-        self._preparing: Transfer | None = None  # the fine style's build, before the first scale
-
-    @property
-    def image(self) -> Tensor:
-        """The last good image, upsampled to the output size if the run stopped at a coarser scale."""
-        if self.transfer is None:
-            raise RuntimeError("the painting has not started")
-        return self._finish(_resize(self.transfer.image, self.output_shape).clamp(0, 1))
-
-    def _finish(self, image: Tensor) -> Tensor:
-        """:meth:`NST.finish` with the content at the output size (made once, when first needed)."""
-        nst = self.nst
-        if nst.config.preserve_color != "luminance" and not nst.config.original_colors:
-            return image
-        if self._color_content is None:
-            self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, nst.size), nst.device)
-        return nst.finish(image.to(nst.device), self._color_content).to(image.device)
-
-    def stop(self) -> None:
-        """End the run after the current iteration."""
-        self._stopped = True
-        preparing = self._preparing
-        if preparing is not None:
-            preparing.stop()
-        if self.transfer is not None:
-            self.transfer.stop()
-
-    def state_dict(self) -> dict[str, Any]:
-        """Where the run is: scale, counters, per-iteration record and the current scale's optimiser state."""
-        if self.transfer is None:
-            raise RuntimeError("the painting has not started")
-        return {
-            "scale": self.scale,
-            "iteration": self.iteration,
-            "elapsed": self.elapsed,
-            "history": list(self.history),
-            "transfer": self.transfer.state_dict(),
-            "anchor_reference": None if self._anchor_reference is None else self._anchor_reference.cpu(),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue from :meth:`state_dict` when iterated (before the first iteration only)."""
-        if self.transfer is not None:
-            raise RuntimeError("a painting can only be resumed before it starts")
-        if not 0 <= int(state["scale"]) < len(self.sizes):
-            raise ValueError(f"scale {state['scale']} is not one of this run's {len(self.sizes)} scales")
-        self._resume = state
-
-    def __iter__(self) -> Iterator[Progress]:
-        tol = self.nst.config.tol
-        previous: Tensor | None = None
-        resume, self._resume = self._resume, None
-        first = 0
-        if resume is not None:
-            first = int(resume["scale"])
-            self.iteration, self.elapsed = int(resume["iteration"]), float(resume["elapsed"])
-            self.history = list(resume["history"])
-            reference = resume.get("anchor_reference")
-            self._anchor_reference = None if reference is None else reference.to(self.nst.device)
-        if self.fine_style is not None:
-            self.styles, self.fine_style = self._combined_styles(self.fine_style), None
-        for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
-            if scale < first:
-                continue
-            if self._stopped:
-                return
-            self.scale = scale
-            inputs = self.nst.load_images(self.content, self.styles, size=size, masks=self.masks)
-            init = None if previous is None else _resize(previous, tuple(inputs.content.shape[2:]))
-            plan = self.plans[scale]
-            anchor = self._anchor_reference if self.nst.config.anchored(size) else None
-            self.transfer = transfer = self.nst.transfer(
-                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
-                anchor=anchor,
-            )
-            if self._stopped:  # stop() came from another thread while this scale was being built
-                transfer.stop()
-            if resume is not None and scale == first:
-                transfer.load_state_dict(resume["transfer"])
-                # The scale's own clock goes on from its saved value; keep the run's total consistent.
-                self.elapsed -= transfer.elapsed
-            before = self.elapsed
-            height, width = inputs.content.shape[2:]
-            for event in transfer:
-                self.iteration += 1
-                self.elapsed = before + event.elapsed
-                self.history.append({"scale": scale, "iteration": self.iteration, "loss": event.loss,
-                                     "seconds": self.elapsed, **event.losses})
-                yield dataclasses.replace(
-                    event, image=None if event.image is None else self._finish(event.image),
-                    iteration=self.iteration, steps=self.steps, elapsed=self.elapsed,
-                    scale=scale, scales=len(self.sizes), size=(int(width), int(height)),
-                )
-                if tol and _plateau(transfer.history, tol):
-                    transfer.stop()
-            previous = transfer.image
-            if size == self._anchor_size:
-                self._anchor_reference = previous  # transfer.image is a fresh, detached tensor
-            del inputs
-
-    def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:
-        """Run to the end (or until :meth:`stop`), calling ``callback`` each iteration."""
-        for event in self:
-            if callback is not None:
-                callback(event)
-        return self.image
-
-    def _combined_styles(self, fine: LoadedImage) -> list[LoadedImage]:
-        """Each style image with the fine style's brush texture (:meth:`NST.combine_scales`), made once."""
-        nst = self.nst
-        combined = []
-        for style, long_edge in zip(self.styles, nst.config.style_sizes(nst.size, len(self.styles))):
-            size = min(long_edge, FINE_STYLE_MAX_SIZE)
-            coarse = array_to_tensor(resize_long_edge(style.rgb, size), nst.device)
-            texture = array_to_tensor(resize_long_edge(fine.rgb, size), nst.device)
-            self._preparing = transfer = nst.combine_scales_transfer(coarse, texture)
-            if self._stopped:  # stop() came from another thread before this build was visible to it
-                transfer.stop()
-            image = tensor_to_array(transfer.run())
-            self._preparing = None
-            combined.append(LoadedImage(rgb=image, alpha=None, bit_depth=8, path=None))
-        return combined
+    def style_model_and_losses(
+        self, content: Tensor, style: Tensor
+    ) -> tuple[nn.Sequential, list[tutorial.StyleLossLayer], list[tutorial.ContentLossLayer]]:
+        """``(model, style_losses, content_losses)`` as in PyTorch's tutorial (see :mod:`artistyle.tutorial`)."""
+        return tutorial.style_model_and_losses(self, content, style)
 
 
-# The plateau test looks this many iterations back.
-PLATEAU_WINDOW = 10
+# Names that moved out of this module, still importable from here with a warning.
+_MOVED = {
+    "IterateAverage": "artistyle.optim",
+    "ADAM_AVERAGE_DECAY": "artistyle.optim",
+    "PLATEAU_WINDOW": "artistyle.painting",
+    "FINE_STYLE_MAX_SIZE": "artistyle.painting",
+}
 
 
-def _plateau(history: Sequence[float], tol: float) -> bool:
-    """True when the loss fell by less than ``tol`` (relative) per iteration over the window."""
-    if len(history) <= PLATEAU_WINDOW:
-        return False
-    old, new = history[-1 - PLATEAU_WINDOW], history[-1]
-    return (old - new) < tol * PLATEAU_WINDOW * abs(new)
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        import importlib
+        import warnings
 
-
-def _resize(image: Tensor, shape: tuple[int, ...]) -> Tensor:
-    if tuple(image.shape[2:]) == tuple(shape):
-        return image
-    return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bicubic", align_corners=False)
-
-
-def _as_loaded(source: ImageSource, role: str) -> LoadedImage:
-    return source if isinstance(source, LoadedImage) else load_image(source, role=role)
-
-
-def _style_list(style: ImageSource | Sequence[ImageSource]) -> list[LoadedImage]:
-    items = [style] if isinstance(style, (str, os.PathLike, Image.Image, LoadedImage)) else list(style)
-    return [_as_loaded(s, "style image") for s in items]
-
+        warnings.warn(f"artistyle.nst.{name} moved to {_MOVED[name]}", DeprecationWarning, stacklevel=2)
+        return getattr(importlib.import_module(_MOVED[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -38,7 +38,9 @@ class StyleObjective(nn.Module):
     ``L = a/|C| sum_{l in C} L_c(l) + b/sum(w) sum_{l in S} w_l L_s(l) + t L_tv``
     """
 
-    def __init__(self, weights: VGGWeights, config: StyleConfig):
+    def __init__(
+        self, weights: VGGWeights, config: StyleConfig, *, tile: int | None = None, half_dtype: torch.dtype | None = None
+    ):
         super().__init__()
         config.validate()
         self.config = config
@@ -54,9 +56,10 @@ class StyleObjective(nn.Module):
         )
         self.content_losses = nn.ModuleDict()
         self.style_losses = nn.ModuleDict()
+        self.features.half_dtype = half_dtype
         self.tv = TVLoss()
         # Owned tile size in px for exact tiled evaluation (see artistyle.tiling); None: whole image.
-        self.tile: int | None = None
+        self.tile: int | None = tile
         self._weights = weights
         # The coarse layout held on the image shrunk to the anchor size (see set_anchor); None: off.
         self.anchor: StyleObjective | None = None

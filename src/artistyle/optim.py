@@ -1,34 +1,85 @@
-"""L-BFGS with exactly one function evaluation per iteration.
+"""The pixel optimisers: one protocol, :class:`PixelOptimizer`, and its two implementations.
 
-Gatys et al. and Johnson's neural-style run L-BFGS without a line search so
-that one iteration costs one forward + backward pass. ``torch.optim.LBFGS``
-with ``max_iter=1`` does the same, but with nothing to stop a bad curvature
-estimate from throwing the pixels to infinity (seen here from a flat start).
-This one adds two guards, both departures from textbook L-BFGS:
+A run moves the pixels of one image. Each optimiser takes exactly one function
+evaluation per :meth:`~PixelOptimizer.step` (``closure()`` returns the loss and
+its gradient), so an iteration costs one forward + backward pass of the network.
+
+:class:`LBFGS` is L-BFGS without a line search, as in Gatys' and Johnson's
+implementations. ``torch.optim.LBFGS`` with ``max_iter=1`` does the same, but
+with nothing to stop a bad curvature estimate from throwing the pixels to
+infinity (seen here from a flat start). This one adds two guards, both
+departures from textbook L-BFGS:
 
 * a step is scaled down so that no pixel moves by more than ``max_step``
   (in units of the [0, 1] image range) in one iteration;
-* a non-finite loss sends the image back to the last finite point, clears the
-  memory and halves ``max_step``.
+* a non-finite loss (or gradient) sends the image back to the last finite
+  point, clears the memory and halves ``max_step``.
 
 Memory: ``history`` pairs of image-sized vectors (s_k, y_k), stored in the
-image's dtype; that is the optimiser's whole state besides two vectors.
+image's dtype; that is the optimiser's whole state besides three vectors.
+
+:class:`AveragedAdam` is ``torch.optim.Adam`` whose reported image is the
+bias-corrected running average of its iterates (:class:`IterateAverage`).
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
 
-__all__ = ["LBFGS"]
+__all__ = [
+    "ADAM_AVERAGE_DECAY",
+    "LBFGS",
+    "AveragedAdam",
+    "Closure",
+    "IterateAverage",
+    "OptimizerFactory",
+    "PixelOptimizer",
+    "make_optimizer",
+]
+
+# One evaluation of the objective: (loss, gradient with respect to the pixels).
+Closure = Callable[[], tuple[Tensor, Tensor]]
+
+
+class PixelOptimizer(Protocol):
+    """What a :class:`~artistyle.transfer.Transfer` needs from an optimiser of one image tensor.
+
+    ``state_dict()`` returns the three entries a run's checkpoint stores for it:
+    ``last_good`` (the last finite pixels), ``optimizer`` (the step rule's own
+    state) and ``average`` (the iterate average's state, or None).
+    """
+
+    @property
+    def image(self) -> Tensor:
+        """The image the run reports now (not clipped): the last good pixels, or an average of the iterates."""
+        ...
+
+    @property
+    def recovers_from_nonfinite(self) -> bool:
+        """True when a non-finite loss is survivable: the step rolls back and the run may try again."""
+        ...
+
+    def step(self, closure: Closure) -> float:
+        """Evaluate ``closure`` once at the current pixels, then move them; returns that loss."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+# Makes the optimiser of a leaf tensor (the pixels).
+OptimizerFactory = Callable[[Tensor], PixelOptimizer]
 
 
 class LBFGS:
-    """Minimise ``closure()`` over one tensor; ``closure`` returns (loss, gradient)."""
+    """Guarded L-BFGS over one tensor ``param``, one evaluation per step (see the module docstring)."""
 
     def __init__(self, param: Tensor, *, lr: float = 1.0, history: int = 20, max_step: float = 0.5):
         self.param = param
@@ -40,28 +91,45 @@ class LBFGS:
         self.rho: list[float] = []
         self._prev_x: Tensor | None = None
         self._prev_g: Tensor | None = None
+        # The last pixels that were finite after a step: what the run reports and falls back to.
+        self.last_good = param.detach().clone()
+
+    @property
+    def image(self) -> Tensor:
+        return self.last_good
+
+    @property
+    def recovers_from_nonfinite(self) -> bool:
+        return True
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit (tensors on the CPU)."""
         return {
-            "steps_s": [t.cpu() for t in self.steps_s],
-            "steps_y": [t.cpu() for t in self.steps_y],
-            "rho": list(self.rho),
-            "prev_x": None if self._prev_x is None else self._prev_x.cpu(),
-            "prev_g": None if self._prev_g is None else self._prev_g.cpu(),
-            "max_step": self.max_step,
+            "last_good": self.last_good.cpu().clone(),
+            "optimizer": {
+                "steps_s": [t.cpu() for t in self.steps_s],
+                "steps_y": [t.cpu() for t in self.steps_y],
+                "rho": list(self.rho),
+                "prev_x": None if self._prev_x is None else self._prev_x.cpu(),
+                "prev_g": None if self._prev_g is None else self._prev_g.cpu(),
+                "max_step": self.max_step,
+            },
+            "average": None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         device = self.param.device
-        self.steps_s = [t.to(device) for t in state["steps_s"]]
-        self.steps_y = [t.to(device) for t in state["steps_y"]]
-        self.rho = list(state["rho"])
-        self._prev_x = None if state["prev_x"] is None else state["prev_x"].to(device)
-        self._prev_g = None if state["prev_g"] is None else state["prev_g"].to(device)
-        self.max_step = float(state["max_step"])
+        rule = state["optimizer"]
+        self.last_good.copy_(state["last_good"])
+        self.steps_s = [t.to(device) for t in rule["steps_s"]]
+        self.steps_y = [t.to(device) for t in rule["steps_y"]]
+        self.rho = list(rule["rho"])
+        self._prev_x = None if rule["prev_x"] is None else rule["prev_x"].to(device)
+        self._prev_g = None if rule["prev_g"] is None else rule["prev_g"].to(device)
+        self.max_step = float(rule["max_step"])
 
     def reset(self) -> None:
+        """Forget the curvature pairs (the last point is kept: a failed step returns to it)."""
         self.steps_s.clear()
         self.steps_y.clear()
         self.rho.clear()
@@ -87,7 +155,7 @@ class LBFGS:
         return q.neg_()
 
     @torch.no_grad()
-    def step(self, closure: Callable[[], tuple[Tensor, Tensor]]) -> float:
+    def step(self, closure: Closure) -> float:
         """Evaluate once at the current point, then move; returns that loss."""
         loss_t, grad = closure()
         loss = float(loss_t)
@@ -97,8 +165,14 @@ class LBFGS:
                 x.copy_(self._prev_x)
             self.reset()
             self.max_step *= 0.5
-            return loss
-        grad = grad.detach()
+        else:
+            self._move(x, grad.detach())
+        if bool(torch.isfinite(x).all()):
+            self.last_good.copy_(x)
+        return loss
+
+    def _move(self, x: Tensor, grad: Tensor) -> None:
+        """Store the new curvature pair, then step along ``-H g``, capped at ``max_step`` per pixel."""
         if self._prev_g is not None and self._prev_x is not None:
             s = x - self._prev_x
             y = grad - self._prev_g
@@ -119,4 +193,89 @@ class LBFGS:
         self._prev_x = x.detach().clone()
         self._prev_g = grad.clone()
         x.add_(d)
+
+
+class IterateAverage:
+    """Exponential moving average of an optimiser's iterates, bias-corrected.
+
+    ``v_t = d v_(t-1) + (1 - d) x_t`` and the average is ``v_t / (1 - d^t)``, so
+    the first iterates are not pulled towards zero. With ``d = 0.95`` it spans
+    about the last 20 iterations.
+    """
+
+    def __init__(self, like: Tensor, decay: float):
+        self.decay = decay
+        self.steps = 0
+        self.sum = torch.zeros_like(like.detach())
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        self.steps += 1
+        self.sum.mul_(self.decay).add_(x.detach(), alpha=1 - self.decay)
+
+    @property
+    def value(self) -> Tensor:
+        return self.sum / (1 - self.decay**self.steps) if self.steps else self.sum
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "sum": self.sum.cpu().clone(), "decay": self.decay}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps, self.decay = int(state["steps"]), float(state["decay"])
+        self.sum.copy_(state["sum"])
+
+
+ADAM_AVERAGE_DECAY = 0.95
+
+
+class AveragedAdam:
+    """``torch.optim.Adam`` on one tensor; the image it reports is the average of its iterates.
+
+    Adam's iterates jitter around the optimum at a fixed step size; their running
+    average is the image (Polyak averaging, as in crowsonkb/style-transfer-pytorch).
+    A non-finite loss is not survivable: the step is skipped and the run should stop.
+    """
+
+    def __init__(self, param: Tensor, *, lr: float, decay: float = ADAM_AVERAGE_DECAY):
+        self.param = param
+        self.adam = torch.optim.Adam([param], lr=lr)
+        self.average = IterateAverage(param, decay)
+
+    @property
+    def image(self) -> Tensor:
+        """The bias-corrected average of the iterates; the pixels themselves before the first step."""
+        return self.average.value if self.average.steps else self.param.detach()
+
+    @property
+    def recovers_from_nonfinite(self) -> bool:
+        return False
+
+    def step(self, closure: Closure) -> float:
+        loss_t, grad = closure()
+        loss = float(loss_t)
+        if math.isfinite(loss):
+            self.param.grad = grad
+            self.adam.step()
+            self.average.update(self.param)
         return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "last_good": self.param.detach().cpu().clone(),
+            "optimizer": copy.deepcopy(self.adam.state_dict()),  # a snapshot: Adam updates its moments in place
+            "average": self.average.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.adam.load_state_dict(state["optimizer"])
+        if state.get("average") is not None:
+            self.average.load_state_dict(state["average"])
+
+
+def make_optimizer(name: str, param: Tensor, *, lr: float = 1.0, lbfgs_history: int = 20) -> PixelOptimizer:
+    """The optimiser called ``name`` (lbfgs or adam) over ``param``."""
+    if name == "lbfgs":
+        return LBFGS(param, lr=lr, history=lbfgs_history)
+    if name == "adam":
+        return AveragedAdam(param, lr=lr)
+    raise ValueError(f"unknown optimizer {name!r}")

@@ -113,8 +113,9 @@ def run_paint(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..files import file_sha256, remove_stale_temporaries
     from ..images import load_image, save_image
+    from ..images.tensors import tensor_to_array
     from ..manifest import write_manifest
-    from ..nst import NST, tensor_to_array
+    from ..nst import NST
     from .progress import ProgressBar
 
     checkpoint = None

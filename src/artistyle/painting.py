@@ -1,0 +1,258 @@
+"""A whole run, coarse to fine: :class:`Painting` runs one :class:`~artistyle.transfer.Transfer` per scale.
+
+It also holds what spans the scales: the layout anchor (the result at the
+anchor scale, which the finer scales keep), the fine-style build before the
+first scale, the early stop on a loss plateau, and resuming from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import Tensor
+
+from .config import INITS
+from .images import LoadedImage, resize_long_edge, resized_shape
+from .images.sources import ImageLike, as_loaded
+from .images.tensors import array_to_tensor, tensor_to_array
+from .memory import Plan, plan_memory
+from .transfer import Progress, Transfer
+
+if TYPE_CHECKING:  # the NST facade makes paintings; importing it at run time would be a cycle
+    from .nst import NST
+
+__all__ = ["FINE_STYLE_MAX_SIZE", "PLATEAU_WINDOW", "Painting", "plateau"]
+
+# The largest long edge the fine-style build (NST.combine_scales) runs at.
+FINE_STYLE_MAX_SIZE = 512
+# The plateau test looks this many iterations back.
+PLATEAU_WINDOW = 10
+
+
+class Painting:
+    """A whole run: one :class:`Transfer` per scale, coarse to fine.
+
+    Scale ``k`` starts from scale ``k-1``'s result, upsampled (bicubic); only the
+    first starts from the configured init. Large structures settle cheaply at
+    the small scales and the full-size iterations only refine: the same look
+    for far fewer full-size evaluations (Gatys et al. 2017 use the same idea
+    for high resolutions). With one scale it is exactly a single
+    :class:`Transfer` of ``steps`` iterations.
+
+    ``masks``, ``fine_style`` and ``init`` replace the config's files of the same
+    name; each may be a path, a PIL image, an array or a tensor
+    (:mod:`artistyle.images.sources`; ``init`` also ``noise``, ``content`` or ``style``).
+
+    Iterate over it for :class:`Progress` events; :meth:`stop` ends it after the
+    current iteration; :attr:`image` is the last good image, at the output size.
+    """
+
+    def __init__(
+        self,
+        nst: NST,
+        content: LoadedImage,
+        styles: list[LoadedImage],
+        preview_every: int = 0,
+        *,
+        masks: Sequence[ImageLike] | ImageLike | None = None,
+        fine_style: ImageLike | LoadedImage | None = None,
+        init: ImageLike | LoadedImage | None = None,
+    ):
+        self.nst = nst
+        self.content = content
+        self.styles = styles
+        self.preview_every = preview_every
+        self.sizes = nst.config.scale_sizes(nst.size)
+        self.schedule = nst.config.scale_schedule(len(self.sizes))
+        self.steps = sum(self.schedule)
+        width, height = resized_shape(content.size[0], content.size[1], nst.size)
+        self.output_shape = (height, width)
+        c = nst.config
+        # The anchor scale: the last one no larger than style_anchor (None: the run has none).
+        self.anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
+        # Every scale is planned now, so that a run that cannot fit fails before any work.
+        self.plans = self._plan_memory()
+        self.memory = self.plans[-1]
+        # Masks, the fine style and an init image are read (and checked) now, before any work.
+        self.masks = nst.region_masks(content, len(styles), masks)
+        fine = fine_style if fine_style is not None else (c.fine_style or None)
+        self.fine_style = None if fine is None else as_loaded(fine, "fine style image")
+        # The start of the first scale: None (the config's init), a kind of start, or an image.
+        self.init: str | LoadedImage | None = None
+        if isinstance(init, str) and init in INITS:
+            self.init = init
+        elif init is not None:
+            self.init = as_loaded(init, "init image")
+        self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
+        self.iteration = 0
+        self.scale = 0
+        self.elapsed = 0.0
+        self.history: list[dict[str, float]] = []
+        self.transfer: Transfer | None = None
+        self._stopped = False
+        self._resume: dict[str, Any] | None = None
+        self._color_content: Tensor | None = None
+        # The result of the anchor scale, whose layout the finer scales keep.
+        self._anchor_reference: Tensor | None = None
+        self._preparing: Transfer | None = None  # the fine style's build, before the first scale
+
+    def _plan_memory(self) -> list[Plan]:
+        """One memory plan per scale, coarse to fine."""
+        nst, c, content = self.nst, self.nst.config, self.content
+        layers = tuple(c.content_layers) + tuple(c.style_layers)
+        plans = []
+        # Finest first, so that a run that cannot fit is refused for the size the user asked for.
+        for size in reversed(self.sizes):
+            w, h = resized_shape(content.size[0], content.size[1], size)
+            anchor = None
+            if self.anchor_size is not None and c.anchored(size):
+                anchor = resized_shape(content.size[0], content.size[1], self.anchor_size)
+            plans.append(plan_memory(
+                w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=nst.device,
+                max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
+                bytes_per_value=2 if nst.half_dtype is not None else 4, anchor=anchor,
+            ))
+        plans.reverse()
+        return plans
+
+    @property
+    def image(self) -> Tensor:
+        """The last good image, upsampled to the output size if the run stopped at a coarser scale."""
+        if self.transfer is None:
+            raise RuntimeError("the painting has not started")
+        return self._finish(resize(self.transfer.image, self.output_shape).clamp(0, 1))
+
+    def _finish(self, image: Tensor) -> Tensor:
+        """:meth:`NST.finish` with the content at the output size (made once, when first needed)."""
+        nst = self.nst
+        if nst.config.preserve_color != "luminance" and not nst.config.original_colors:
+            return image
+        if self._color_content is None:
+            self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, nst.size), nst.device)
+        return nst.finish(image.to(nst.device), self._color_content).to(image.device)
+
+    def stop(self) -> None:
+        """End the run after the current iteration."""
+        self._stopped = True
+        preparing = self._preparing
+        if preparing is not None:
+            preparing.stop()
+        if self.transfer is not None:
+            self.transfer.stop()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Where the run is: scale, counters, per-iteration record and the current scale's optimiser state."""
+        if self.transfer is None:
+            raise RuntimeError("the painting has not started")
+        return {
+            "scale": self.scale,
+            "iteration": self.iteration,
+            "elapsed": self.elapsed,
+            "history": list(self.history),
+            "transfer": self.transfer.state_dict(),
+            "anchor_reference": None if self._anchor_reference is None else self._anchor_reference.cpu(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`state_dict` when iterated (before the first iteration only)."""
+        if self.transfer is not None:
+            raise RuntimeError("a painting can only be resumed before it starts")
+        if not 0 <= int(state["scale"]) < len(self.sizes):
+            raise ValueError(f"scale {state['scale']} is not one of this run's {len(self.sizes)} scales")
+        self._resume = state
+
+    def __iter__(self) -> Iterator[Progress]:
+        nst = self.nst
+        tol = nst.config.tol
+        previous: Tensor | None = None
+        resume, self._resume = self._resume, None
+        first = 0
+        if resume is not None:
+            first = int(resume["scale"])
+            self.iteration, self.elapsed = int(resume["iteration"]), float(resume["elapsed"])
+            self.history = list(resume["history"])
+            reference = resume.get("anchor_reference")
+            self._anchor_reference = None if reference is None else reference.to(nst.device)
+        if self.fine_style is not None:
+            self.styles, self.fine_style = self._combined_styles(self.fine_style), None
+        for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
+            if scale < first:
+                continue
+            if self._stopped:
+                return
+            self.scale = scale
+            inputs = nst.load_images(self.content, self.styles, size=size, masks=self.masks)
+            init = None if previous is None else resize(previous, tuple(inputs.content.shape[2:]))
+            if init is None and self.init is not None:
+                init = nst.initial_image(inputs, self.init)
+            plan = self.plans[scale]
+            anchor = self._anchor_reference if nst.config.anchored(size) else None
+            self.transfer = transfer = nst.transfer(
+                inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
+                anchor=anchor,
+            )
+            if self._stopped:  # stop() came from another thread while this scale was being built
+                transfer.stop()
+            if resume is not None and scale == first:
+                transfer.load_state_dict(resume["transfer"])
+                # The scale's own clock goes on from its saved value; keep the run's total consistent.
+                self.elapsed -= transfer.elapsed
+            before = self.elapsed
+            height, width = inputs.content.shape[2:]
+            for event in transfer:
+                self.iteration += 1
+                self.elapsed = before + event.elapsed
+                self.history.append({"scale": scale, "iteration": self.iteration, "loss": event.loss,
+                                     "seconds": self.elapsed, **event.losses})
+                yield dataclasses.replace(
+                    event, image=None if event.image is None else self._finish(event.image),
+                    iteration=self.iteration, steps=self.steps, elapsed=self.elapsed,
+                    scale=scale, scales=len(self.sizes), size=(int(width), int(height)),
+                )
+                if tol and plateau(transfer.history, tol):
+                    transfer.stop()
+            previous = transfer.image
+            if size == self.anchor_size:
+                self._anchor_reference = previous  # transfer.image is a fresh, detached tensor
+            del inputs
+
+    def run(self, callback: Callable[[Progress], object] | None = None) -> Tensor:
+        """Run to the end (or until :meth:`stop`), calling ``callback`` each iteration."""
+        for event in self:
+            if callback is not None:
+                callback(event)
+        return self.image
+
+    def _combined_styles(self, fine: LoadedImage) -> list[LoadedImage]:
+        """Each style image with the fine style's brush texture (:meth:`NST.combine_scales`), made once."""
+        nst = self.nst
+        combined = []
+        for style, long_edge in zip(self.styles, nst.config.style_sizes(nst.size, len(self.styles))):
+            size = min(long_edge, FINE_STYLE_MAX_SIZE)
+            coarse = array_to_tensor(resize_long_edge(style.rgb, size), nst.device)
+            texture = array_to_tensor(resize_long_edge(fine.rgb, size), nst.device)
+            self._preparing = transfer = nst.combine_scales_transfer(coarse, texture)
+            if self._stopped:  # stop() came from another thread before this build was visible to it
+                transfer.stop()
+            image = tensor_to_array(transfer.run())
+            self._preparing = None
+            combined.append(LoadedImage(rgb=image, alpha=None, bit_depth=8, path=None))
+        return combined
+
+
+def plateau(history: Sequence[float], tol: float) -> bool:
+    """True when the loss fell by less than ``tol`` (relative) per iteration over :data:`PLATEAU_WINDOW`."""
+    if len(history) <= PLATEAU_WINDOW:
+        return False
+    old, new = history[-1 - PLATEAU_WINDOW], history[-1]
+    return (old - new) < tol * PLATEAU_WINDOW * abs(new)
+
+
+def resize(image: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``image`` at ``shape`` (bicubic), or itself when it already has that size."""
+    if tuple(image.shape[2:]) == tuple(shape):
+        return image
+    return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bicubic", align_corners=False)
