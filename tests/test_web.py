@@ -328,10 +328,10 @@ def test_bad_masks_are_one_clear_error(client: TestClient, images: tuple[str, st
 
 
 def test_a_run_with_masks_and_a_fine_style_writes_no_file(
-    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Every way Python opens a file for writing is watched (builtins.open, io.open, os.open) and the
-    # temporary folder is an empty one of this test's own, for the upload, the mask check, the run
+    # temporary folder is an empty one of this test's own, for the uploads, the mask check, the run
     # and the download alike.
     writes: list[str] = []
     real_open, real_os_open = open, os.open
@@ -354,21 +354,35 @@ def test_a_run_with_masks_and_a_fine_style_writes_no_file(
     monkeypatch.setattr(io, "open", watched_open)
     monkeypatch.setattr(os, "open", watched_os_open)
 
-    content, style = images
-    other = upload(client, make_style().transpose(Image.Transpose.FLIP_LEFT_RIGHT), "other.png")
+    # A content image with alpha, two styles with one mask each, and a fine style.
+    photo = make_content().convert("RGBA")
+    photo.putalpha(Image.linear_gradient("L").resize(photo.size))
     left = Image.new("L", (80, 64), 0)
     left.paste(255, (0, 0, 40, 64))
-    masks = [upload(client, left, "left.png"), upload(client, left.point(lambda v: 255 - v), "right.png")]
-    fine = upload(client, make_content((48, 48)), "fine.png")
-    response = client.post("/api/jobs", json={"content": content, "styles": [style, other], "masks": masks,
-                                              "fine_style": fine, "settings": {**TINY, "size": 48, "steps": 3}})
+    inputs = {"content.png": photo, "style.png": make_style(), "other.png": make_style().rotate(90),
+              "left.png": left, "right.png": left.point(lambda v: 255 - v), "fine.png": make_content((48, 48))}
+    ids = {name: upload(client, image, name) for name, image in inputs.items()}
+    settings = {**TINY, "size": 48, "steps": 3}
+    response = client.post("/api/jobs", json={
+        "content": ids["content.png"], "styles": [ids["style.png"], ids["other.png"]],
+        "masks": [ids["left.png"], ids["right.png"]], "fine_style": ids["fine.png"], "settings": settings})
     assert response.status_code == 201, response.text
     state = wait_for(client, response.json()["id"], ("done", "failed"), timeout=120)
     assert state["status"] == "done", state["error"]
-    result = Image.open(io.BytesIO(client.get(f"/api/jobs/{state['id']}/result.png").content))
-    assert result.size == resized_shape(80, 64, 48)
+    result = client.get(f"/api/jobs/{state['id']}/result.png").content
     assert writes == []
     assert list(temp.iterdir()) == []
+    monkeypatch.undo()
+
+    # The same run from the command line writes the very same PNG.
+    for name, image in inputs.items():
+        image.save(tmp_path / name)
+    out = tmp_path / "cli.png"
+    assert main([str(tmp_path / "content.png"), str(tmp_path / "style.png"), str(tmp_path / "other.png"),
+                 "--mask", str(tmp_path / "left.png"), str(tmp_path / "right.png"),
+                 "--fine-style", str(tmp_path / "fine.png"), "-o", str(out), "--device", "cpu",
+                 "--size", "48", "--steps", "3", "--seed", "3", "--scales", "1"]) == 0
+    assert out.read_bytes() == result
 
 
 # ---------------------------------------------------------------- the command
