@@ -13,7 +13,8 @@ from .errors import ArtiStyleError, ImageError, RunError, UsageError, WeightsErr
 from .losses import ContentLoss, Normalization, StyleLoss, TVLoss, content_loss, gram_matrix, style_loss, tv_loss
 from .nst import NST, Inputs, Progress, Transfer
 from .objective import StyleObjective
-from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
+from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights
+from .weights import load_weights
 
 __version__ = "0.4.0"
 

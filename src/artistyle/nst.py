@@ -36,7 +36,8 @@ from .masks import load_masks, resize_masks
 from .memory import plan_memory
 from .objective import StyleObjective, total
 from .optim import LBFGS
-from .vgg import VGGWeights, load_weights
+from .vgg import VGGWeights
+from .weights import load_weights
 
 __all__ = ["NST", "Inputs", "Painting", "Progress", "Transfer", "array_to_tensor", "tensor_to_array", "to_pil"]
 
@@ -408,9 +409,7 @@ class NST:
         ``anchor``: the run's result at the anchor scale, whose coarse layout the image
         shrunk to its size must keep (:meth:`StyleObjective.set_anchor`).
         """
-        objective = StyleObjective(self.weights, self.config).to(self.device)
-        objective.tile = tile
-        objective.features.half_dtype = self.half_dtype
+        objective = StyleObjective(self.weights, self.config, tile=tile, half_dtype=self.half_dtype).to(self.device)
         objective.set_content(inputs.content)
         objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)), masks=inputs.masks)
         if anchor is not None:
