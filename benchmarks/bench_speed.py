@@ -131,7 +131,8 @@ def worker_floor(size: int, repeats: int, threads: int | None) -> dict:
     import torch
 
     artistyle = import_artistyle()
-    from artistyle.vgg import VGGFeatures, default_weights
+    from artistyle.vgg import VGGFeatures
+    from artistyle.weights import default_weights
 
     _set_threads(threads)
     net = VGGFeatures(default_weights(), ["conv5_1"])

@@ -138,7 +138,8 @@ def test_init_from_file_and_weights_flag(
 ) -> None:
     import torch
 
-    from artistyle.vgg import CONV_NAMES, default_weights
+    from artistyle.vgg import CONV_NAMES
+    from artistyle.weights import default_weights
 
     index = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
     state = {}

@@ -14,7 +14,8 @@ from artistyle.cli import main
 from artistyle.losses import GuidedStyleLoss, gram_matrix, guided_gram_matrices
 from artistyle.masks import erosion_radius, layer_masks, load_masks
 from artistyle.objective import StyleObjective
-from artistyle.vgg import VGGFeatures, default_weights
+from artistyle.vgg import VGGFeatures
+from artistyle.weights import default_weights
 
 from .conftest import SAMPLES, make_content, make_style
 from .test_control import other_style
@@ -125,8 +126,7 @@ def test_guided_tiled_loss_and_gradient_equal_untiled() -> None:
     masks = torch.zeros(2, 1, 150, 170)
     masks[0, :, :, :90] = 1
     masks[1, :, 60:, 70:] = 0.7  # overlapping and soft
-    whole, tiled = StyleObjective(default_weights(), config), StyleObjective(default_weights(), config)
-    tiled.tile = 48
+    whole, tiled = StyleObjective(default_weights(), config), StyleObjective(default_weights(), config, tile=48)
     for objective in (whole, tiled):
         objective.set_content(content)
         objective.set_style(styles, blend=(0.4, 0.6), masks=masks)

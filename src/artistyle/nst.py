@@ -37,7 +37,8 @@ from .masks import load_masks, resize_masks
 from .objective import StyleObjective
 from .painting import Painting
 from .transfer import Progress, Transfer
-from .vgg import VGGWeights, load_weights
+from .vgg import VGGWeights
+from .weights import load_weights
 
 # Painting, Progress, Transfer and the conversions live in their own modules; they are
 # re-exported here because they were importable from artistyle.nst before.

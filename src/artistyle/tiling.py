@@ -20,46 +20,48 @@ One evaluation takes two passes over the tiles:
 
 So the loss and gradient equal the untiled ones up to float rounding, while
 memory holds one crop's activations at a time. It costs one more forward pass
-per evaluation plus the halos' area.
+per evaluation plus the halos' area. The formulas (value, ``K``, surrogate) are
+the loss module's (:func:`artistyle.losses.style_term_from_gram_sums` and its
+neighbours); this module only gathers the sums and walks the tiles. The
+geometry (strides, receptive-field reach) is :mod:`artistyle.vgg`'s.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-from .vgg import _LAYER_INDEX, _PLAN, VGGFeatures
+from .losses import (
+    GuidedStyleLoss,
+    StyleLoss,
+    content_squared_error,
+    content_term,
+    gram_sum,
+    style_surrogate,
+    style_term_from_gram_sums,
+)
+from .vgg import VGGFeatures, layer_reach, layer_stride
 
-__all__ = ["Tile", "halo_for", "stride_for", "tiled_features", "tiles"]
-
-
-def stride_for(deepest: str) -> int:
-    """Total pooling stride of the network up to and including ``deepest``."""
-    stride = 1
-    for name, kind, _ in _PLAN[: _LAYER_INDEX[deepest] + 1]:
-        if kind == "pool":
-            stride *= 2
-    return stride
-
-
-def _reach(deepest: str) -> int:
-    """How far (in input pixels) a feature's receptive field reaches past its own stride cell."""
-    reach, jump = 0, 1
-    for name, kind, _ in _PLAN[: _LAYER_INDEX[deepest] + 1]:
-        if kind == "conv":
-            reach += jump
-        elif kind == "pool":
-            jump *= 2
-    return reach
+__all__ = [
+    "Tile",
+    "TiledEvaluation",
+    "halo_for",
+    "owned",
+    "owned_of_full",
+    "tiled_content_targets",
+    "tiled_features",
+    "tiled_gram_sums",
+    "tiles",
+]
 
 
 def halo_for(deepest: str) -> int:
     """The halo: the reach rounded up to a multiple of the stride (crops must start on the pooling grid)."""
-    stride = max(stride_for(deepest), 16)
-    return -(-_reach(deepest) // stride) * stride
+    stride = max(layer_stride(deepest), 16)
+    return -(-layer_reach(deepest) // stride) * stride
 
 
 @dataclass(frozen=True)
@@ -96,15 +98,147 @@ def owned(features: Tensor, tile: Tile, stride: int, full_height: int, full_widt
     return features[:, :, rows[0] - oy : rows[1] - oy, cols[0] - ox : cols[1] - ox]
 
 
-def layer_strides(layers: tuple[str, ...]) -> dict[str, int]:
-    return {name: stride_for(name) for name in layers}
+def owned_of_full(full: Tensor, tile: Tile, stride: int, full_height: int, full_width: int) -> Tensor:
+    """The tile's owned block of a map that covers the whole image at ``stride`` (content targets, masks)."""
+    return owned(full, replace(tile, cy0=0, cx0=0), stride, full_height, full_width)
 
 
 def tiled_features(net: VGGFeatures, image: Tensor, tile: int) -> Iterator[tuple[Tile, dict[str, Tensor]]]:
     """For each tile: its owned features at every layer of ``net`` (no gradient)."""
     _, _, height, width = image.shape
-    strides = layer_strides(net.layers)
+    strides = {name: layer_stride(name) for name in net.layers}
     for t in tiles(height, width, tile, halo_for(net.deepest)):
         with torch.no_grad():
             feats = net(image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1])
         yield t, {n: owned(f, t, strides[n], height, width) for n, f in feats.items()}
+
+
+@torch.no_grad()
+def tiled_content_targets(net: VGGFeatures, image: Tensor, tile: int, layers: tuple[str, ...]) -> dict[str, Tensor]:
+    """The whole image's features at ``layers``, assembled from the tiles' owned blocks."""
+    _, _, height, width = image.shape
+    targets: dict[str, Tensor] = {}
+    for t, feats in tiled_features(net, image, tile):
+        for name in layers:
+            stride = layer_stride(name)
+            if name not in targets:
+                f = feats[name]
+                targets[name] = f.new_zeros(f.shape[0], f.shape[1], height // stride, width // stride)
+            owned_of_full(targets[name], t, stride, height, width).copy_(feats[name])
+    return targets
+
+
+def _add(sums: dict[str, Tensor], name: str, part: Tensor) -> None:
+    sums[name] = sums[name] + part if name in sums else part
+
+
+def _gather(
+    net: VGGFeatures, image: Tensor, tile: int, layers: tuple[str, ...], masks: Mapping[str, Tensor],
+    content: Mapping[str, Tensor],
+) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
+    """One pass over the tiles: Gram sums and counts at ``layers``, squared content errors against ``content``."""
+    _, _, height, width = image.shape
+    sums: dict[str, Tensor] = {}
+    counts: dict[str, Tensor] = {}
+    squared = {name: image.new_zeros(()) for name in content}
+    for t, feats in tiled_features(net, image, tile):
+        for name in layers:
+            full = masks.get(name)
+            part, count = gram_sum(
+                feats[name], None if full is None else owned_of_full(full, t, layer_stride(name), height, width)
+            )
+            _add(sums, name, part)
+            _add(counts, name, count)
+        for name, target in content.items():
+            squared[name] += content_squared_error(
+                feats[name], owned_of_full(target, t, layer_stride(name), height, width)
+            )
+    return sums, counts, squared
+
+
+@torch.no_grad()
+def tiled_gram_sums(
+    net: VGGFeatures, image: Tensor, tile: int, layers: tuple[str, ...], masks: Mapping[str, Tensor] | None = None
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Per layer, the whole image's :func:`~artistyle.losses.gram_sum` and its count, tile by tile.
+
+    ``masks``: for guided layers, the region masks ``(R, 1, h, w)`` over the whole
+    image at the layer's resolution (mask-weighted sums and masses, per region).
+    """
+    sums, counts, _ = _gather(net, image, tile, layers, masks or {}, {})
+    return sums, counts
+
+
+@dataclass(frozen=True)
+class TiledEvaluation:
+    """The content and style terms of an image and their gradient, tile by tile (the module's two passes).
+
+    ``content``: the full-size content targets ``P_l`` with their common weight
+    ``content_scale``; ``style``: the style losses (plain or guided) with each
+    layer's weight in ``style_scale``. The total-variation term is the
+    objective's: it needs no tiling.
+    """
+
+    net: VGGFeatures
+    tile: int
+    content: Mapping[str, Tensor]
+    content_scale: float
+    style: Mapping[str, StyleLoss | GuidedStyleLoss]
+    style_scale: Mapping[str, float]
+
+    def _masks(self) -> dict[str, Tensor]:
+        return {name: loss.masks for name, loss in self.style.items() if isinstance(loss, GuidedStyleLoss)}
+
+    @torch.no_grad()
+    def terms(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """Pass 1: the terms ``content:<layer>``, ``style:<layer>``, and per style layer the kernel ``K``."""
+        content = self.content if self.content_scale else {}
+        # One forward pass over the tiles gathers every sum.
+        sums, counts, squared = (
+            _gather(self.net, image, self.tile, tuple(self.style), self._masks(), content)
+            if self.style or content else ({}, {}, {})
+        )
+        terms: dict[str, Tensor] = {}
+        kernels: dict[str, Tensor] = {}
+        if self.content_scale:
+            for name, target in self.content.items():
+                terms[f"content:{name}"] = content_term(squared[name], target.numel(), self.content_scale)
+        for name, loss in self.style.items():
+            scale = self.style_scale[name]
+            if not scale:
+                continue
+            share = loss.weights if isinstance(loss, GuidedStyleLoss) else None
+            terms[f"style:{name}"], kernels[name] = style_term_from_gram_sums(
+                sums[name], counts[name], loss.target, scale, share
+            )
+        return terms, kernels
+
+    @torch.no_grad()
+    def gradient(self, image: Tensor, kernels: Mapping[str, Tensor]) -> Tensor:
+        """Pass 2: per tile, backpropagate the surrogates whose gradient is the true one at the owned positions."""
+        _, _, height, width = image.shape
+        masks = self._masks()
+        grad = torch.zeros_like(image)
+        for t in tiles(height, width, self.tile, halo_for(self.net.deepest)):
+            with torch.enable_grad():
+                crop = image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1].detach().requires_grad_(True)
+                feats = self.net(crop)
+                surrogate = crop.new_zeros(())
+                for name, kernel in kernels.items():
+                    stride = layer_stride(name)
+                    region = masks.get(name)
+                    surrogate = surrogate + style_surrogate(
+                        owned(feats[name], t, stride, height, width), kernel,
+                        None if region is None else owned_of_full(region, t, stride, height, width),
+                    )
+                if self.content_scale:
+                    for name, target in self.content.items():
+                        stride = layer_stride(name)
+                        error = content_squared_error(
+                            owned(feats[name], t, stride, height, width), owned_of_full(target, t, stride, height, width)
+                        )
+                        surrogate = surrogate + content_term(error, target.numel(), self.content_scale)
+                if surrogate.requires_grad:
+                    (part,) = torch.autograd.grad(surrogate, crop)
+                    grad[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1] += part
+        return grad

