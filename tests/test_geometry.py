@@ -55,7 +55,7 @@ def test_table_and_lookups_agree_with_the_known_values() -> None:
         assert layer.kind == layer.name[:4].rstrip("0123456789")
     assert layer_stride("conv1_1") == 1 and layer_reach("conv1_1") == 1
     assert layer_stride("conv5_1") == 16 and layer_reach("conv5_1") == 70 and halo_for("conv5_1") == 80
-    assert CONV_NAMES == tuple(layer.name for layer in LAYERS if layer.kind == "conv") and len(CONV_NAMES) == 16
+    assert tuple(layer.name for layer in LAYERS if layer.kind == "conv") == CONV_NAMES and len(CONV_NAMES) == 16
 
 
 def test_layer_records_are_frozen() -> None:

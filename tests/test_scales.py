@@ -211,7 +211,7 @@ def test_anchor_loss_and_gradient_match_autograd_through_the_shrink() -> None:
     objective = StyleObjective(default_weights(), config)
     objective.set_content(content)
     objective.set_style(torch.rand(1, 3, 80, 96))
-    plain_terms, plain_loss, plain_grad = objective.evaluate(image)
+    _plain_terms, plain_loss, plain_grad = objective.evaluate(image)
     objective.set_anchor(layout)
     terms, loss, grad = objective.evaluate(image)
     assert {k for k in terms if k.startswith("anchor:")} == {f"anchor:{n}" for n in ANCHOR_LAYERS}
@@ -227,7 +227,7 @@ def test_anchor_loss_and_gradient_match_autograd_through_the_shrink() -> None:
     assert ((grad - plain_grad - ref_grad).norm() / ref_grad.norm()).item() < 1e-4
     # Tiled evaluation keeps the anchor exact too.
     objective.tile = 48
-    tiled_terms, tiled_loss, tiled_grad = objective.evaluate(image)
+    _tiled_terms, tiled_loss, tiled_grad = objective.evaluate(image)
     assert abs(tiled_loss.item() - loss.item()) <= 1e-5 * loss.item()
     assert ((tiled_grad - grad).norm() / grad.norm()).item() < 1e-3
 

@@ -59,8 +59,8 @@ def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:
         assert ((a - b).norm() / a.norm()).item() < 1e-5, name
     for name in whole.content_layers:
         assert torch.allclose(whole.content_losses[name].target, tiled.content_losses[name].target)
-    terms, loss, grad = whole.evaluate(image)
-    tiled_terms, tiled_loss, tiled_grad = tiled.evaluate(image)
+    terms, _loss, grad = whole.evaluate(image)
+    tiled_terms, _tiled_loss, tiled_grad = tiled.evaluate(image)
     no_grad_terms = tiled.terms(image)  # what a run reports at its end, also tile by tile
     assert all(abs(no_grad_terms[k] - terms[k]).item() <= 1e-4 * abs(terms[k]).item() for k in terms)
     assert set(terms) == set(tiled_terms)

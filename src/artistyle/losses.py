@@ -93,13 +93,13 @@ class _StyleLossFunction(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, features: Tensor, target_gram: Tensor) -> Tensor:  # type: ignore[override]
+    def forward(ctx: Any, features: Tensor, target_gram: Tensor) -> Tensor:
         diff = gram_matrix(features) - target_gram.to(_at_least_fp32(features).dtype)
         ctx.save_for_backward(features, diff)
         return diff.pow(2).mean()
 
     @staticmethod
-    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad_output: Tensor) -> tuple[Tensor, None]:
         features, diff = ctx.saved_tensors
         b, c, h, w = features.shape
         scale = grad_output * (4.0 / (b * c * c * h * w))
@@ -114,7 +114,8 @@ def style_loss(features: Tensor, target_gram: Tensor) -> Tensor:
     ``target_gram`` is ``(C, C)`` or ``(B, C, C)``.
     """
     target = target_gram.expand(features.shape[0], -1, -1)
-    return _StyleLossFunction.apply(features, target)
+    loss: Tensor = _StyleLossFunction.apply(features, target)  # type: ignore[no-untyped-call]
+    return loss
 
 
 def tv_loss(image: Tensor) -> Tensor:

@@ -161,7 +161,8 @@ def plan_memory(
             bytes_per_value=bytes_per_value, anchor=anchor,
         )
 
-    tile_choices: list[int | None] = [tile] if tile is not None else [None, *(t for t in TILE_SIZES if t < max(width, height))]
+    smaller_tiles = [t for t in TILE_SIZES if t < max(width, height)]
+    tile_choices: list[int | None] = [tile] if tile is not None else [None, *smaller_tiles]
     for t in tile_choices:
         for hist in histories:
             need = estimate(width, height, hist, t)

@@ -152,7 +152,8 @@ class StyleObjective(nn.Module):
 
     def _anchor_terms(self, image: Tensor) -> dict[str, Tensor]:
         assert self.anchor is not None and self.anchor_features is not None
-        return self.anchor(self.anchor_features(self.anchor.shrink(image)))
+        terms: dict[str, Tensor] = self.anchor(self.anchor_features(self.anchor.shrink(image)))
+        return terms
 
     def _tiled(self) -> TiledEvaluation:
         if not self.ready:

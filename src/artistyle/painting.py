@@ -8,6 +8,7 @@ first scale, the early stop on a loss plateau, and resuming from a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -92,7 +93,8 @@ class Painting:
         self.elapsed = 0.0
         self.history: list[dict[str, float]] = []
         self.transfer: Transfer | None = None
-        self._stopped = False
+        # An Event, not a bool: stop() is called from other threads (a Ctrl-C handler, the studio's Cancel).
+        self._stopped = threading.Event()
         self._resume: dict[str, Any] | None = None
         self._color_content: Tensor | None = None
         # The result of the anchor scale, whose layout the finer scales keep.
@@ -136,7 +138,7 @@ class Painting:
 
     def stop(self) -> None:
         """End the run after the current iteration."""
-        self._stopped = True
+        self._stopped.set()
         preparing = self._preparing
         if preparing is not None:
             preparing.stop()
@@ -181,7 +183,7 @@ class Painting:
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
             if scale < first:
                 continue
-            if self._stopped:
+            if self._stopped.is_set():
                 return
             self.scale = scale
             inputs = nst.load_images(self.content, self.styles, size=size, masks=self.masks)
@@ -194,7 +196,7 @@ class Painting:
                 inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
                 anchor=anchor,
             )
-            if self._stopped:  # stop() came from another thread while this scale was being built
+            if self._stopped.is_set():  # stop() came from another thread while this scale was being built
                 transfer.stop()
             if resume is not None and scale == first:
                 transfer.load_state_dict(resume["transfer"])
@@ -235,7 +237,7 @@ class Painting:
             coarse = array_to_tensor(resize_long_edge(style.rgb, size), nst.device)
             texture = array_to_tensor(resize_long_edge(fine.rgb, size), nst.device)
             self._preparing = transfer = nst.combine_scales_transfer(coarse, texture)
-            if self._stopped:  # stop() came from another thread before this build was visible to it
+            if self._stopped.is_set():  # stop() came from another thread before this build was visible to it
                 transfer.stop()
             image = tensor_to_array(transfer.run())
             self._preparing = None

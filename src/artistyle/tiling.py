@@ -235,7 +235,8 @@ class TiledEvaluation:
                     for name, target in self.content.items():
                         stride = layer_stride(name)
                         error = content_squared_error(
-                            owned(feats[name], t, stride, height, width), owned_of_full(target, t, stride, height, width)
+                            owned(feats[name], t, stride, height, width),
+                            owned_of_full(target, t, stride, height, width),
                         )
                         surrogate = surrogate + content_term(error, target.numel(), self.content_scale)
                 if surrogate.requires_grad:

@@ -156,7 +156,7 @@ def _layer(nst: NST, name: str) -> nn.Module:
     if name.startswith("conv"):
         weight, bias = nst.weights.convs[name]
         conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1,
-                         padding_mode=nst.config.padding, device="meta")  # type: ignore[arg-type]
+                         padding_mode=nst.config.padding, device="meta")
         conv.weight = nn.Parameter(weight, requires_grad=False)
         conv.bias = nn.Parameter(bias, requires_grad=False)
         return conv

@@ -243,7 +243,8 @@ class VGGFeatures(nn.Module):
             if kind == "conv":
                 w, b = weights.convs[name]
                 conv = nn.Conv2d(
-                    w.shape[1], w.shape[0], kernel_size=3, padding=1, padding_mode=_PADDING_MODES[padding], device="meta"
+                    w.shape[1], w.shape[0], kernel_size=3, padding=1, padding_mode=_PADDING_MODES[padding],
+                    device="meta",
                 )
                 # Share the cached tensors instead of copying them: 50 MB less per model on the CPU.
                 conv.weight = nn.Parameter(w.to(memory_format=torch.channels_last), requires_grad=False)
@@ -269,7 +270,8 @@ class VGGFeatures(nn.Module):
         # upcast to float32 (artistyle.losses), where fp16 sums would overflow.
         with torch.autocast(x.device.type, dtype=self.half_dtype or torch.float32, enabled=self.half_dtype is not None):
             if torch.is_grad_enabled() and x.requires_grad and self.memory_saving:
-                return dict(zip(self.layers, _InputGradientVGG.apply(x, self)))
+                outputs: tuple[Tensor, ...] = _InputGradientVGG.apply(x, self)  # type: ignore[no-untyped-call]
+                return dict(zip(self.layers, outputs))
             return dict(zip(self.layers, _run_layers(self, x, kept=None)))
 
 
@@ -317,7 +319,7 @@ class _InputGradientVGG(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx: Any, x: Tensor, net: VGGFeatures) -> tuple[Tensor, ...]:  # type: ignore[override]
+    def forward(ctx: Any, x: Tensor, net: VGGFeatures) -> tuple[Tensor, ...]:
         kept: dict[str, Tensor] = {}
         outputs = _run_layers(net, x, kept)
         # Through save_for_backward, not as ctx attributes: some kept tensors are outputs, and
@@ -329,7 +331,7 @@ class _InputGradientVGG(torch.autograd.Function):
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, None]:  # type: ignore[override]
+    def backward(ctx: Any, *grads: Tensor | None) -> tuple[Tensor | None, None]:
         net: VGGFeatures = ctx.net
         kept = dict(zip(ctx.kept_names, ctx.saved_tensors))
         incoming = {name: g for name, g in zip(net.layers, grads) if g is not None}

