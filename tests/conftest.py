@@ -1,13 +1,17 @@
-"""Shared fixtures: small images made on the fly, and the bundled samples."""
+"""Shared test helpers: small images made on the fly, the bundled samples, running the CLI in-process,
+and a linear ICC profile. Test modules import helpers from here, never from each other."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+
+from artistyle.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "artistyle" / "samples"
@@ -62,3 +66,77 @@ def shared_images() -> Path:
     if not SHARED_IMAGES.is_dir():
         pytest.skip("../shared/images is not present")
     return SHARED_IMAGES
+
+
+# A tiny, fast run of the command line: add a content, a style and -o.
+FAST = ["--device", "cpu", "--size", "48", "--steps", "2", "--seed", "3", "--quiet"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's --help / --version / usage errors
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def other_style(size: tuple[int, int] = (64, 64)) -> Image.Image:
+    """A second, clearly different style: soft green and orange blobs."""
+    w, h = size
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    a = np.sin(xx / 5.0) * np.cos(yy / 7.0)
+    img = np.stack([0.5 + 0.4 * a, 0.6 - 0.3 * a, 0.2 + 0.1 * a], axis=-1)
+    return Image.fromarray((img * 255).astype(np.uint8))
+
+
+def s15_fixed(x: float) -> bytes:
+    return struct.pack(">i", round(x * 65536))
+
+
+def linear_icc(space: str = "RGB") -> bytes:
+    """An ICC v2 display profile with gamma 1.0 (ImageCms can only create sRGB).
+
+    "RGB": a matrix/TRC profile with sRGB primaries; "GRAY": a gray TRC profile.
+    """
+
+    def xyz(*v: float) -> bytes:
+        return b"XYZ \0\0\0\0" + b"".join(s15_fixed(c) for c in v)
+
+    text = f"Linear {space} (test)\0".encode()
+    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * (4 + 4 + 2 + 1 + 67)
+    curv = b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0100) + b"\0\0"  # gamma 1.0
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249))]
+    if space == "RGB":
+        tags += [
+            (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
+            (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+            (b"rTRC", curv),
+            (b"gTRC", curv),
+            (b"bTRC", curv),
+        ]
+    else:
+        tags.append((b"kTRC", curv))
+    start = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        table += sig + struct.pack(">II", start + len(body), len(data))
+        body += data + b"\0" * (-len(data) % 4)
+    header = (
+        struct.pack(">I", start + len(body))
+        + b"\0" * 4
+        + struct.pack(">I", 0x02100000)
+        + b"mntr"
+        + f"{space:<4}".encode()
+        + b"XYZ "
+        + b"\0" * 12
+        + b"acsp"
+        + b"\0" * 28
+        + s15_fixed(0.9642)
+        + s15_fixed(1.0)
+        + s15_fixed(0.8249)
+        + b"\0" * 48
+    )
+    assert len(header) == 128
+    return header + struct.pack(">I", len(tags)) + table + body

@@ -17,8 +17,7 @@ from PIL import Image
 from artistyle import NST
 from artistyle.checkpoint import load_checkpoint
 
-from .conftest import make_content, make_style
-from .test_cli import run
+from .conftest import make_content, make_style, run
 
 SETTINGS = dict(size=96, device="cpu", seed=11, scales=2, scale_steps=(6, 4))
 

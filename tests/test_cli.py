@@ -15,18 +15,7 @@ from artistyle import __version__
 from artistyle.cli import main
 from artistyle.vgg import LAYER_NAMES
 
-from .conftest import make_content, make_style
-
-FAST = ["--device", "cpu", "--size", "48", "--steps", "2", "--seed", "3", "--quiet"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse's --help / --version / usage errors
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+from .conftest import FAST, make_content, make_style, run
 
 
 def files(folder: Path) -> set[str]:

@@ -17,18 +17,9 @@ from artistyle.images import resize_long_edge
 from artistyle.images.tensors import array_to_tensor
 from artistyle.optim import AveragedAdam
 
-from .conftest import make_content, make_style
+from .conftest import make_content, make_style, other_style, run
 
 TINY = dict(size=64, device="cpu", seed=3, steps=12, scales=1)
-
-
-def other_style(size: tuple[int, int] = (64, 64)) -> Image.Image:
-    """A second, clearly different style: soft green and orange blobs."""
-    w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    a = np.sin(xx / 5.0) * np.cos(yy / 7.0)
-    img = np.stack([0.5 + 0.4 * a, 0.6 - 0.3 * a, 0.2 + 0.1 * a], axis=-1)
-    return Image.fromarray((img * 255).astype(np.uint8))
 
 
 def _chroma(image: torch.Tensor) -> torch.Tensor:
@@ -164,15 +155,6 @@ def test_padding_changes_the_result_only_through_the_borders() -> None:
 
 
 # -- the command line ------------------------------------------------------------------------------
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 CLI_TINY = ["--size", "48", "--steps", "3", "--scales", "1", "--device", "cpu", "--seed", "1", "-q"]
 
 
@@ -219,7 +201,7 @@ def test_cli_control_flags(
 ) -> None:
     inputs, default = default_two_style_run
     out = tmp_path / "out.png"
-    code, _, err = _run(capsys, *inputs, "-o", str(out), *CLI_TINY, *flags, "--manifest")
+    code, _, err = run(capsys, *inputs, "-o", str(out), *CLI_TINY, *flags, "--manifest")
     assert code == 0, err
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert {name: manifest["settings"][name] for name in settings} == settings  # the run's own config
@@ -238,12 +220,12 @@ def test_cli_style_folder_and_default_name(
     for s in two_styles:
         s.rename(folder / s.name)
     monkeypatch.chdir(tmp_path)
-    code, _, err = _run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
+    code, _, err = run(capsys, str(content_path), str(folder), *CLI_TINY, "--json")
     assert code == 0, err
     assert (tmp_path / "content_a+b.png").is_file()
     empty = tmp_path / "empty"
     empty.mkdir()
-    code, _, err = _run(capsys, str(content_path), str(empty), *CLI_TINY)
+    code, _, err = run(capsys, str(content_path), str(empty), *CLI_TINY)
     assert code == 2 and "has no images" in err and len(err.strip().splitlines()) == 1
 
 
@@ -267,7 +249,7 @@ def test_cli_control_bad_values(
     flags: list[str], message: str,
 ) -> None:
     out = tmp_path / "out.png"
-    code, _, err = _run(capsys, str(content_path), *map(str, two_styles), "-o", str(out), *CLI_TINY, *flags)
+    code, _, err = run(capsys, str(content_path), *map(str, two_styles), "-o", str(out), *CLI_TINY, *flags)
     assert code == 2
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
@@ -346,10 +328,10 @@ def test_fine_style_in_a_run_and_the_cli(
     painting = NST(**TINY, fine_style=str(two_styles[1])).paint(make_content(), make_style())
     assert len(list(painting)) == 12 and torch.isfinite(painting.image).all()
     out = tmp_path / "out.png"
-    code, _, err = _run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(two_styles[1]),
+    code, _, err = run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(two_styles[1]),
                         "-o", str(out), *CLI_TINY)
     assert code == 0, err
-    code, _, err = _run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(tmp_path / "nope.jpg"),
+    code, _, err = run(capsys, str(content_path), str(two_styles[0]), "--fine-style", str(tmp_path / "nope.jpg"),
                         "-o", str(out), *CLI_TINY)
     assert code == 2 and "fine style image" in err and "does not exist" in err
 

@@ -31,6 +31,8 @@ from artistyle.images import (
     save_image,
 )
 
+from .conftest import linear_icc
+
 # ------------------------------------------------------------------ helpers
 
 
@@ -51,58 +53,6 @@ def _png16(samples: np.ndarray, color_type: int) -> bytes:
         + _png_chunk(b"IDAT", zlib.compress(raw))
         + _png_chunk(b"IEND", b"")
     )
-
-
-def _s15(x: float) -> bytes:
-    return struct.pack(">i", round(x * 65536))
-
-
-def _linear_icc(space: str = "RGB") -> bytes:
-    """An ICC v2 display profile with gamma 1.0 (ImageCms can only create sRGB).
-
-    "RGB": a matrix/TRC profile with sRGB primaries; "GRAY": a gray TRC profile.
-    """
-
-    def xyz(*v: float) -> bytes:
-        return b"XYZ \0\0\0\0" + b"".join(_s15(c) for c in v)
-
-    text = f"Linear {space} (test)\0".encode()
-    desc = b"desc\0\0\0\0" + struct.pack(">I", len(text)) + text + b"\0" * (4 + 4 + 2 + 1 + 67)
-    curv = b"curv\0\0\0\0" + struct.pack(">IH", 1, 0x0100) + b"\0\0"  # gamma 1.0
-    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249))]
-    if space == "RGB":
-        tags += [
-            (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
-            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)),
-            (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
-            (b"rTRC", curv),
-            (b"gTRC", curv),
-            (b"bTRC", curv),
-        ]
-    else:
-        tags.append((b"kTRC", curv))
-    start = 128 + 4 + 12 * len(tags)
-    table, body = b"", b""
-    for sig, data in tags:
-        table += sig + struct.pack(">II", start + len(body), len(data))
-        body += data + b"\0" * (-len(data) % 4)
-    header = (
-        struct.pack(">I", start + len(body))
-        + b"\0" * 4
-        + struct.pack(">I", 0x02100000)
-        + b"mntr"
-        + f"{space:<4}".encode()
-        + b"XYZ "
-        + b"\0" * 12
-        + b"acsp"
-        + b"\0" * 28
-        + _s15(0.9642)
-        + _s15(1.0)
-        + _s15(0.8249)
-        + b"\0" * 48
-    )
-    assert len(header) == 128
-    return header + struct.pack(">I", len(tags)) + table + body
 
 
 def _srgb_icc() -> bytes:
@@ -347,7 +297,7 @@ def test_srgb_tagged_image_loads_unchanged(tmp_path: Path) -> None:
 def test_foreign_icc_profile_converted_to_srgb(tmp_path: Path, ext: str) -> None:
     # Linear 50 % grey is sRGB 188; 0 and 255 stay put.
     img = Image.new("RGB", (40, 40), (128, 0, 255))
-    path = _save(img, tmp_path / f"a.{ext}", icc_profile=_linear_icc())
+    path = _save(img, tmp_path / f"a.{ext}", icc_profile=linear_icc())
     rgb = load_image(path).rgb
     tol = 3 / 255 if ext == "jpg" else 1.01 / 255
     np.testing.assert_allclose(rgb[20, 20], [188 / 255, 0, 1], atol=tol)
@@ -356,20 +306,20 @@ def test_foreign_icc_profile_converted_to_srgb(tmp_path: Path, ext: str) -> None
 def test_icc_profile_keeps_alpha(tmp_path: Path) -> None:
     img = Image.new("RGBA", (40, 40), (128, 128, 128, 255))
     img.paste((128, 128, 128, 0), (0, 0, 10, 10))
-    loaded = load_image(_save(img, tmp_path / "a.png", icc_profile=_linear_icc()))
+    loaded = load_image(_save(img, tmp_path / "a.png", icc_profile=linear_icc()))
     assert loaded.alpha is not None and loaded.alpha[0, 0] == 0 and loaded.alpha[20, 20] == 1
     np.testing.assert_allclose(loaded.rgb[20, 20], 188 / 255, atol=1.01 / 255)
     np.testing.assert_array_equal(loaded.rgb[0, 0], [1, 1, 1])
 
 
 def test_gray_icc_profile_converted_to_srgb(tmp_path: Path) -> None:
-    path = _save(Image.new("L", (40, 40), 128), tmp_path / "a.png", icc_profile=_linear_icc("GRAY"))
+    path = _save(Image.new("L", (40, 40), 128), tmp_path / "a.png", icc_profile=linear_icc("GRAY"))
     np.testing.assert_allclose(load_image(path).rgb, 188 / 255, atol=1.01 / 255)
 
 
 def test_16bit_gray_with_foreign_profile_is_converted(tmp_path: Path) -> None:
     img = Image.fromarray(np.full((40, 40), 128 * 257, dtype=np.uint16))
-    loaded = load_image(_save(img, tmp_path / "a.png", icc_profile=_linear_icc("GRAY")))
+    loaded = load_image(_save(img, tmp_path / "a.png", icc_profile=linear_icc("GRAY")))
     assert loaded.bit_depth == 16
     np.testing.assert_allclose(loaded.rgb, 188 / 255, atol=1.01 / 255)
 
@@ -379,12 +329,12 @@ def test_untransformable_profile_is_ignored(tmp_path: Path, monkeypatch: pytest.
         raise ImageCms.PyCMSError("cannot build transform")
 
     monkeypatch.setattr(ImageCms, "profileToProfile", fail)
-    path = _save(Image.new("RGB", (40, 40), (128, 0, 0)), tmp_path / "a.png", icc_profile=_linear_icc())
+    path = _save(Image.new("RGB", (40, 40), (128, 0, 0)), tmp_path / "a.png", icc_profile=linear_icc())
     np.testing.assert_allclose(load_image(path).rgb[0, 0], [128 / 255, 0, 0], atol=1e-6)
 
 
 def test_mismatched_or_corrupt_profile_is_ignored(tmp_path: Path) -> None:
-    gray = _save(Image.new("L", (40, 40), 77), tmp_path / "g.png", icc_profile=_linear_icc())
+    gray = _save(Image.new("L", (40, 40), 77), tmp_path / "g.png", icc_profile=linear_icc())
     np.testing.assert_allclose(load_image(gray).rgb, 77 / 255, atol=1e-6)
     bad = _save(Image.new("RGB", (40, 40), (77, 0, 0)), tmp_path / "b.png", icc_profile=b"junk" * 40)
     np.testing.assert_allclose(load_image(bad).rgb[0, 0], [77 / 255, 0, 0], atol=1e-6)

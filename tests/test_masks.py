@@ -17,8 +17,7 @@ from artistyle.objective import StyleObjective
 from artistyle.vgg import VGGFeatures
 from artistyle.weights import default_weights
 
-from .conftest import SAMPLES, make_content, make_style
-from .test_control import other_style
+from .conftest import SAMPLES, make_content, make_style, other_style
 
 
 def _save(array: np.ndarray, path: Path, mode: str | None = None) -> Path:

@@ -14,7 +14,7 @@ import torch
 from artistyle import UsageError
 from artistyle.memory import MIN_HISTORY, estimate_peak, parse_bytes, plan_memory
 
-from .test_cli import FAST, run
+from .conftest import FAST, run
 
 LAYERS = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
 CPU = torch.device("cpu")

@@ -11,8 +11,7 @@ from artistyle import NST
 from artistyle.vgg import VGGFeatures
 from artistyle.weights import default_weights
 
-from .conftest import make_content, make_style
-from .test_cli import FAST, run
+from .conftest import FAST, make_content, make_style, run
 
 
 def test_cpu_default_is_float32() -> None:

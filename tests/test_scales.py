@@ -13,8 +13,7 @@ import torch
 from artistyle import NST, StyleConfig, UsageError
 from artistyle.painting import PLATEAU_WINDOW
 
-from .conftest import make_content, make_style
-from .test_cli import FAST, run
+from .conftest import FAST, make_content, make_style, run
 
 
 @pytest.mark.parametrize(

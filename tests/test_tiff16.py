@@ -17,7 +17,7 @@ from PIL import Image, ImageOps
 
 from artistyle.images import load_image
 
-from .test_images import _linear_icc
+from .conftest import linear_icc
 
 HEIGHT, WIDTH = 50, 40
 # One 16-bit step: an 8-bit path cannot tell these samples apart.
@@ -165,7 +165,7 @@ def test_16bit_tiff_orientation_matches_pillow(tmp_path: Path, orientation: int,
 def test_16bit_tiff_with_foreign_profile_is_converted(tmp_path: Path) -> None:
     # Linear 50 % grey is sRGB 188; the conversion runs at 8 bits, as for any profile.
     samples = np.full((HEIGHT, WIDTH, 3), 128 * 257, np.uint16)
-    path = _write(tmp_path / "a.tif", samples, compression="zlib", iccprofile=_linear_icc())
+    path = _write(tmp_path / "a.tif", samples, compression="zlib", iccprofile=linear_icc())
     loaded = load_image(path)
     assert loaded.bit_depth == 16
     np.testing.assert_allclose(loaded.rgb, 188 / 255, atol=1.01 / 255)

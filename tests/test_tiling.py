@@ -15,8 +15,7 @@ from artistyle.tiling import halo_for, tiles
 from artistyle.vgg import layer_stride
 from artistyle.weights import default_weights
 
-from .conftest import make_content, make_style
-from .test_cli import FAST, run
+from .conftest import FAST, make_content, make_style, run
 
 
 def test_halo_and_stride() -> None:
