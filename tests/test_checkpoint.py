@@ -132,6 +132,13 @@ def test_resume_errors(capsys: pytest.CaptureFixture[str], content_path: Path, s
     code, _, err = run(capsys, "--resume", str(old))
     assert code == 2 and "written by ArtiStyle 0.0.1" in err
 
+    # 0.5.0 reorganised the code, not the saved state: the previous release's checkpoints resume.
+    state["version"] = "0.4.0"
+    previous = tmp_path / "previous.ckpt"
+    torch.save(state, previous)
+    code, _, err = run(capsys, "--resume", str(previous), "-o", str(tmp_path / "resumed.png"))
+    assert code == 0, err
+
     code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(out), *_cli(tmp_path),
                        "--checkpoint", str(content_path))
     assert code == 2 and "overwrite an input" in err

@@ -13,6 +13,8 @@ from artistyle.images import resized_shape
 
 from .conftest import REPO, SAMPLES
 
+pytestmark = pytest.mark.notebook
+
 NOTEBOOK = REPO / "examples" / "demo.ipynb"
 SIZE, STEPS = 48, 5
 SAVED = ("cat_starry", "cat_luminance", "cat_histogram", "cat_original_colors", "cat_wave", "cat_blend")

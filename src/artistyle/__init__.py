@@ -18,7 +18,7 @@ from .transfer import Progress, Transfer
 from .vgg import LAYER_NAMES, VGGFeatures, VGGWeights
 from .weights import load_weights
 
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 __all__ = [
     "LAYER_NAMES",

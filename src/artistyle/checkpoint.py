@@ -27,6 +27,9 @@ from .painting import Painting
 __all__ = ["FORMAT", "Checkpoint", "load_checkpoint", "save_checkpoint"]
 
 FORMAT = "artistyle-checkpoint"
+# Versions whose checkpoints this one resumes bit for bit: 0.5.0 reorganised the code, not the
+# state it saves or the numbers it computes.
+COMPATIBLE_VERSIONS = ("0.4.0", __version__)
 
 
 class Checkpoint(dict):  # type: ignore[type-arg]
@@ -69,7 +72,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise UsageError(f"'{file}' is not an ArtiStyle checkpoint ({type(exc).__name__})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise UsageError(f"'{file}' is not an ArtiStyle checkpoint")
-    if state.get("version") != __version__:
+    if state.get("version") not in COMPATIBLE_VERSIONS:
         raise UsageError(
             f"checkpoint '{file}' was written by ArtiStyle {state.get('version')}, this is {__version__}; "
             "it cannot be resumed"
