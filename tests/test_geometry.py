@@ -86,21 +86,20 @@ def test_unknown_layer_is_a_usage_error_with_a_suggestion() -> None:
             lookup("conv4-2")
 
 
-def _uniform_weights() -> VGGWeights:
-    """Averaging convolutions: positive everywhere, so no gradient inside the receptive field cancels or vanishes."""
-    convs, channels = {}, 3
-    for name in CONV_NAMES:
-        out = layer_channels(name)
-        convs[name] = (torch.full((out, channels, 3, 3), 1.0 / (9 * channels)), torch.zeros(out))
-        channels = out
-    return VGGWeights(convs=convs, normalization=Normalization.imagenet(), name="uniform", sha256="0" * 64)
+def _averaging_weights() -> VGGWeights:
+    """One-channel averaging convolutions: VGG-19's geometry at a tiny cost.
+
+    Positive everywhere, so no gradient inside the receptive field cancels or vanishes.
+    """
+    convs = {name: (torch.full((1, 3 if i == 0 else 1, 3, 3), 1.0 / 9), torch.zeros(1)) for i, name in enumerate(CONV_NAMES)}
+    return VGGWeights(convs=convs, normalization=Normalization.imagenet(), name="averaging", sha256="0" * 64)
 
 
 @pytest.mark.parametrize("name", ["conv1_1", "conv2_1", "pool2", "conv3_1", "conv4_2", "conv5_1"])
 def test_reach_is_the_receptive_field_of_the_network(name: str) -> None:
     # One feature's input gradient is nonzero exactly over its stride cell widened by the reach on each side.
     stride, reach = layer_stride(name), layer_reach(name)
-    net = VGGFeatures(_uniform_weights(), [name], pooling="avg").double()
+    net = VGGFeatures(_averaging_weights(), [name], pooling="avg").double()
     size = stride * (2 * (-(-reach // stride)) + 4)
     image = (0.5 + torch.rand(1, 3, size, size, dtype=torch.float64)).requires_grad_(True)  # positive after ImageNet
     features = net(image)[name]
