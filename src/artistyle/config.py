@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 # Output long edge when --size is not given. On a CPU it is chosen so that a
-# default 300-step run takes about 3 minutes on a 2-core machine (README).
+# default run takes minutes, not hours, on a laptop CPU (timings: README and docs/benchmarks.md).
 GPU_DEFAULT_SIZE = 512
 CPU_DEFAULT_SIZE = 448
 MIN_SIZE = 32
@@ -46,8 +46,8 @@ PADDINGS: tuple[Padding, ...] = get_args(Padding)
 Pooling = Literal["max", "avg"]
 POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 # Default long edge (px) whose coarse layout larger scales keep (StyleObjective.set_anchor).
-# Not in the paper: without it a 2048 px run drifts from the 512 px look (style distance +87%
-# scored at 512 px); with it both distances stay within 20% (docs/benchmarks.md). Outputs of
+# Not in the paper: without it a large print drifts from the look of the same run at 512 px;
+# with it both neutral distances stay close (measured in docs/benchmarks.md). Outputs of
 # 512 px or less are untouched.
 STYLE_ANCHOR = 512
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
@@ -216,9 +216,9 @@ class StyleConfig:
 
         Finer scales start from the upsampled result of the coarser one and need
         fewer iterations; no scale gets fewer than ``steps // 10``. At 2048 px
-        (7 scales) that is 300, 150, 75, 37, 30, 30, 30: the two finest scales
-        cost 70% of the run on a CPU, and 30 iterations there refine texture
-        that the coarser scales already laid out.
+        (7 scales) that is 300, 150, 75, 37, 30, 30, 30: the finest scales cost
+        most per iteration, and a few iterations there refine texture that the
+        coarser scales already laid out.
         """
         if self.scale_steps is not None:
             if len(self.scale_steps) != scales:

