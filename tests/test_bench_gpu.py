@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # runs the benchmark script in subprocesses
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "bench_gpu.py"
 BASELINE = REPO.parent / "shared" / "bench" / "baseline_tutorial.py"

@@ -78,6 +78,7 @@ def test_cli_checkpoint_and_resume(
     assert np.array_equal(_pixels(part), _pixels(full))
 
 
+@pytest.mark.slow
 def test_kill_9_then_resume_matches_an_uninterrupted_run(content_path: Path, style_path: Path, tmp_path: Path) -> None:
     base = [sys.executable, "-m", "artistyle", str(content_path), str(style_path), "--device", "cpu", "--size", "64",
             "--seed", "9", "--steps", "60", "--scales", "1", "-q"]

@@ -126,6 +126,7 @@ def test_original_colors_after_the_run() -> None:
     assert torch.allclose(rgb_to_yiq(result)[:, 0][inside], rgb_to_yiq(plain)[:, 0][inside], atol=1e-4)
 
 
+@pytest.mark.slow
 def test_colour_modes_work_coarse_to_fine_and_tiled() -> None:
     content = make_content((96, 80))
     for settings in ({"preserve_color": "luminance"}, {"preserve_color": "histogram"}, {"original_colors": True}):
@@ -322,6 +323,7 @@ def test_combine_scales_takes_fine_texture_from_one_style_and_structure_from_the
     assert corr(combined, coarse) > 0.6 and corr(combined, fine) < 0.3
 
 
+@pytest.mark.slow
 def test_fine_style_in_a_run_and_the_cli(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, two_styles: tuple[Path, Path]
 ) -> None:

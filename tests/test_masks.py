@@ -118,6 +118,7 @@ def test_bad_masks(tmp_path: Path, make, styles: int, message: str) -> None:  # 
 
 
 # -- the objective: tiled equals untiled ------------------------------------------------------------
+@pytest.mark.slow
 def test_guided_tiled_loss_and_gradient_equal_untiled() -> None:
     config = StyleConfig()
     content, image = torch.rand(1, 3, 150, 170), torch.rand(1, 3, 150, 170)
@@ -163,6 +164,7 @@ def _distance(model: StyleObjective, crop: torch.Tensor, style: torch.Tensor) ->
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("swap", [False, True])
 def test_masked_styles_stay_in_their_regions(tmp_path: Path, swap: bool) -> None:
     # The shallow style layers only: with conv4_1 and conv5_1 a 96 px run needs far more than

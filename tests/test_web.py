@@ -327,6 +327,7 @@ def test_bad_masks_are_one_clear_error(client: TestClient, images: tuple[str, st
     assert client.get("/api/status").json()["waiting"] == 0
 
 
+@pytest.mark.slow
 def test_a_run_with_masks_and_a_fine_style_writes_no_file(
     client: TestClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
