@@ -125,6 +125,7 @@ def _libtiff_tiff16(path: Path, samples: np.ndarray, *, predictor: bool, compres
 @pytest.mark.parametrize("predictor", [False, True])
 @pytest.mark.parametrize("channels", [3, 4])
 def test_lzw_16bit_tiff_keeps_precision(tmp_path: Path, predictor: bool, channels: int) -> None:
+    pytest.importorskip("imagecodecs", reason="LZW needs the tiff extra (imagecodecs)")
     samples = _samples(channels)
     path = _libtiff_tiff16(tmp_path / "a.tif", samples, predictor=predictor)
     with Image.open(path) as img:  # libtiff agrees on the high bytes: the test file is sound
@@ -134,6 +135,7 @@ def test_lzw_16bit_tiff_keeps_precision(tmp_path: Path, predictor: bool, channel
 
 
 def test_lzw_16bit_tiff_many_strips_and_table_resets(tmp_path: Path) -> None:
+    pytest.importorskip("imagecodecs", reason="LZW needs the tiff extra (imagecodecs)")
     # 300 x 200 random samples: 360 kB, many LZW code-table resets and several strips.
     rng = np.random.default_rng(7)
     samples = rng.integers(0, 65536, (200, 300, 3), dtype=np.uint16)
@@ -169,3 +171,15 @@ def test_16bit_tiff_with_foreign_profile_is_converted(tmp_path: Path) -> None:
     loaded = load_image(path)
     assert loaded.bit_depth == 16
     np.testing.assert_allclose(loaded.rgb, 188 / 255, atol=1.01 / 255)
+
+
+def test_lzw_16bit_tiff_without_imagecodecs_reads_at_8_bits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Without the tiff extra tifffile has no LZW codec: Pillow reads the file, 8 bits per channel.
+    samples = _samples()
+    path = _libtiff_tiff16(tmp_path / "a.tif", samples, predictor=True)
+    decompressors = dict(tifffile.TIFF.DECOMPRESSORS.items()) if hasattr(tifffile.TIFF.DECOMPRESSORS, "items") else {}
+    decompressors.pop(tifffile.COMPRESSION.LZW, None)
+    monkeypatch.setattr(tifffile.TIFF, "DECOMPRESSORS", decompressors)
+    loaded = load_image(path)
+    assert loaded.bit_depth == 16
+    np.testing.assert_allclose(loaded.rgb, (samples >> 8) / 255, atol=1e-6)

@@ -4,10 +4,11 @@ Pillow has no 16-bit RGB mode: it decodes such files to 8 bits per channel and
 cannot write them at all. tifffile reads any layout (strips or tiles,
 interleaved or planar, either byte order) and any compression it has a codec
 for: none, Deflate/zlib and LZMA (with or without the horizontal predictor) and
-PackBits on its own, and more with the optional ``imagecodecs`` package. LZW,
-the usual compression of 16-bit TIFF from photo editors, is one that needs
-``imagecodecs``; without it, this module decodes LZW strips itself (TIFF 6.0,
-section 13) -- a few MB/s, slow for a very large file, but exact.
+PackBits on its own, and more with the ``imagecodecs`` package (the ``tiff``
+extra: ``pip install 'artistyle[tiff]'``). LZW, the usual compression of 16-bit
+TIFF from photo editors, is one that needs ``imagecodecs``; without it such a
+file is read by Pillow, at 8 bits per channel, as any 16-bit file was before
+tifffile came in.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ __all__ = ["read_rgb16", "write_rgb16"]
 
 # Strips of about 256 KiB keep readers' buffers small, as the TIFF specification advises.
 STRIP_BYTES = 256 * 1024
-_CLEAR, _END = 256, 257  # LZW control codes
 
 
 def write_rgb16(fh: BinaryIO, samples: np.ndarray, icc: bytes) -> None:
@@ -88,9 +88,7 @@ def _decode_page(fh: BinaryIO, page: tifffile.TiffPage, byteorder: str) -> np.nd
         if page.axes == "SYX":  # planar: one plane per sample
             return np.moveaxis(samples, 0, -1)
         return samples if page.axes == "YXS" else None
-    if page.compression == tifffile.COMPRESSION.LZW:
-        return _read_lzw_strips(fh, page, byteorder)
-    return None
+    return None  # e.g. LZW without imagecodecs: the caller falls back to Pillow's 8-bit decode
 
 
 def _is_rgb16(page: tifffile.TiffPage, channels: int) -> bool:
@@ -103,70 +101,3 @@ def _is_rgb16(page: tifffile.TiffPage, channels: int) -> bool:
         return False
     # Premultiplied alpha would need un-premultiplying; Pillow does not report it as RGBA anyway.
     return channels == 3 or page.extrasamples[:1] != (tifffile.EXTRASAMPLE.ASSOCALPHA,)
-
-
-def _read_lzw_strips(fh: BinaryIO, page: tifffile.TiffPage, byteorder: str) -> np.ndarray | None:
-    """Decode an interleaved, stripped LZW page (the common layout) without imagecodecs; None for other layouts."""
-    if page.is_tiled or page.planarconfig != tifffile.PLANARCONFIG.CONTIG or page.fillorder != 1:
-        return None
-    if page.predictor not in (tifffile.PREDICTOR.NONE, tifffile.PREDICTOR.HORIZONTAL):
-        return None
-    width, height, spp = page.imagewidth, page.imagelength, page.samplesperpixel
-    row_bytes = width * spp * 2
-    rows = min(page.rowsperstrip or height, height)
-    data = bytearray()
-    for index, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts)):
-        need = min(rows, height - index * rows) * row_bytes
-        if need <= 0:
-            break
-        fh.seek(offset)
-        strip = _lzw_decode(fh.read(count))
-        if len(strip) < need:
-            raise ValueError("LZW strip shorter than its rows")
-        data += strip[:need]
-    if len(data) != height * row_bytes:
-        raise ValueError("LZW strips do not cover the image")
-    samples = np.frombuffer(data, dtype=np.dtype(byteorder + "u2")).reshape(height, width, spp).astype(np.uint16)
-    if page.predictor == tifffile.PREDICTOR.HORIZONTAL:
-        # Each sample was stored as the difference to the same channel one pixel left, modulo 2**16.
-        samples = np.cumsum(samples, axis=1, dtype=np.uint16)
-    return samples
-
-
-def _lzw_decode(data: bytes) -> bytes:
-    """TIFF LZW: MSB-first codes of 9 to 12 bits, widened one code early ("early change"), as libtiff writes."""
-    out = bytearray()
-    table = [bytes([i]) for i in range(256)] + [b"", b""]  # 256 Clear, 257 EndOfInformation
-    width, mask = 9, 0x1FF
-    bits = nbits = 0
-    previous = b""
-    for byte in data:
-        bits = ((bits << 8) | byte) & 0xFFFFFF  # at most 11 pending bits + 8 new ones are ever needed
-        nbits += 8
-        if nbits < width:
-            continue
-        nbits -= width
-        code = (bits >> nbits) & mask
-        if code == _CLEAR:
-            del table[258:]
-            width, mask = 9, 0x1FF
-            previous = b""
-            continue
-        if code == _END:
-            break
-        if not previous:
-            entry = table[code]
-        elif code < len(table):
-            entry = table[code]
-            table.append(previous + entry[:1])
-        elif code == len(table):  # the code being defined right now (the KwKwK case)
-            entry = previous + previous[:1]
-            table.append(entry)
-        else:
-            raise ValueError("corrupt LZW data")
-        out += entry
-        previous = entry
-        if len(table) + 1 >= 1 << width and width < 12:
-            width += 1
-            mask = (1 << width) - 1
-    return bytes(out)
