@@ -137,9 +137,9 @@ def test_errors_quote_a_short_prefix_of_bad_values(client: TestClient, settings:
     assert len(message) < 600 and not re.search(r"(.)\1{40}", message), message[:200]
 
 
-def test_bad_ids_are_quoted_short(client: TestClient) -> None:
-    for field in ("content", "fine_style"):
-        body = {"content": "i" * 30_000, "styles": ["s"], field: "i" * 30_000}
+def test_bad_ids_and_fields_are_quoted_short(client: TestClient) -> None:
+    for field in ("content", "fine_style", "f" * 15_000):
+        body = {"content": "i" * 15_000, "styles": ["s"], field: "i" * 15_000}
         assert len(json_error(client.post("/api/jobs", json=body), 400)) < 200
 
 

@@ -44,6 +44,7 @@ from .. import __version__
 from ..config import StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
+from ..settings import short_repr
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .jobs import PREVIEW_INTERVAL, Job, Studio
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS
@@ -292,7 +293,7 @@ def create_app(
             raise UsageError("the request body must be a JSON object")
         unknown = set(body) - {"content", "styles", "settings", "fine_style", "masks"}
         if unknown:
-            raise UsageError(f"unknown field '{min(unknown)}'; send content, styles, settings, "
+            raise UsageError(f"unknown field {short_repr(min(unknown))}; send content, styles, settings, "
                              "and optionally fine_style and masks")
         # In the thread pool: masks are decoded and checked now, so a bad one is refused at once.
         job = await run_in_threadpool(lambda: studio.submit(
