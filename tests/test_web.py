@@ -54,7 +54,8 @@ def png(image: Image.Image) -> bytes:
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     app = create_app(max_upload_bytes=LIMIT_BYTES, max_pixels=LIMIT_PIXELS, device="cpu", preview_interval=0.0)
-    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+    # X-ArtiStyle: the header the studio's page sends with every POST (tests/test_hardening_web.py: without it).
+    with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as test_client:
         yield test_client
 
 

@@ -230,10 +230,17 @@ def test_oversized_uploads_are_refused(context: Any, server: str, tmp_path: Path
 
     # The server's own byte limit, for a client that does not check first.
     response = page.evaluate("""async () => {
-        const r = await fetch('/api/images', {method: 'POST', body: new Uint8Array(400000)});
+        const r = await fetch('/api/images', {method: 'POST', body: new Uint8Array(400000),
+                                              headers: {'X-ArtiStyle': '1'}});
         return [r.status, await r.json()];
     }""")
     assert response[0] == 413 and "0.3 MB" in response[1]["error"]
+    # Without the studio's header even its own origin is refused: a simple request is never enough.
+    response = page.evaluate("""async () => {
+        const r = await fetch('/api/images', {method: 'POST', body: new Uint8Array(10)});
+        return [r.status, await r.json()];
+    }""")
+    assert response[0] == 403 and "X-ArtiStyle" in response[1]["error"]
 
 
 def test_page_without_images_says_what_is_missing(context: Any, server: str) -> None:

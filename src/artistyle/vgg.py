@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
 from .errors import UsageError
+from .settings import short_repr
 
 __all__ = [
     "CONV_NAMES",
@@ -96,9 +97,10 @@ def check_layer_names(names: Iterable[str], what: str = "layer") -> list[str]:
         raise UsageError(f"no {what}s given")
     for name in out:
         if name not in _BY_NAME:
-            close = difflib.get_close_matches(name, LAYER_NAMES, n=1)
+            # The name may come from a web page: quote a short prefix, and match only short names.
+            close = difflib.get_close_matches(name, LAYER_NAMES, n=1) if len(name) <= 40 else []
             hint = f"; did you mean {close[0]}?" if close else " (see --list-layers)"
-            raise UsageError(f"unknown {what} '{name}'{hint}")
+            raise UsageError(f"unknown {what} {short_repr(name)}{hint}")
     return out
 
 

@@ -1,6 +1,6 @@
 """The studio's ASGI app: a page, its static files and a small JSON API over :class:`Studio`.
 
-API (every error is ``{"error": "one line"}`` with a 4xx status)::
+API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a bug)::
 
     GET  /api/status                  limits, defaults, device, what the worker is doing
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
@@ -12,6 +12,11 @@ API (every error is ``{"error": "one line"}`` with a 4xx status)::
     GET  /api/jobs/{id}/preview.jpg   the latest preview
     GET  /api/jobs/{id}/result.png    the result at full size (also after a cancel: the image so far)
     POST /api/jobs/{id}/cancel
+
+Every POST must come from the studio's own page: a cross-site Origin or Sec-Fetch-Site is
+refused (403), and so is a POST with neither ``Content-Type: application/json`` nor the
+``X-ArtiStyle: 1`` header (a "simple" request another site could send without a CORS
+preflight). Request bodies other than uploads are capped at :data:`MAX_BODY_BYTES` (413).
 """
 
 from __future__ import annotations
@@ -22,10 +27,11 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -38,11 +44,12 @@ from .. import __version__
 from ..config import StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
+from ..settings import short_repr
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .jobs import PREVIEW_INTERVAL, Job, Studio
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS
 
-__all__ = ["LOOPBACK_HOSTS", "create_app", "megabytes"]
+__all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "create_app", "megabytes"]
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -53,6 +60,12 @@ CSP = (
 )
 EVENT_POLL = 0.1  # s between looks at a job for its event stream
 KEEPALIVE = 15.0  # s between comments on a quiet event stream, so proxies keep it open
+MAX_BODY_BYTES = 64_000  # a job request is well under 1 KB; uploads have their own limit (--max-upload-mb)
+MAX_JSON_DEPTH = 16  # a job request nests 3 deep; deeper is refused before anything recurses over it
+# A header a cross-site "simple" request cannot carry: sending it makes the browser ask first (CORS preflight),
+# and the studio answers no preflight, so only its own page (same origin) can send it.
+CUSTOM_HEADER = "x-artistyle"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 
 def megabytes(size: int) -> str:
@@ -85,6 +98,82 @@ class _HostCheck:
                 await refusal(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def cross_site_refusal(headers: Headers) -> str | None:
+    """Why a state-changing request did not come from the studio's own page, or None if it may have.
+
+    Browsers send ``Sec-Fetch-Site`` and ``Origin``; curl and scripts send neither (allowed: they
+    are not a web page acting with the user's browser). ``none`` means the user typed it.
+    """
+    site = headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return f"cross-site request refused (Sec-Fetch-Site: {site[:20]}); use the studio's own page"
+    origin = headers.get("origin")
+    if origin is not None:
+        netloc = urlsplit(origin).netloc.lower() if origin != "null" else ""
+        if not netloc or netloc != headers.get("host", "").lower():
+            return "cross-site request refused (its Origin is another site); use the studio's own page"
+    if (headers.get(CUSTOM_HEADER) is None
+            and headers.get("content-type", "").split(";")[0].strip().lower() != "application/json"):
+        return "send application/json or the X-ArtiStyle: 1 header (a plain form post is not accepted)"
+    return None
+
+
+class _RequestGuard:
+    """Refuses cross-site state-changing requests (403) and request bodies over ``MAX_BODY_BYTES`` (413).
+
+    The size is checked from Content-Length before a byte is read, and again while the body
+    streams in (a chunked body has no Content-Length). Uploads keep their own, larger limit
+    and their own message (the upload route). Pure ASGI: streams stay streams.
+    """
+
+    def __init__(self, app: ASGIApp, upload_path: str = "/api/images"):
+        self.app = app
+        self.upload_path = upload_path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        if scope["method"] in UNSAFE_METHODS:
+            refusal = cross_site_refusal(headers)
+            if refusal is not None:
+                await _error(403, refusal)(scope, receive, send)
+                return
+        if scope["path"] == self.upload_path:
+            await self.app(scope, receive, send)
+            return
+        too_large = f"the request body is over the studio's limit of {MAX_BODY_BYTES // 1000} KB"
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > MAX_BODY_BYTES:
+            await _error(413, too_large)(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > MAX_BODY_BYTES:
+                    raise HTTPException(413, too_large)  # answered by the app's HTTPException handler
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+def json_depth(value: object) -> int:
+    """How deeply ``value`` nests lists and dicts (a scalar: 0), counted without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            pending.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 class _SecurityHeaders:
@@ -168,6 +257,9 @@ def create_app(
         return Response(image.data, media_type="image/jpeg", headers={"cache-control": "max-age=3600"})
 
     async def upload(request: Request) -> Response:
+        # Raw bytes, so not JSON: the custom header is what keeps a simple cross-site request out.
+        if request.headers.get(CUSTOM_HEADER) is None:
+            return _error(403, "uploads need the X-ArtiStyle: 1 header (sent by the studio's page)")
         name = client_name(unquote(request.headers.get("x-filename", "")))
         too_large = (f"image '{name}' is over the studio's limit of {megabytes(max_upload_bytes)} per image "
                      "(artistyle web --max-upload-mb)")
@@ -193,11 +285,15 @@ def create_app(
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
             raise UsageError("the request body is not valid JSON") from None
+        except RecursionError:
+            raise UsageError(f"the request body nests too deeply (at most {MAX_JSON_DEPTH} levels)") from None
+        if json_depth(body) > MAX_JSON_DEPTH:
+            raise UsageError(f"the request body nests too deeply (at most {MAX_JSON_DEPTH} levels)")
         if not isinstance(body, dict):
             raise UsageError("the request body must be a JSON object")
         unknown = set(body) - {"content", "styles", "settings", "fine_style", "masks"}
         if unknown:
-            raise UsageError(f"unknown field '{min(unknown)}'; send content, styles, settings, "
+            raise UsageError(f"unknown field {short_repr(min(unknown))}; send content, styles, settings, "
                              "and optionally fine_style and masks")
         # In the thread pool: masks are decoded and checked now, so a bad one is refused at once.
         job = await run_in_threadpool(lambda: studio.submit(
@@ -257,11 +353,15 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        return _error(exc.status_code, str(exc.detail))
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     async def usage_error(request: Request, exc: Exception) -> Response:
         # UsageError / ImageError: the client sent something unusable; the message says what.
         return _error(400 if isinstance(exc, UsageError) else 503, str(exc))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        # A bug: the page gets one line; Starlette then re-raises, and the server logs the traceback.
+        return _error(500, f"internal error ({type(exc).__name__}); the studio's log has the details")
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -287,8 +387,8 @@ def create_app(
             Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
-        middleware=[Middleware(_HostCheck, hosts=hosts), Middleware(_SecurityHeaders)],
-        exception_handlers={HTTPException: http_error, ArtiStyleError: usage_error},
+        middleware=[Middleware(_HostCheck, hosts=hosts), Middleware(_SecurityHeaders), Middleware(_RequestGuard)],
+        exception_handlers={HTTPException: http_error, ArtiStyleError: usage_error, Exception: server_error},
         lifespan=lifespan,
     )
     app.state.studio = studio

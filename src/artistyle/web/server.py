@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import signal
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -51,8 +53,17 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+# Each of these stops the studio the same way: SIGTERM from `kill` or a service manager, SIGHUP when the
+# terminal closes (its default action would kill the process without closing the worker or the streams).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
 class _Server(uvicorn.Server):
-    """uvicorn's server, telling the app at Ctrl-C so that its open event streams end."""
+    """uvicorn's server, telling the app at Ctrl-C (or SIGTERM, SIGHUP) so that its open event streams end.
+
+    Unlike uvicorn, it does not raise the signal again after the shutdown: the studio has
+    stopped as asked, so ``artistyle web`` exits with status 0, the same as after Ctrl-C.
+    """
 
     def __init__(self, config: uvicorn.Config, stopping: threading.Event):
         super().__init__(config)
@@ -61,6 +72,18 @@ class _Server(uvicorn.Server):
     def handle_exit(self, sig: int, frame: object) -> None:
         self.stopping.set()
         super().handle_exit(sig, frame)  # type: ignore[arg-type]
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signals can only be caught in the main thread
+            return
+        original = {sig: signal.signal(sig, self.handle_exit) for sig in STOP_SIGNALS}
+        try:
+            yield
+        finally:
+            for sig, handler in original.items():
+                signal.signal(sig, handler)
 
 
 def serve(

@@ -31,8 +31,10 @@ function showError(message) {
 
 async function api(method, url, body, headers) {
   let response;
+  // The studio refuses a POST without this header: a page on another site cannot send it without asking first.
+  const sent = method === "GET" ? headers : { ...headers, "X-ArtiStyle": "1" };
   try {
-    response = await fetch(url, { method, body, headers });
+    response = await fetch(url, { method, body, headers: sent });
   } catch (err) {
     throw new Error("the studio is not answering; is `artistyle web` still running?");
   }
