@@ -234,6 +234,10 @@ class StyleConfig:
                 raise UsageError(f"unknown {described.label} {short_repr(value)}; choose {either(described.choices)}")
         check_layer_names(self.content_layers, "content layer")
         check_layer_names(self.style_layers, "style layer")
+        for what, names in (("content", self.content_layers), ("style", self.style_layers)):
+            repeated = sorted({name for name in names if list(names).count(name) > 1})
+            if repeated:
+                raise UsageError(f"{what} layer {', '.join(repeated)} is given more than once; give each layer once")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise UsageError(

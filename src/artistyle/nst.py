@@ -35,7 +35,7 @@ from .images.sources import ImageLike, ImageSource, as_loaded, image_list
 from .images.tensors import array_to_tensor, tensor_to_array, to_pil
 from .masks import load_masks, resize_masks
 from .objective import StyleObjective
-from .painting import Painting
+from .painting import FINE_STYLE_LAYERS, Painting
 from .transfer import Progress, Transfer
 from .vgg import VGGWeights
 from .weights import load_weights
@@ -45,9 +45,8 @@ from .weights import load_weights
 __all__ = ["NST", "Inputs", "Painting", "Progress", "Transfer", "array_to_tensor", "tensor_to_array", "to_pil"]
 
 NOISE_SD = 0.01
-# Scale control (Gatys et al. 2017, section 6): the layers whose Gram matrices carry the fine
-# texture and the iterations spent on the new style image.
-FINE_STYLE_LAYERS = ("conv1_1", "conv2_1")
+# Scale control (Gatys et al. 2017, section 6): the iterations spent on the new style image
+# (painting.FINE_STYLE_LAYERS: the layers whose Gram matrices carry the fine texture).
 FINE_STYLE_STEPS = 200
 
 @dataclass

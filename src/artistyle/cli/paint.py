@@ -95,6 +95,8 @@ def run_files(
     ]
     checkpoint_path = Path(args.checkpoint or args.resume) if (args.checkpoint or args.resume) else None
     default = checkpoint.inputs["output"] if checkpoint else default_output(content, styles)
+    if checkpoint_path is not None and same_file(checkpoint_path, Path(args.output or default)):
+        raise UsageError(f"the checkpoint {checkpoint_path} is also the output image; give them different paths")
     written_too = [checkpoint_path] if checkpoint_path else []
     output = check_output_path(args.output or default, protect=[*protect, *written_too])
     if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
@@ -109,7 +111,7 @@ def run_files(
 def run_paint(args: argparse.Namespace) -> int:
     import torch
 
-    from ..checkpoint import save_checkpoint
+    from ..checkpoint import check_resumable, save_checkpoint
     from ..devices import resolve_device
     from ..files import file_sha256, remove_stale_temporaries
     from ..images import load_image, save_image
@@ -131,6 +133,7 @@ def run_paint(args: argparse.Namespace) -> int:
     nst = NST(config)
     painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
     if checkpoint is not None:
+        check_resumable(checkpoint, painting, args.resume)
         remove_stale_temporaries(args.resume)
         painting.load_state_dict(checkpoint["painting"])
         torch.set_rng_state(checkpoint["rng"])
