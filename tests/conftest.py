@@ -3,7 +3,13 @@ and a linear ICC profile. Test modules import helpers from here, never from each
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import struct
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -140,3 +146,32 @@ def linear_icc(space: str = "RGB") -> bytes:
     )
     assert len(header) == 128
     return header + struct.pack(">I", len(tags)) + table + body
+
+
+def start_studio(folder: Path) -> tuple[subprocess.Popen[str], str]:
+    """A real ``artistyle web`` on a free port, run in ``folder``; returns the process and its address."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "artistyle", "web", "--port", "0", "--device", "cpu"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder)
+    assert process.stdout is not None and process.stderr is not None
+    line = process.stdout.readline()
+    url = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    assert url, (line, process.stderr.read() if process.poll() is not None else "")
+    return process, url.group(0)
+
+
+def interrupt_a_watched_run(base: str, interrupt: Callable[[], None]) -> None:
+    """Start a long job, watch its events until the first iteration, call ``interrupt``, then read the
+    stream to its end (it returns once the server ends the stream)."""
+    import httpx
+
+    job = httpx.post(base + "api/jobs", timeout=10, json={
+        "content": "sample:chelsea_cat.jpg", "styles": ["sample:starry_night.jpg"],
+        "settings": {"size": 48, "steps": 5000}}).json()
+    with httpx.stream("GET", f"{base}api/jobs/{job['id']}/events", timeout=60) as events:
+        lines = events.iter_lines()
+        for line in lines:
+            if line.startswith("data: ") and json.loads(line[6:])["iteration"] >= 1:
+                break
+        interrupt()
+        list(lines)

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import signal
-import subprocess
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,6 +26,8 @@ with warnings.catch_warnings():
     from starlette.testclient import TestClient
 
 from artistyle.web.app import MAX_BODY_BYTES, create_app
+
+from .conftest import interrupt_a_watched_run, start_studio
 
 BASE = "http://127.0.0.1"
 
@@ -198,26 +197,9 @@ def test_every_failure_is_a_json_error(client: TestClient, monkeypatch: pytest.M
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
 def test_web_command_stops_cleanly_on_sigterm_and_sighup(tmp_path: Path, sig: signal.Signals) -> None:
-    import httpx
-
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "artistyle", "web", "--port", "0", "--device", "cpu"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    process, base = start_studio(tmp_path)
     try:
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert url, (line, process.stderr.read() if process.poll() is not None else "")  # type: ignore[union-attr]
-        base = url.group(0)
-        job = httpx.post(base + "api/jobs", timeout=10, json={
-            "content": "sample:chelsea_cat.jpg", "styles": ["sample:starry_night.jpg"],
-            "settings": {"size": 48, "steps": 5000}}).json()
-        with httpx.stream("GET", f"{base}api/jobs/{job['id']}/events", timeout=60) as events:
-            lines = events.iter_lines()
-            for line in lines:
-                if line.startswith("data: ") and json.loads(line[6:])["iteration"] >= 1:
-                    break
-            process.send_signal(sig)
-            list(lines)  # returns: the server ends the stream
+        interrupt_a_watched_run(base, lambda: process.send_signal(sig))
     finally:
         if process.poll() is None:
             process.send_signal(sig)

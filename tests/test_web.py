@@ -8,7 +8,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from artistyle.cli import main
 from artistyle.config import CPU_DEFAULT_SIZE, StyleConfig
 from artistyle.images import resized_shape
 
-from .conftest import REPO, make_content, make_style
+from .conftest import REPO, interrupt_a_watched_run, make_content, make_style, start_studio
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -444,31 +443,21 @@ def test_web_command_warns_off_loopback(monkeypatch: pytest.MonkeyPatch, capsys:
 def test_web_command_serves_and_stops_on_ctrl_c(tmp_path: Path, presses: int) -> None:
     import httpx
 
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     stopped = False
-    process = subprocess.Popen([sys.executable, "-m", "artistyle", "web", "--port", "0", "--device", "cpu"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=tmp_path)
+    process, base = start_studio(tmp_path)
+
+    def ctrl_c() -> None:
+        nonlocal stopped
+        process.send_signal(signal.SIGINT)
+        if presses == 2:  # an impatient user: uvicorn's forced exit, still quiet
+            time.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+        stopped = True
+
     try:
-        line = process.stdout.readline()  # type: ignore[union-attr]
-        url = re.search(r"http://127\.0\.0\.1:\d+/", line)
-        assert url, (line, process.stderr.read() if process.poll() is not None else "")  # type: ignore[union-attr]
-        base = url.group(0)
         assert "ArtiStyle studio" in httpx.get(base, timeout=10).text
         # Ctrl-C with a run going and a page watching it: a quick, quiet exit.
-        job = httpx.post(base + "api/jobs", timeout=10, json={
-            "content": "sample:chelsea_cat.jpg", "styles": ["sample:starry_night.jpg"],
-            "settings": {"size": 48, "steps": 5000}}).json()
-        with httpx.stream("GET", f"{base}api/jobs/{job['id']}/events", timeout=60) as events:
-            lines = events.iter_lines()
-            for line in lines:
-                if line.startswith("data: ") and json.loads(line[6:])["iteration"] >= 1:
-                    break
-            process.send_signal(signal.SIGINT)
-            if presses == 2:  # an impatient user: uvicorn's forced exit, still quiet
-                time.sleep(0.05)
-                process.send_signal(signal.SIGINT)
-            stopped = True
-            list(lines)  # returns: the server ends the stream
+        interrupt_a_watched_run(base, ctrl_c)
     finally:
         if process.poll() is None and not stopped:
             process.send_signal(signal.SIGINT)

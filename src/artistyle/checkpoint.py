@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch
 from . import __version__
 from .config import StyleConfig
 from .errors import UsageError
-from .files import atomic_write, file_sha256
+from .files import atomic_write, file_sha256, load_torch_file
 from .nst import NST
 from .painting import Painting
 
@@ -69,10 +68,7 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if not file.is_file():
         raise UsageError(f"checkpoint '{file}' does not exist")
     try:
-        # torch warns (two lines) before refusing a plain pickle; the refusal below is the one line to show.
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            state = torch.load(file, map_location="cpu", weights_only=True)
+        state = load_torch_file(file)
     except Exception as exc:
         raise UsageError(f"'{file}' is not an ArtiStyle checkpoint ({type(exc).__name__})") from None
     return read_checkpoint(state, str(file))

