@@ -6,6 +6,8 @@ Usage (from the repository root)::
     PYTHONPATH=src python benchmarks/bench_speed.py                  # sizes 128 256 512, 8 evaluations
     PYTHONPATH=src python benchmarks/bench_speed.py --sizes 256 --evals 12 --json bench.json
     PYTHONPATH=src python benchmarks/bench_speed.py --skip-baseline  # ArtiStyle and the floor only
+    PYTHONPATH=src python benchmarks/bench_speed.py --skip-baseline --reference-src /tmp/before/src --rounds 5
+    PYTHONPATH=src python benchmarks/bench_speed.py --skip-baseline --keep-freed-memory --rounds 5
 
 It prints a Markdown table (and the machine, date and measured conv throughput) on stdout; progress
 and the stderr tail of any failed run go to stderr.
@@ -200,9 +202,16 @@ def worker_artistyle(size: int, evals: int, threads: int | None) -> dict:
 
 
 # --------------------------------------------------------------------------- driver
-def run_subprocess(cmd: list[str], label: str, timeout: float, src: str | None = None) -> tuple[dict | None, str]:
+# glibc's environment equivalent of artistyle.memory.keep_freed_memory() (which the CLI and the studio call):
+# large blocks are not mmapped and freed memory is not trimmed, so each pass reuses the last one's pages.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**31 - 1)}
+
+
+def run_subprocess(
+    cmd: list[str], label: str, timeout: float, src: str | None = None, extra_env: dict[str, str] | None = None
+) -> tuple[dict | None, str]:
     """Run ``cmd`` with ``src`` (default: this checkout's) first on the path; return (its result or None, error)."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     src = src or str(REPO / "src")
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     print(f"  running {label} ...", file=sys.stderr, flush=True)
@@ -396,23 +405,25 @@ def format_report(info: dict, rows: list[dict], evals: int, skip_baseline: bool,
     return "\n".join(lines)
 
 
-def compare_versions(cmd: list[str], size: int, reference: str, rounds: int, timeout: float,
-                     rows: list[dict], errors: list[str]) -> None:
-    """Time this checkout and ``reference`` alternately (B A B A ...), so both see the same machine load."""
+def compare_versions(cmd: list[str], size: int, variants: list[tuple[str, str | None, dict[str, str]]], rounds: int,
+                     timeout: float, rows: list[dict], errors: list[str]) -> None:
+    """Time two variants (``(key, src, extra env)``: "before" and "after") alternately (B A B A ...), so both
+    see the same machine load."""
     row = next(r for r in rows if r["size"] == size)
     row["before"], row["after"] = [], []
     for i in range(rounds):
-        for key, src in (("before", str(Path(reference).resolve())), ("after", None)):
-            result, err = run_subprocess(cmd, f"{key} at {size} px, round {i + 1}", timeout, src=src)
+        for key, src, extra_env in variants:
+            result, err = run_subprocess(cmd, f"{key} at {size} px, round {i + 1}", timeout, src=src,
+                                         extra_env=extra_env)
             if result is None:
                 errors.append(f"FAILED: {key} at {size} px: {err}")
             else:
                 row[key].append(result["s_per_eval_median"])
 
 
-def comparison_table(rows: list[dict], reference: str) -> str:
+def comparison_table(rows: list[dict], what: str) -> str:
     """After/before seconds per evaluation: the median of each version's alternated runs."""
-    lines = [f"Before = {reference}, after = this checkout; median s/eval of the alternated runs.", "",
+    lines = [f"{what}; median s/eval of the alternated runs.", "",
              "| size | before s/eval | after s/eval | after / before | runs |", "|---:|---:|---:|---:|---:|"]
     for r in rows:
         before, after = r.get("before") or [], r.get("after") or []
@@ -442,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="also time another version's src folder (e.g. a checkout of the previous commit), "
                         "alternating with this one, and report after/before ratios")
     p.add_argument("--rounds", type=int, default=3, help="alternated runs per size with --reference-src")
+    p.add_argument("--keep-freed-memory", action="store_true",
+                   help="with --reference-src: run both versions with glibc keeping freed memory (no page faults "
+                        "between passes); alone: compare glibc's default with keeping freed memory")
     p.add_argument("--worker", choices=["artistyle", "floor"], help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -500,14 +514,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(msg, file=sys.stderr, flush=True)
         rows.append(row)
 
+    variants: list[tuple[str, str | None, dict[str, str]]] = []
     if args.reference_src:
-        for size in args.sizes:
-            compare_versions(me + ["--worker", "artistyle", "--size", str(size), "--evals", str(args.evals)] + extra,
-                             size, args.reference_src, args.rounds, args.timeout, rows, errors)
+        keep = KEEP_FREED_MEMORY if args.keep_freed_memory else {}
+        variants = [("before", str(Path(args.reference_src).resolve()), keep), ("after", None, keep)]
+        what = f"Before = {args.reference_src}, after = this checkout" + (
+            ", both keeping freed memory" if args.keep_freed_memory else "")
+    elif args.keep_freed_memory:
+        variants = [("before", None, {}), ("after", None, KEEP_FREED_MEMORY)]
+        what = "This checkout: before = glibc's default allocator, after = keeping freed memory (as the CLI does)"
+    for size in args.sizes if variants else []:
+        compare_versions(me + ["--worker", "artistyle", "--size", str(size), "--evals", str(args.evals)] + extra,
+                         size, variants, args.rounds, args.timeout, rows, errors)
     info["loadavg_end"] = _loadavg()
     report = format_report(info, rows, args.evals, args.skip_baseline, baseline_present)
-    if args.reference_src:
-        report += "\n\n" + comparison_table(rows, args.reference_src)
+    if variants:
+        report += "\n\n" + comparison_table(rows, what)
     print(report)
     if args.json:
         Path(args.json).write_text(json.dumps(

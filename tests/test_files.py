@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from artistyle.errors import FileError, ImageError, UsageError
-from artistyle.files import atomic_write, file_sha256, remove_stale_temporaries, same_file
+from artistyle.files import atomic_write, check_writable, file_sha256, remove_stale_temporaries, same_file
 
 
 def test_atomic_write_into_a_missing_folder_is_a_file_error(tmp_path: Path) -> None:
@@ -51,34 +55,70 @@ def test_atomic_write_other_errors_propagate(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def dead_pid() -> int:
+    """The id of a process that has ended (a child that ran and was reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 @pytest.mark.parametrize("name", ["run.ckpt", "odd[1]*?.ckpt"])
-def test_remove_stale_temporaries(tmp_path: Path, name: str) -> None:
+def test_remove_stale_temporaries_removes_only_those_of_dead_writers_on_this_host(tmp_path: Path, name: str) -> None:
     target = tmp_path / name
     target.write_bytes(b"checkpoint")
-    stale = [tmp_path / f".{name}.abc123.ckpt", tmp_path / f".{name}.x.ckpt"]
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32]
+    dead, alive = dead_pid(), os.getppid()
+    stale = [tmp_path / f".{name}.~{host}.{dead}.abcd_123.ckpt"]
     for path in stale:
         path.write_bytes(b"half")
-    others = [tmp_path / ".other.ckpt.abc.ckpt", tmp_path / f".{name}.abc.png", tmp_path / f"{name}.bak"]
+    others = [
+        tmp_path / f".{name}.~{host}.{alive}.abcd_123.ckpt",  # a live writer: another run, right now
+        tmp_path / f".{name}.~{host}.{os.getpid()}.abcd_123.ckpt",  # this process: another thread
+        tmp_path / f".{name}.~other-host.{dead}.abcd_123.ckpt",  # another machine on a shared folder
+        tmp_path / f".{name}.abc123.ckpt",  # no writer recorded (0.5.0 and before): cannot be proven ours
+        tmp_path / ".other.ckpt.abc.ckpt",
+        tmp_path / f".{name}.~{host}.{dead}.abcd_123.png",
+        tmp_path / f"{name}.bak",
+    ]
     for path in others:
         path.write_bytes(b"keep")
-    remove_stale_temporaries(target)
+    assert remove_stale_temporaries(target) == stale
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([name, *(p.name for p in others)])
 
 
-def test_a_killed_write_leaves_a_temporary_that_cleanup_finds(tmp_path: Path) -> None:
-    target = tmp_path / "run.ckpt"
-    seen: list[str] = []
+def test_a_write_killed_with_sigkill_is_cleaned_by_the_next_write(tmp_path: Path) -> None:
+    """D4: a real kill -9 in the middle of atomic_write leaves a temporary; the next write of the file removes it."""
+    target = tmp_path / "out.png"
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from artistyle.files import atomic_write\n"
+        "def slow(fh):\n    fh.write(b'half'); fh.flush(); print('writing', flush=True); time.sleep(60)\n"
+        f"atomic_write({str(target)!r}, slow, 'output')"
+    )], stdout=subprocess.PIPE, text=True)
+    assert writer.stdout is not None and writer.stdout.readline() == "writing\n"
+    writer.kill()
+    writer.wait(timeout=30)
+    left = [p.name for p in tmp_path.iterdir()]
+    assert len(left) == 1 and left[0].startswith(".out.png.~") and f".{writer.pid}." in left[0]
+    atomic_write(target, lambda fh: fh.write(b"whole"), "output")
+    assert [p.name for p in tmp_path.iterdir()] == ["out.png"] and target.read_bytes() == b"whole"
 
-    def look(fh: object) -> None:
-        seen.extend(p.name for p in tmp_path.iterdir())
-        raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
-        atomic_write(target, look, "checkpoint")
-    # The temporary's name is the one remove_stale_temporaries looks for.
-    (tmp_path / seen[0]).write_bytes(b"half")
-    remove_stale_temporaries(target)
-    assert list(tmp_path.iterdir()) == []
+def test_check_writable_refuses_before_any_work(tmp_path: Path) -> None:
+    (tmp_path / "folder").mkdir()
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(b"x")
+    cases = [
+        (tmp_path / "nowhere" / "run.ckpt", r"folder '.*nowhere' does not exist"),
+        (tmp_path / "folder", "is a folder"),
+        (source, "is the input file"),
+    ]
+    if Path("/proc/self").is_dir():
+        cases.append((Path("/proc/run.ckpt"), r"cannot be written \(the folder takes no new files\)"))
+    for path, message in cases:
+        with pytest.raises(FileError, match=message):
+            check_writable(path, f"checkpoint '{path}'", protect=[source])
+    check_writable(tmp_path / "run.ckpt", "checkpoint")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "photo.jpg"]  # the probe is gone
 
 
 def test_same_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,6 +99,22 @@ def test_cross_site_cancel_and_job_are_refused(client: TestClient) -> None:
     assert client.post(cancel, headers={"x-artistyle": "1", "origin": BASE}).status_code == 200
 
 
+def test_a_too_elongated_image_is_refused_when_the_job_is_submitted(client: TestClient) -> None:
+    """D6 in the studio: a 2000x40 px strip cannot be painted at 128 px; the job is refused at once (400),
+    with the command line's message in the studio's words, instead of failing when it starts."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (2000, 40), (10, 200, 30)).save(buffer, "PNG")
+    strip = client.post("/api/images", content=buffer.getvalue(),
+                        headers={"x-artistyle": "1", "x-filename": "strip.png"}).json()["id"]
+    style = upload(client)
+    message = json_error(client.post("/api/jobs", json={"content": strip, "styles": [style],
+                                                        "settings": {"size": 128, "steps": 10}}), 400)
+    assert message.startswith("content image 'strip.png' is 2000x40 px: at 128 px its short side is 3 px")
+    assert "use Size " in message and "--size" not in message
+    assert client.post("/api/jobs", json={"content": style, "styles": [style],
+                                          "settings": {"size": 32, "steps": 1}}).status_code == 201
+
+
 # ---------------------------------------------------------------- D2: sizes and echoed values
 
 

@@ -92,6 +92,8 @@ def read_checkpoint(state: Any, where: str) -> Checkpoint:
     inputs = fields.get(state, "inputs", dict)
     for key in ("content", "output", "content_sha256"):
         fields.get(inputs, key, str, "inputs.")
+    if "output_sha256" in inputs:  # since 0.5: the digest of the image last saved, None before the first
+        fields.get(inputs, "output_sha256", (str, type(None)), "inputs.")
     styles = fields.strings(inputs, "styles", "inputs.")
     if len(fields.strings(inputs, "styles_sha256", "inputs.")) != len(styles):
         fields.bad("inputs.styles_sha256", "does not have one digest per style image")

@@ -3,10 +3,12 @@
 :func:`atomic_write` writes through a temporary file in the target's folder and
 renames it over the target (:func:`os.replace` is atomic on one file system), so
 a crash or ``kill -9`` leaves either the old file or the new one, never half of
-one. A killed write can leave its temporary behind; :func:`remove_stale_temporaries`
-deletes those. Failures that have nothing to do with a file's content (a
-missing folder, a full disk, a denied permission) raise
-:class:`~artistyle.errors.FileError`.
+one. A killed write (``kill -9``, a power cut) can leave its temporary behind; the
+temporary's name carries the host and process id of its writer, so the next write
+of the same file (:func:`remove_stale_temporaries`) deletes the ones whose writer
+is provably dead, and never a temporary of a live writer or of another program.
+Failures that have nothing to do with a file's content (a missing folder, a full
+disk, a denied permission) raise :class:`~artistyle.errors.FileError`.
 """
 
 from __future__ import annotations
@@ -14,9 +16,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +29,8 @@ from .errors import FileError
 
 __all__ = [
     "atomic_write",
+    "check_free_space",
+    "check_writable",
     "file_sha256",
     "glob_escape",
     "load_torch_file",
@@ -36,15 +43,17 @@ __all__ = [
 def atomic_write(target: str | os.PathLike[str], write: Callable[[BinaryIO], object], label: str) -> None:
     """Call ``write`` on a temporary file beside ``target``, then rename it to ``target``.
 
-    The temporary is named ``.NAME.xxxxxxxx.SUFFIX`` (hidden, same extension). A new
+    The temporary is named ``.NAME.~HOST.PID.xxxxxxxx.SUFFIX`` (hidden, same extension,
+    the writer's host and process id); stale ones of dead writers are removed first. A new
     file gets the mode a plain ``open()`` would give it (0666 less the umask); an
     overwritten one keeps its mode. An :class:`OSError` from the file system or from
     ``write`` becomes :class:`FileError` ("LABEL cannot be written (REASON)"); any
     other exception propagates. Either way the temporary is removed.
     """
     target = Path(os.fspath(target))
+    remove_stale_temporaries(target)
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=target.suffix, dir=target.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=target.suffix, dir=target.parent)
         # Writers such as tifffile want a file object with a path name, which os.fdopen's lacks.
         os.close(fd)
     except OSError as exc:
@@ -66,11 +75,109 @@ def atomic_write(target: str | os.PathLike[str], write: Callable[[BinaryIO], obj
         raise
 
 
-def remove_stale_temporaries(path: str | os.PathLike[str]) -> None:
-    """Delete the temporaries a killed :func:`atomic_write` of ``path`` left beside it."""
+def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporaries that killed :func:`atomic_write` calls of ``path`` left; return them.
+
+    Only temporaries written on this host by a process that no longer exists are
+    deleted: one of a live process (another run writing the same file, another
+    thread of this one) or one without our naming is left alone. Errors are ignored:
+    cleaning is a courtesy, never a reason to fail a write.
+    """
     file = Path(os.fspath(path))
-    for stale in file.parent.glob(f".{glob_escape(file.name)}.*{glob_escape(file.suffix)}"):
-        stale.unlink(missing_ok=True)
+    ours = re.escape(_temporary_prefix(file, pid=None)) + r"(\d+)\.[A-Za-z0-9_]{8}" + re.escape(file.suffix)
+    pattern = re.compile(ours)
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(file.parent):
+            match = pattern.fullmatch(entry.name)
+            if match and not _process_exists(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed.append(Path(entry.path))
+    return removed
+
+
+def check_writable(
+    target: Path,
+    label: str,
+    *,
+    protect: Iterable[str | os.PathLike[str]] = (),
+    error: type[Exception] = FileError,
+    probe: bool = True,
+) -> None:
+    """Refuse, before a long run, a path that cannot be written: ``error`` with one line naming the problem.
+
+    The folder must exist and take a new file (with ``probe``, a small file is written
+    there and removed, which also finds full disks and read-only or pseudo file systems
+    such as /proc that pass :func:`os.access`), the path must not be a folder and must
+    not be one of ``protect``.
+    """
+    parent = target.parent
+    if not parent.exists():
+        raise error(f"{label}: folder '{parent}' does not exist")
+    if not parent.is_dir():
+        raise error(f"{label}: '{parent}' is not a folder")
+    if target.is_dir():
+        raise error(f"{label} is a folder")
+    for other in protect:
+        if same_file(target, Path(os.fspath(other))):
+            raise error(f"{label} is the input file '{os.fspath(other)}'; refusing to overwrite an input")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise error(f"{label}: folder '{parent}' is not writable")
+    if not probe:
+        return
+    remove_stale_temporaries(target)
+    probe_file: str | None = None
+    try:  # named like atomic_write's temporaries, so that a kill -9 right here leaves nothing for good
+        fd, probe_file = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=target.suffix, dir=parent)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(bytes(4096))
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        # A pseudo file system such as /proc answers "No such file or directory" for a new file.
+        reason = "the folder takes no new files" if isinstance(exc, FileNotFoundError) else short_reason(exc)
+        raise error(f"{label} cannot be written ({reason})") from None
+    finally:
+        if probe_file is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(probe_file)
+
+
+def check_free_space(target: Path, needed: int, label: str) -> None:
+    """Refuse a folder with less than ``needed`` bytes free (so a long run does not end in a full disk)."""
+    try:
+        free = shutil.disk_usage(target.parent).free
+    except OSError:
+        return  # no figure to go by: the write itself will tell
+    if free < needed:
+        raise FileError(
+            f"{label}: folder '{target.parent}' has {_megabytes(free)} free, the file needs up to {_megabytes(needed)}"
+        )
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1e6:.1f} MB" if count < 10e6 else f"{count / 1e6:.0f} MB"
+
+
+def _temporary_prefix(target: Path, pid: int | None = -1) -> str:
+    """``.NAME.~HOST.PID.``: the start of a temporary's name (without the PID when ``pid`` is None)."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:32] or "host"
+    process = "" if pid is None else f"{os.getpid() if pid == -1 else pid}."
+    return f".{target.name}.~{host}.{process}"
+
+
+def _process_exists(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this host (ours included; another user's counts as running)."""
+    if pid == os.getpid() or os.name == "nt":  # on Windows os.kill(pid, 0) would end the process
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError, OverflowError):
+        return True
+    return True
 
 
 def glob_escape(text: str) -> str:

@@ -15,27 +15,19 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import Tensor
 
-from .config import INITS, StyleConfig
-from .errors import UsageError
+from .config import INITS
 from .images import LoadedImage, resize_long_edge, resized_shape
 from .images.sources import ImageLike, as_loaded
 from .images.tensors import array_to_tensor, tensor_to_array
 from .memory import Plan, plan_memory
+from .sizes import FINE_STYLE_LAYERS, FINE_STYLE_MAX_SIZE, check_image_sizes
 from .transfer import Progress, Transfer
-from .vgg import deepest_layer, layer_stride
 
 if TYPE_CHECKING:  # the NST facade makes paintings; importing it at run time would be a cycle
     from .nst import NST
 
 __all__ = ["FINE_STYLE_LAYERS", "FINE_STYLE_MAX_SIZE", "PLATEAU_WINDOW", "Painting", "plateau"]
 
-# The largest long edge the fine-style build (NST.combine_scales) runs at.
-FINE_STYLE_MAX_SIZE = 512
-# Scale control (Gatys et al. 2017, section 6): the layers whose Gram matrices carry the fine
-# texture (NST.combine_scales matches only these).
-FINE_STYLE_LAYERS = ("conv1_1", "conv2_1")
-# The largest --size the size check suggests; beyond it the image is too elongated to paint.
-LARGEST_SUGGESTED_SIZE = 65536
 # The plateau test looks this many iterations back.
 PLATEAU_WINDOW = 10
 
@@ -113,64 +105,10 @@ class Painting:
         """(w, h) of the content at a scale of long edge ``scale_size``."""
         return resized_shape(self.content.size[0], self.content.size[1], scale_size)
 
-    def image_long_edges(
-        self, output_size: int, config: StyleConfig | None = None
-    ) -> list[tuple[str, LoadedImage, list[int], str]]:
-        """(name, image, its long edge at each scale, deepest layer it meets) for every image the run resizes.
-
-        Masks and an init image take the content's size at every scale, so the content covers them.
-        ``config``: another config to ask about (default: the run's).
-        """
-        c = config or self.nst.config
-        scales = c.scale_sizes(output_size)
-        deepest = deepest_layer(tuple(c.content_layers) + tuple(c.style_layers))
-        style_edges = c.style_sizes(output_size, len(self.styles))
-        edges = [("content image", self.content, scales, deepest)]
-        for style, long_edge in zip(self.styles, style_edges):
-            edges.append(("style image", style, [max(1, round(long_edge * s / output_size)) for s in scales], deepest))
-        if self.fine_style is not None:  # the fine-style build runs once per style, at most FINE_STYLE_MAX_SIZE px
-            built = [min(long_edge, FINE_STYLE_MAX_SIZE) for long_edge in style_edges]
-            edges.append(("fine style image", self.fine_style, built, deepest_layer(FINE_STYLE_LAYERS)))
-            edges.extend(("style image", style, [edge], deepest_layer(FINE_STYLE_LAYERS))
-                         for style, edge in zip(self.styles, built))
-        return edges
-
     def check_sizes(self) -> None:
-        """Refuse, before any work, an image whose short side at some scale is under what its deepest layer needs.
-
-        A layer of pooling stride ``s`` has no feature at all for an input side under ``s`` px
-        (a very wide or tall image resized to a modest long edge). The message names a ``--size`` that works.
-        """
-        output = self.nst.size
-        for index, (name, image, edges, layer) in enumerate(self.image_long_edges(output)):
-            need = layer_stride(layer)
-            width, height = image.size
-            for long_edge in edges:
-                short = min(resized_shape(width, height, long_edge))
-                if short >= need:
-                    continue
-                label = f"'{image.path}'" if image.path is not None else "(not a file)"
-                hint = self.working_size(index, output)
-                raise UsageError(
-                    f"{name} {label} is {width}x{height} px: at {long_edge} px its short side is {short} px, "
-                    f"under the {need} px {layer} needs; {hint}"
-                )
-
-    def working_size(self, index: int, output: int) -> str:
-        """What to do about image ``index`` of :meth:`image_long_edges`: the smallest ``--size`` above
-        ``output`` at which it fits (with the run's scales, else with one scale), or a less elongated image."""
-        config = self.nst.config
-        single = dataclasses.replace(config, scales=1, scale_steps=None)
-        for options, candidate in (("", config), (" with --scales 1", single)):
-            for size in range(output + 1, LARGEST_SUGGESTED_SIZE + 1):
-                try:
-                    _, image, edges, layer = self.image_long_edges(size, candidate)[index]
-                except UsageError:  # e.g. too many --scales for this size
-                    continue
-                need = layer_stride(layer)
-                if all(min(resized_shape(image.size[0], image.size[1], e)) >= need for e in edges):
-                    return f"use --size {size} or more{options}, or a less elongated image"
-        return "use a less elongated image"
+        """Refuse, before any work, an image too elongated for its deepest layer at some scale
+        (:func:`artistyle.sizes.check_image_sizes`)."""
+        check_image_sizes(self.nst.config, self.nst.size, self.content, self.styles, self.fine_style)
 
     def _plan_memory(self) -> list[Plan]:
         """One memory plan per scale, coarse to fine."""

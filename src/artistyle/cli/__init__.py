@@ -3,28 +3,76 @@
 ``artistyle CONTENT STYLE`` paints (:mod:`.paint`), ``artistyle web`` serves the studio
 (:mod:`.web`); the painting options are generated from :class:`~artistyle.config.StyleConfig`
 (:mod:`.options`). Exit status: 0 done, 1 the run failed, 2 bad usage or input, 130
-interrupted. Every error is one line on stderr.
+interrupted (Ctrl-C), 143 or 129 stopped by SIGTERM or SIGHUP (the image so far is saved
+in all three). Every error is one line on stderr.
+
+This module imports nothing heavy at import time: :func:`main` imports the commands (and
+with them PyTorch) inside its error handling, so a Ctrl-C while torch loads ends with one
+line, not a traceback.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from ..errors import ArtiStyleError
-from .options import PROG, build_parser, config_from_args
-from .paint import default_output, expand_styles, list_layers, run_paint
-from .web import build_web_parser, run_web
+from .signals import STOP_SIGNALS, exit_status, stop_on_signals, stopped_by
 
-__all__ = ["PROG", "build_parser", "build_web_parser", "config_from_args", "default_output", "expand_styles", "main"]
+if TYPE_CHECKING:
+    from .options import PROG, build_parser, config_from_args
+    from .paint import default_output, expand_styles
+    from .web import build_web_parser
+
+__all__ = [
+    "PROG", "build_parser", "build_web_parser", "config_from_args", "default_output", "entry", "expand_styles", "main",
+]
+
+_EXPORTS = {"PROG": "options", "build_parser": "options", "config_from_args": "options",
+            "default_output": "paint", "expand_styles": "paint", "build_web_parser": "web"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'artistyle.cli' has no attribute '{name}'")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    stop_on_signals()
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt as exc:  # before a run started (e.g. while torch was imported): nothing to save
+        print(f"artistyle: {stopped_by(exc)}", file=sys.stderr)
+        return exit_status(exc)
+
+
+def entry() -> int:
+    """The ``artistyle`` program (console script and ``python -m artistyle``): :func:`main`, then exit quietly.
+
+    Once the work is done, a signal during the interpreter's shutdown (which takes a while after
+    torch) would kill the process with no message and a misleading status: it is ignored instead.
+    """
+    status = main()
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    return status
+
+
+def _main(argv: list[str]) -> int:
+    from ..errors import ArtiStyleError
+
     if argv[:1] == ["web"]:  # a content image called 'web' can still be given as ./web
+        from .web import run_web
+
         return run_web(argv[1:])
+    from .options import PROG, build_parser
+    from .paint import list_layers, run_paint
+
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_layers:
@@ -36,9 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ArtiStyleError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
     except MemoryError:
         print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
         return 1
@@ -51,5 +96,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             print(f"{PROG}: error: {type(exc).__name__}: {text} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
         return 1
-
-

@@ -1,26 +1,34 @@
 """``artistyle CONTENT STYLE``: paint one picture, with checkpoints, a manifest and a progress bar.
 
 Exit status: 0 done, 1 the run failed, 2 bad usage or input, 130 interrupted
-(Ctrl-C; the image so far is saved). Every error is one line on stderr.
+(Ctrl-C), 143 / 129 stopped by SIGTERM / SIGHUP; the image so far is saved in those
+three cases, and also when a checkpoint or ``--save-every`` file cannot be written
+mid-run. Every file the run will write is checked before the first iteration. Every
+error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..config import INITS, StyleConfig
-from ..errors import UsageError
+from ..errors import FileError, UsageError
 from .options import PROG, config_from_args, given_settings
+from .signals import exit_status, signals_held, stopped_by
 
 if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
+    from ..nst import NST
+    from ..painting import Painting
 
 __all__ = ["IMAGE_SUFFIXES", "default_output", "expand_styles", "list_layers", "run_paint"]
 
@@ -86,7 +94,8 @@ class RunFiles:
 def run_files(
     args: argparse.Namespace, config: StyleConfig, checkpoint: Checkpoint | None, content: str, styles: list[str]
 ) -> RunFiles:
-    from ..files import same_file
+    """Check every file the run will write (image, checkpoint, manifest, --save-every images) before any work."""
+    from ..files import check_writable, same_file
     from ..images import check_output_path
 
     protect = [
@@ -101,11 +110,49 @@ def run_files(
     output = check_output_path(args.output or default, protect=[*protect, *written_too])
     if args.bit_depth == 16 and output.suffix.lower() not in (".tif", ".tiff"):
         raise UsageError("--bit-depth 16 needs a .tif or .tiff output")
+    if checkpoint is not None and not args.output:
+        check_resumed_output(checkpoint, output, args.resume)
     manifest = output.with_suffix(".json") if args.manifest else None
     for path, what in ((checkpoint_path, "checkpoint"), (manifest, "manifest")):
-        if path is not None and any(same_file(path, Path(p)) for p in protect):
-            raise UsageError(f"the {what} {path} would overwrite an input file")
+        if path is not None:
+            check_writable(path, f"{what} '{path}'", protect=protect)
+    if checkpoint_path is not None and args.checkpoint and not is_checkpoint_file(checkpoint_path):
+        raise UsageError(f"checkpoint '{checkpoint_path}' exists and is not an ArtiStyle checkpoint; "
+                         "refusing to overwrite it (remove it or choose another path)")
+    if args.save_every:
+        snapshot = re.compile(re.escape(output.stem) + r"_iter\d{4,}" + re.escape(output.suffix))
+        for item in protect:
+            if same_file(Path(item).parent, output.parent) and snapshot.fullmatch(Path(item).name):
+                raise UsageError(f"--save-every would overwrite the input file '{item}'; choose another -o")
     return RunFiles(content, styles, output, checkpoint_path, manifest, protect)
+
+
+def is_checkpoint_file(path: Path) -> bool:
+    """True for a missing or empty file or a torch.save archive: a file --checkpoint may replace."""
+    try:
+        return path.stat().st_size == 0 or zipfile.is_zipfile(path)
+    except OSError:
+        return True  # missing: nothing to lose
+
+
+def check_resumed_output(checkpoint: Checkpoint, output: Path, where: str) -> None:
+    """Refuse to let a checkpoint's stored output path replace a file this run did not write.
+
+    A checkpoint records the SHA-256 of the image it last saved; an existing file with
+    another digest (or any file, for a checkpoint saved before the first image) is
+    someone else's, and only an explicit -o may replace it.
+    """
+    from ..files import file_sha256
+
+    if not output.exists():
+        return
+    try:
+        ours = file_sha256(output) == checkpoint.inputs.get("output_sha256")
+    except OSError:
+        ours = False
+    if not ours:
+        raise UsageError(f"checkpoint '{where}' would save to '{output}', which exists and was not written by "
+                         f"this run; give -o '{output}' to replace it, or -o another path")
 
 
 def run_paint(args: argparse.Namespace) -> int:
@@ -113,12 +160,14 @@ def run_paint(args: argparse.Namespace) -> int:
 
     from ..checkpoint import check_resumable, save_checkpoint
     from ..devices import resolve_device
-    from ..files import file_sha256, remove_stale_temporaries
+    from ..files import file_sha256
     from ..images import load_image, save_image
     from ..images.tensors import tensor_to_array
-    from ..manifest import write_manifest
+    from ..memory import keep_freed_memory
     from ..nst import NST
     from .progress import ProgressBar
+
+    keep_freed_memory()  # 13-15% faster passes on Linux CPUs: see its docstring
 
     checkpoint = None
     if args.resume:
@@ -132,9 +181,9 @@ def run_paint(args: argparse.Namespace) -> int:
 
     nst = NST(config)
     painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
+    check_room(files, painting, args.bit_depth)
     if checkpoint is not None:
         check_resumable(checkpoint, painting, args.resume)
-        remove_stale_temporaries(args.resume)
         painting.load_state_dict(checkpoint["painting"])
         torch.set_rng_state(checkpoint["rng"])
     record = {
@@ -143,15 +192,24 @@ def run_paint(args: argparse.Namespace) -> int:
         "output": str(files.output),
         "content_sha256": file_sha256(content_path),
         "styles_sha256": [file_sha256(p) for p in style_paths],
+        "output_sha256": checkpoint.inputs.get("output_sha256") if checkpoint is not None else None,
     }
 
     def save(path: Path) -> None:
         save_image(tensor_to_array(painting.image), path, alpha=painting.alpha, bit_depth=args.bit_depth,
                    protect=files.protect)
 
+    def keep_image() -> None:
+        """Save the image (and the checkpoint, which then records the image's digest); a signal waits for it."""
+        with signals_held():
+            save(output)
+            record["output_sha256"] = file_sha256(output)
+            if files.checkpoint is not None and painting.transfer is not None:
+                save_checkpoint(files.checkpoint, nst, painting, record)
+
     output = files.output
     started = time.perf_counter()
-    interrupted = False
+    stop: KeyboardInterrupt | None = None
     try:
         with ProgressBar(painting.steps, enabled=not args.quiet) as bar:
             for event in painting:
@@ -160,16 +218,53 @@ def run_paint(args: argparse.Namespace) -> int:
                     save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))
                 if files.checkpoint is not None and event.iteration % args.checkpoint_every == 0:
                     save_checkpoint(files.checkpoint, nst, painting, record)
-    except KeyboardInterrupt:
-        interrupted = True
+    except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (see .signals)
+        stop = exc
         if painting.transfer is None:  # e.g. while --fine-style was being built: no image yet
-            print(f"{PROG}: interrupted before the first iteration; nothing saved", file=sys.stderr)
-            return 130
-    save(output)
-    if files.checkpoint is not None and painting.transfer is not None:
-        save_checkpoint(files.checkpoint, nst, painting, record)
-    losses = painting.transfer.evaluate() if not interrupted and painting.transfer is not None else {}
-    seconds = time.perf_counter() - started
+            print(f"{PROG}: {stopped_by(exc)} before the first iteration; nothing saved", file=sys.stderr)
+            return exit_status(exc)
+    except FileError as exc:  # a checkpoint or --save-every file failed mid-run: the image so far is not lost
+        if painting.transfer is None:
+            raise
+        with signals_held():
+            save(output)
+        raise FileError(f"{exc}; saved the image so far to {output}") from None
+    try:
+        keep_image()
+    except KeyboardInterrupt as exc:  # arrived during the save, which finished first
+        print(f"{PROG}: {stopped_by(exc)} as the run ended; saved the image to {output}", file=sys.stderr)
+        return exit_status(exc)
+    try:
+        return finish(args, nst, painting, files, stop, time.perf_counter() - started)
+    except KeyboardInterrupt as exc:
+        print(f"{PROG}: {stopped_by(exc)}; the image was already saved to {output}", file=sys.stderr)
+        return exit_status(exc)
+
+
+def check_room(files: RunFiles, painting: Painting, bit_depth: int) -> None:
+    """Refuse a run whose image or checkpoint would not fit on its disk (found now, not after the run)."""
+    from ..files import check_free_space
+
+    height, width = painting.output_shape
+    pixels = int(height) * int(width)
+    channels = 4 if painting.alpha is not None else 3
+    # Uncompressed size: PNG and TIFF of a painting compress, so this is an upper bound.
+    check_free_space(files.output, pixels * channels * bit_depth // 8 + 2**16, f"output '{files.output}'")
+    if files.checkpoint is not None:
+        # Pixels, the last good pixels and L-BFGS's (s, y) pairs, all float32 at the final size.
+        vectors = 2 + 2 * painting.memory.history
+        check_free_space(files.checkpoint, vectors * 3 * pixels * 4 + 2**20, f"checkpoint '{files.checkpoint}'")
+
+
+def finish(
+    args: argparse.Namespace, nst: NST, painting: Painting, files: RunFiles, stop: KeyboardInterrupt | None,
+    seconds: float,
+) -> int:
+    """After the image is saved: the final losses, the manifest, the closing line and the --json summary."""
+    from ..manifest import write_manifest
+
+    output = files.output
+    losses = painting.transfer.evaluate() if stop is None and painting.transfer is not None else {}
     height, width = painting.output_shape
     summary = {
         "output": str(output),
@@ -184,19 +279,19 @@ def run_paint(args: argparse.Namespace) -> int:
         "device": str(nst.device),
         "weights": nst.weights.name,
         "weights_sha256": nst.weights.sha256,
-        "interrupted": interrupted,
+        "interrupted": stop is not None,
         "lbfgs_history": painting.memory.history,
         "tile": painting.memory.tile,
         "memory_estimate_mb": round(painting.memory.estimate / 2**20),
     }
     if files.manifest is not None:
         write_manifest(files.manifest, nst, painting, summary, protect=files.protect)
-    if interrupted:
-        print(f"{PROG}: interrupted at iteration {painting.iteration}; saved the image so far to {output}",
+    if stop is not None:
+        print(f"{PROG}: {stopped_by(stop)} at iteration {painting.iteration}; saved the image so far to {output}",
               file=sys.stderr)
     elif not args.quiet:
         print(f"saved {output} ({width}x{height}, {painting.iteration} iterations, {seconds:.1f} s, seed {nst.seed})",
               file=sys.stderr)
     if args.json:
         print(json.dumps(summary))
-    return 130 if interrupted else 0
+    return exit_status(stop) if stop is not None else 0

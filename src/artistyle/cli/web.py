@@ -73,6 +73,9 @@ def run_web(argv: Sequence[str]) -> int:
     def ready(url: str) -> None:
         print(f"ArtiStyle studio: {url}  (Ctrl-C stops it)", flush=True)
 
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()  # faster passes for every job; the studio is a process of its own
     try:
         server.serve(args.host, args.port, ready=ready, max_upload_bytes=round(args.max_upload_mb * 1e6),
                      max_pixels=args.max_pixels, device=args.device)

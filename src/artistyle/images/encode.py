@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ImageError
-from ..files import atomic_write, same_file
+from ..files import atomic_write, check_writable
 from .srgb import srgb_profile_bytes
 from .tiff import write_rgb16
 
@@ -93,7 +93,7 @@ def save_image(
     Path problems raise ImageError (see :func:`check_output_path`); a failed write
     raises :class:`~artistyle.errors.FileError` and leaves any old file as it was.
     """
-    target = check_output_path(path, protect=protect, bit_depth=bit_depth)
+    target = check_output_path(path, protect=protect, bit_depth=bit_depth, probe=False)  # the write will tell
     fmt = SAVE_FORMATS[target.suffix.lower()]
     label = f"output '{os.fspath(path)}'"
     samples = _samples(rgb, alpha, fmt, bit_depth, label)
@@ -106,12 +106,14 @@ def check_output_path(
     *,
     protect: Iterable[str | os.PathLike[str]] = (),
     bit_depth: int = 8,
+    probe: bool = True,
 ) -> Path:
     """Validate an output path before a long run; return it as a Path.
 
-    Checks the extension (and that ``bit_depth`` suits it), that the folder
-    exists and is writable, that the path is not a folder and that it is not
-    the same file as any path in ``protect``. Raises ImageError otherwise.
+    Checks the extension (and that ``bit_depth`` suits it), then
+    :func:`~artistyle.files.check_writable`: the folder exists and takes a
+    file, the path is not a folder and not the same file as any path in
+    ``protect``. Raises ImageError otherwise.
     """
     target = Path(os.fspath(path))
     label = f"output '{os.fspath(path)}'"
@@ -121,18 +123,7 @@ def check_output_path(
         raise ImageError(f"{label} has {what}; use one of {_SUPPORTED}")
     _check_format(SAVE_FORMATS[ext], bit_depth, label)
 
-    parent = target.parent
-    if not parent.exists():
-        raise ImageError(f"{label}: folder '{parent}' does not exist")
-    if not parent.is_dir():
-        raise ImageError(f"{label}: '{parent}' is not a folder")
-    if target.is_dir():
-        raise ImageError(f"{label} is a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise ImageError(f"{label}: folder '{parent}' is not writable")
-    for other in protect:
-        if same_file(target, Path(os.fspath(other))):
-            raise ImageError(f"{label} is the input file '{os.fspath(other)}'; refusing to overwrite an input")
+    check_writable(target, label, protect=protect, error=ImageError, probe=probe)
     return target
 
 

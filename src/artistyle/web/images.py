@@ -94,6 +94,16 @@ class StoredImage:
     height: int
     sample: bool = False
 
+    @property
+    def size(self) -> tuple[int, int]:
+        """(width, height), as :class:`~artistyle.images.LoadedImage` has it."""
+        return self.width, self.height
+
+    @property
+    def path(self) -> str:
+        """The name the client gave, which messages quote where the command line quotes a path."""
+        return self.name
+
     def decode(self, role: str) -> LoadedImage:
         """The image in the library's form (sRGB floats), decoded from memory."""
         return decode_upload(self.data, self.name, role)

@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from ..config import StyleConfig
+from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..masks import load_masks
 from ..nst import NST, Painting
 from ..settings import short_repr
+from ..sizes import check_image_sizes
 from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg, result_png
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
@@ -200,6 +202,9 @@ class Studio:
         mask_images = [self.image(m, "mask") for m in masks]
         if mask_images:
             self._check_masks(mask_images, content_image, len(style_images))
+        # Too wide or too tall for the network at some scale: refused now, not when the job starts.
+        check_image_sizes(config, config.output_size(resolve_device(self.device).type), content_image, style_images,
+                          fine_image, options=("Size", "Scales 1"))
         job = Job(_token(), config, content_image, style_images, fine_image, mask_images, steps=config.steps)
         with self._lock:
             if self._closing:

@@ -1,0 +1,78 @@
+"""Signals for the command line: SIGTERM and SIGHUP stop a run the way Ctrl-C does.
+
+Python turns SIGINT into :class:`KeyboardInterrupt`; SIGTERM (``kill``, a job
+scheduler) and SIGHUP (a closed terminal) would otherwise end the process at once
+and lose the image so far. :func:`stop_on_signals` makes them raise :class:`Stopped`,
+a KeyboardInterrupt, so one ``except KeyboardInterrupt`` saves for all three.
+:func:`signals_held` keeps a signal from cutting short the final save: it is
+delivered when the save is done.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from types import FrameType
+
+__all__ = ["STOP_SIGNALS", "Stopped", "exit_status", "signals_held", "stop_on_signals", "stopped_by"]
+
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGHUP arrived."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, frame: FrameType | None) -> None:
+    raise Stopped(signum)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def stop_on_signals() -> None:
+    """Make SIGTERM and SIGHUP raise :class:`Stopped` in the main thread (a no-op elsewhere)."""
+    if _in_main_thread():
+        for signum in STOP_SIGNALS:
+            if signum != signal.SIGINT:
+                signal.signal(signum, _raise_stopped)
+
+
+def stopped_by(exc: KeyboardInterrupt) -> str:
+    """How the run was stopped, for a message: "interrupted" or "stopped by SIGTERM"."""
+    if isinstance(exc, Stopped):
+        return f"stopped by {signal.Signals(exc.signum).name}"
+    return "interrupted"
+
+
+def exit_status(exc: KeyboardInterrupt) -> int:
+    """128 + the signal's number, the shell's convention: 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP."""
+    return 128 + (exc.signum if isinstance(exc, Stopped) else int(signal.SIGINT))
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold SIGINT, SIGTERM and SIGHUP inside the block; the first one that arrived is raised at its end."""
+    if not _in_main_thread():
+        yield
+        return
+    arrived: list[int] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        arrived.append(signum)
+
+    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if arrived:
+        raise KeyboardInterrupt() if arrived[0] == signal.SIGINT else Stopped(arrived[0])
