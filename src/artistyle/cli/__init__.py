@@ -6,9 +6,9 @@
 interrupted (Ctrl-C), 143 or 129 stopped by SIGTERM or SIGHUP (the image so far is saved
 in all three). Every error is one line on stderr.
 
-This module imports nothing heavy at import time: :func:`main` imports the commands (and
-with them PyTorch) inside its error handling, so a Ctrl-C while torch loads ends with one
-line, not a traceback.
+This module imports nothing heavy at import time: :func:`main` imports PyTorch with signals
+held and the commands inside its error handling, so a Ctrl-C while torch loads ends with one
+line, not a traceback or an abort.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .signals import STOP_SIGNALS, exit_status, stop_on_signals, stopped_by
+from .signals import STOP_SIGNALS, exit_status, signals_held, stop_on_signals, stopped_by
 
 if TYPE_CHECKING:
     from .options import PROG, build_parser, config_from_args
@@ -45,6 +45,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     stop_on_signals()
     try:
+        # A KeyboardInterrupt raised inside torch's C++ initialisation aborts the process ("terminate
+        # called after throwing an instance of 'python_error'"), so a signal waits for the import.
+        with signals_held():
+            import torch  # noqa: F401
         return _main(list(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt as exc:  # before a run started (e.g. while torch was imported): nothing to save
         print(f"artistyle: {stopped_by(exc)}", file=sys.stderr)
