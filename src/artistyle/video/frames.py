@@ -253,7 +253,13 @@ def _header_size(path: Path, folder: Path) -> tuple[int, int]:
     try:
         with Image.open(path) as image:
             width, height = image.size
-            if image.getexif().get(_ORIENTATION_TAG) in (5, 6, 7, 8):  # turned a quarter
+            if image.format == "PNG":  # getexif() would decode the whole PNG to look behind its pixels
+                exif = Image.Exif()
+                if "exif" in image.info:
+                    exif.load(image.info["exif"])
+            else:
+                exif = image.getexif()
+            if exif.get(_ORIENTATION_TAG) in (5, 6, 7, 8):  # turned a quarter
                 width, height = height, width
     except (OSError, UnidentifiedImageError, ValueError) as exc:
         raise ImageError(f"frame '{path.name}' in '{folder}' is not a readable image ({av_reason(exc)})") from exc
