@@ -21,13 +21,14 @@ import shutil
 import socket
 import tempfile
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import FileError
 
 __all__ = [
+    "atomic_path",
     "atomic_write",
     "check_free_space",
     "check_writable",
@@ -50,20 +51,30 @@ def atomic_write(target: str | os.PathLike[str], write: Callable[[BinaryIO], obj
     ``write`` becomes :class:`FileError` ("LABEL cannot be written (REASON)"); any
     other exception propagates. Either way the temporary is removed.
     """
+    with atomic_path(target, label) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str], label: str) -> Iterator[Path]:
+    """A temporary path beside ``target`` for a writer that wants a path (an encoder); renamed on success.
+
+    :func:`atomic_write`'s naming, modes and error wording: the body writes the file
+    at the yielded path (which exists, empty, with ``target``'s extension), and when it
+    ends without an exception the file is flushed to disk and renamed to ``target``.
+    On any exception the temporary is removed and ``target`` is untouched.
+    """
     target = Path(os.fspath(target))
     remove_stale_temporaries(target)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=_temporary_prefix(target), suffix=target.suffix, dir=target.parent)
-        # Writers such as tifffile want a file object with a path name, which os.fdopen's lacks.
         os.close(fd)
     except OSError as exc:
         raise FileError(f"{label} cannot be written ({short_reason(exc)})") from exc
     tmp = Path(tmp_name)
     try:
-        with open(tmp, "wb") as fh:
-            write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        _fsync(tmp)
         # mkstemp creates the file 0600; give it the mode a plain open() would.
         os.chmod(tmp, _new_file_mode(target))
         os.replace(tmp, target)
@@ -73,6 +84,15 @@ def atomic_write(target: str | os.PathLike[str], write: Callable[[BinaryIO], obj
         if isinstance(exc, OSError):
             raise FileError(f"{label} cannot be written ({short_reason(exc)})") from exc
         raise
+
+
+def _fsync(path: Path) -> None:
+    """Flush a closed file's data to disk, so that the rename never publishes a file still in the cache."""
+    fd = os.open(path, os.O_RDWR)  # Windows refuses fsync on a read-only descriptor
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def remove_stale_temporaries(path: str | os.PathLike[str]) -> list[Path]:

@@ -1,6 +1,6 @@
 """Images in and out: decoding to sRGB floats, encoding to files or bytes, and the engine's tensors.
 
-* :mod:`.decode` -- :func:`load_image` (any Pillow format, EXIF orientation, ICC
+* :mod:`.decode` -- :data:`IMAGE_SUFFIXES`, :func:`load_image` (any Pillow format, EXIF orientation, ICC
   profiles, CMYK, alpha, 16-bit) into a :class:`LoadedImage`; :func:`open_image`;
   :func:`resize_long_edge` and :func:`resized_shape`.
 * :mod:`.encode` -- :func:`save_image` (atomic, sRGB-tagged, never over an input),
@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-from .decode import MIN_SIDE, LoadedImage, load_image, open_image, resize_long_edge, resized_shape
+from .decode import IMAGE_SUFFIXES, MIN_SIDE, LoadedImage, load_image, open_image, resize_long_edge, resized_shape
 from .encode import SAVE_FORMATS, check_output_path, encode_image, save_image
 from .tensors import array_to_tensor, tensor_to_array, to_pil
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MIN_SIDE",
     "SAVE_FORMATS",
     "LoadedImage",

@@ -1,0 +1,29 @@
+"""Whether the ``video`` extra is installed, asked without importing it (standard library only).
+
+A driver calls :func:`require_video` before it imports :mod:`artistyle.video.frames` or
+:mod:`artistyle.video.encode`, so that a user without PyAV reads one line saying what to install.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from ..errors import UsageError
+
+__all__ = ["DEPENDENCIES", "INSTALL_HINT", "missing_dependencies", "require_video"]
+
+#: Top-level modules video needs beyond the core library: PyAV (FFmpeg in its wheel) and OpenCV.
+DEPENDENCIES = ("av", "cv2")
+INSTALL_HINT = 'artistyle video needs the video extra: pip install "artistyle[video]"'
+
+
+def missing_dependencies() -> list[str]:
+    """The modules of :data:`DEPENDENCIES` that cannot be imported here."""
+    return [name for name in DEPENDENCIES if importlib.util.find_spec(name) is None]
+
+
+def require_video() -> None:
+    """Raise :class:`UsageError` with :data:`INSTALL_HINT` when the video extra is missing."""
+    missing = missing_dependencies()
+    if missing:
+        raise UsageError(f"{INSTALL_HINT} (missing: {', '.join(missing)})")
