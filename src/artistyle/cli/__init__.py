@@ -70,6 +70,10 @@ def _main(argv: list[str]) -> int:
         from .web import run_web
 
         return run_web(argv[1:])
+    if argv[:1] == ["batch"]:  # likewise ./batch
+        from .batch import run_batch
+
+        return run_batch(argv[1:])
     from .options import PROG, build_parser
     from .paint import list_layers, run_paint
 

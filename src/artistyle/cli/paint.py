@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ..config import INITS, StyleConfig
 from ..errors import FileError, UsageError
+from ..images.decode import IMAGE_SUFFIXES
 from .options import PROG, config_from_args, given_settings
 from .signals import exit_status, signals_held, stopped_by
 
@@ -37,7 +38,6 @@ def default_output(content: str, styles: Sequence[str]) -> Path:
     return Path.cwd() / f"{Path(content).stem}_{stems}.png"
 
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
 def expand_styles(paths: Sequence[str]) -> list[str]:

@@ -13,11 +13,12 @@
 
 from __future__ import annotations
 
-from .decode import MIN_SIDE, LoadedImage, load_image, open_image, resize_long_edge, resized_shape
+from .decode import IMAGE_SUFFIXES, MIN_SIDE, LoadedImage, load_image, open_image, resize_long_edge, resized_shape
 from .encode import SAVE_FORMATS, check_output_path, encode_image, save_image
 from .tensors import array_to_tensor, tensor_to_array, to_pil
 
 __all__ = [
+    "IMAGE_SUFFIXES",
     "MIN_SIDE",
     "SAVE_FORMATS",
     "LoadedImage",

@@ -49,9 +49,11 @@ from ..files import short_reason
 from .srgb import HIGH_BIT_GRAY, profile_is_srgb, to_srgb
 from .tiff import read_rgb16
 
-__all__ = ["MIN_SIDE", "LoadedImage", "load_image", "open_image", "resize_long_edge", "resized_shape"]
+__all__ = ["IMAGE_SUFFIXES", "MIN_SIDE", "LoadedImage", "load_image", "open_image", "resize_long_edge", "resized_shape"]
 
 MIN_SIDE = 32  # px; smaller images are rejected
+# The extensions a folder of images is read by (the command line's style folders, the batch's folders).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 _ORIENTATION_TAG = 0x0112
 # Pillow raw modes that carry 16 bits per channel (PNG, TIFF); 'BGR;16' (5-6-5
