@@ -12,7 +12,7 @@ from .conftest import REPO
 
 PACKAGE = REPO / "src" / "artistyle"
 MAX_LINES = 420  # "about 400"
-DRIVERS = ("artistyle.__main__", "artistyle.cli", "artistyle.web")
+DRIVERS = ("artistyle.__main__", "artistyle.batch", "artistyle.cli", "artistyle.video", "artistyle.web")
 
 
 def module_name(path: Path) -> str:

@@ -1,10 +1,11 @@
 """The ``artistyle`` command line: thin drivers over :class:`artistyle.NST`, one module per command.
 
 ``artistyle CONTENT STYLE`` paints (:mod:`.paint`), ``artistyle web`` serves the studio
-(:mod:`.web`); the painting options are generated from :class:`~artistyle.config.StyleConfig`
-(:mod:`.options`). Exit status: 0 done, 1 the run failed, 2 bad usage or input, 130
-interrupted (Ctrl-C), 143 or 129 stopped by SIGTERM or SIGHUP (the image so far is saved
-in all three). Every error is one line on stderr.
+(:mod:`.web`), ``artistyle batch`` paints many jobs (:mod:`.batch`); the painting options are
+generated from :class:`~artistyle.config.StyleConfig` (:mod:`.options`). Exit status: 0 done, 1
+the run failed, 2 bad usage or input, 130 interrupted (Ctrl-C), 143 or 129 stopped by SIGTERM or
+SIGHUP (the image so far is saved in all three; ``batch`` has its own rules, see :mod:`.batch`).
+Every error is one line on stderr.
 
 This module imports nothing heavy at import time: :func:`main` imports PyTorch with signals
 held and the commands inside its error handling, so a Ctrl-C while torch loads ends with one
@@ -74,6 +75,10 @@ def _main(argv: list[str]) -> int:
         from .web import run_web
 
         return run_web(argv[1:])
+    if argv[:1] == ["batch"]:  # likewise ./batch
+        from .batch import run_batch
+
+        return run_batch(argv[1:])
     from .options import PROG, build_parser
     from .paint import list_layers, run_paint
 

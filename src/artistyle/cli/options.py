@@ -16,7 +16,7 @@ from .. import __version__
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
 
-__all__ = ["EXAMPLES", "PROG", "Parser", "build_parser", "config_from_args", "given_settings", "number",
+__all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "given_settings", "number",
            "positive_int"]
 
 PROG = "artistyle"
@@ -27,6 +27,7 @@ examples:
   {PROG} photo.jpg painting.jpg -o out.jpg --size 768 --style-weight 3e-3
   {PROG} photo.jpg painting.jpg --init content --steps 150 --seed 7 --json
   {PROG} web                                    the studio: a web page on this machine (see {PROG} web --help)
+  {PROG} batch photos/ paintings/ -o out/       every photo with every painting (see {PROG} batch --help)
 
 One iteration is one L-BFGS step with exactly one evaluation of the network
 (forward + backward), as in Gatys et al.; --steps counts those evaluations.
@@ -36,7 +37,7 @@ One iteration is one L-BFGS step with exactly one evaluation of the network
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block: every error of the command is one line.
-        self.exit(2, f"{PROG}: error: {message} (see {PROG} --help)\n")
+        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
 
 
 def csv_of(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
@@ -103,6 +104,15 @@ def add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
     group.add_argument(setting.option, type=parse, metavar=setting.metavar, **options)
 
 
+def add_settings(parser: argparse.ArgumentParser) -> None:
+    """Every setting of a run as an option, grouped and ordered as StyleConfig's fields."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for setting in StyleConfig.settings():
+        if setting.group not in groups:
+            groups[setting.group] = parser.add_argument_group(setting.group)
+        add_setting(groups[setting.group], setting)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
@@ -117,11 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--list-layers", action="store_true", help="print the VGG-19 layer names and exit")
 
-    groups: dict[str, argparse._ArgumentGroup] = {}
-    for setting in StyleConfig.settings():  # every setting of a run, grouped and ordered as StyleConfig's fields
-        if setting.group not in groups:
-            groups[setting.group] = p.add_argument_group(setting.group)
-        add_setting(groups[setting.group], setting)
+    add_settings(p)
 
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="PATH", help="save the run's state here every --checkpoint-every iterations")

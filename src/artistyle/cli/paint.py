@@ -33,10 +33,10 @@ if TYPE_CHECKING:
 
 __all__ = ["IMAGE_SUFFIXES", "default_output", "expand_styles", "list_layers", "run_paint"]
 
+
 def default_output(content: str, styles: Sequence[str]) -> Path:
     stems = "+".join(Path(s).stem for s in styles[:3]) + ("+more" if len(styles) > 3 else "")
     return Path.cwd() / f"{Path(content).stem}_{stems}.png"
-
 
 
 def expand_styles(paths: Sequence[str]) -> list[str]:

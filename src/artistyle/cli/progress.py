@@ -1,14 +1,18 @@
-"""A terminal progress bar for the CLI: iteration, loss, seconds per iteration, ETA."""
+"""Terminal progress bars for the CLI: a painting's (iteration, loss, seconds per iteration, ETA) and a batch's."""
 
 from __future__ import annotations
 
 import sys
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from ..transfer import Progress as Event
+
+if TYPE_CHECKING:
+    from ..batch import BatchProgress
 
 
 class ProgressBar:
@@ -48,3 +52,36 @@ class ProgressBar:
             loss=f"{event.loss:.4g}",
             rate=f"{event.seconds_per_iteration:.2f} s/it",
         )
+
+
+class BatchBar:
+    """A batch's progress on stderr: jobs painted of those to paint, counts, the running job, ETA."""
+
+    def __init__(self, enabled: bool = True):
+        self._bar = Progress(
+            TextColumn("[bold]batch"),
+            BarColumn(),
+            TextColumn("{task.fields[jobs]}"),
+            TextColumn("{task.fields[counts]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA {task.fields[eta]}"),
+            console=Console(file=sys.stderr),
+            disable=not enabled,
+        )
+        self._task = self._bar.add_task("batch", total=None, jobs="", counts="", eta="-")
+
+    def __enter__(self) -> BatchBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def update(self, progress: BatchProgress) -> None:
+        counts = f"{progress.ok} ok, {progress.failed} failed, {progress.skipped} skipped"
+        if progress.running:
+            counts += f", running {', '.join(progress.running)}"
+        eta = "-" if progress.eta is None else f"{int(progress.eta) // 60}:{int(progress.eta) % 60:02d}"
+        finished = progress.ok + progress.failed + progress.skipped
+        self._bar.update(self._task, total=max(progress.to_run, 1), completed=progress.done, counts=counts, eta=eta,
+                         jobs=f"{finished}/{progress.total} jobs")

@@ -52,7 +52,6 @@ from .tiff import read_rgb16
 __all__ = ["IMAGE_SUFFIXES", "MIN_SIDE", "LoadedImage", "load_image", "open_image", "resize_long_edge", "resized_shape"]
 
 MIN_SIDE = 32  # px; smaller images are rejected
-
 #: Extensions (lower case, with the dot) taken as images when a folder is read: style folders, frame folders.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 

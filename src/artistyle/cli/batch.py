@@ -1,0 +1,179 @@
+"""``artistyle batch CONTENTS STYLES -o OUTDIR``: paint many jobs, resumable, with a journal and a contact sheet.
+
+Every painting option applies to every job (the options are generated from StyleConfig, as for the
+painting command). Exit status: 0 when every job is ok or skipped, 1 when any failed, 2 for bad
+usage or input (one line), 130 / 143 / 129 when Ctrl-C, SIGTERM or SIGHUP stopped the batch: the
+running job ends after its current iteration and is recorded as failed ("interrupted"), its partial
+picture is not written, finished outputs stay, and the next run goes on from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from ..batch.run import failure
+from ..errors import ArtiStyleError, UsageError
+from .options import PROG, Parser, add_settings, config_from_args
+from .signals import STOP_SIGNALS, Stopped
+
+if TYPE_CHECKING:
+    from ..batch import Batch, BatchResult
+
+__all__ = ["build_batch_parser", "run_batch"]
+
+EXAMPLES = f"""\
+examples:
+  {PROG} batch photos/ paintings/ -o out/          every photo with every painting
+  {PROG} batch 'photos/*.jpg' wave.jpg -o out/     a quoted glob: every match with one style
+  {PROG} batch photos/ paintings/ -o out/ --zip    the first photo with the first painting, ...
+  {PROG} batch --jobs jobs.csv -o out/ --size 256  one job per row (content,style,output,size,...)
+
+Outputs are OUTDIR/<content>__<style>.png; OUTDIR/batch.jsonl records every job and
+OUTDIR/index.html shows them all. Run the same command again to finish a stopped batch:
+jobs whose output exists with the same settings are skipped (--force redoes them).
+"""
+
+
+def build_batch_parser() -> argparse.ArgumentParser:
+    p = Parser(
+        prog=f"{PROG} batch",
+        description="Paint many photos with many styles: resumable, one journal line per job, a contact sheet.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("contents", nargs="?", metavar="CONTENTS", help="a photo, a folder of photos or a quoted glob")
+    p.add_argument("styles", nargs="?", metavar="STYLES", help="a style image, a folder of them or a quoted glob")
+    p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="the folder for the outputs (made if "
+                   "missing), the journal batch.jsonl and the contact sheet index.html")
+    g = p.add_argument_group("batch")
+    g.add_argument("--zip", action="store_true", help="pair CONTENTS and STYLES in order instead of every "
+                   "content with every style")
+    g.add_argument("--jobs", metavar="FILE", help="a CSV or JSON-lines file, one job per row: content, style or "
+                   "styles (';'-separated), output, and any setting by name (see the README)")
+    g.add_argument("--force", action="store_true", help="paint every job, even those already done")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    add_settings(p)
+    return p
+
+
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = build_batch_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        if not any(e.startswith("-") for e in extra):
+            parser.error(f"too many arguments ({len(extra) + 2} files): CONTENTS and STYLES are one file, folder or "
+                         "glob each; quote a glob so the shell leaves it alone: 'photos/*.jpg'")
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.jobs and (args.contents or args.styles):
+        parser.error("give CONTENTS and STYLES, or --jobs FILE, not both")
+    if not args.jobs and not (args.contents and args.styles):
+        parser.error("CONTENTS and STYLES are needed (or --jobs FILE)")
+    if args.jobs and args.zip:
+        parser.error("--zip pairs CONTENTS with STYLES; a jobs file pairs its rows itself")
+    return args
+
+
+def run_batch(argv: Sequence[str]) -> int:
+    """``artistyle batch``: returns the exit status."""
+    args = parse(argv)
+    try:
+        batch = prepared(args)
+        from ..memory import keep_freed_memory
+
+        keep_freed_memory()
+        return paint_all(batch, quiet=args.quiet)
+    except ArtiStyleError as exc:  # bad input, or OUTDIR failing under the batch (a full disk, a removed folder)
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except Exception as exc:  # a bug: still one line, unless debugging (each job's own failures never get here)
+        if os.environ.get("ARTISTYLE_DEBUG"):
+            raise
+        print(f"{PROG}: error: {failure(exc)} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
+        return 1
+
+
+def prepared(args: argparse.Namespace) -> Batch:
+    """The batch of the arguments, every input and setting checked (UsageError otherwise)."""
+    from ..batch import Batch, make_jobs, product_jobs, read_jobs_file
+    from ..devices import resolve_device
+
+    outdir = Path(args.output)
+    if outdir.exists() and not outdir.is_dir():
+        raise UsageError(f"OUTDIR '{outdir}' is a file; give a folder")
+    config = config_from_args(args)
+    device = resolve_device(config.device)
+    specs = read_jobs_file(args.jobs) if args.jobs else product_jobs(args.contents, args.styles, pairs=args.zip)
+    jobs = make_jobs(specs, outdir, config, device.type)
+    return Batch(jobs, outdir, force=args.force)
+
+
+@contextmanager
+def stopping(batch: Batch, arrived: list[int]) -> Iterator[None]:
+    """The first Ctrl-C / SIGTERM / SIGHUP stops the batch cleanly; a second one stops the process at once."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        if arrived:
+            raise KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+        arrived.append(signum)
+        batch.stop("interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}")
+
+    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def paint_all(batch: Batch, *, quiet: bool) -> int:
+    from ..batch import write_contact_sheet
+    from .progress import BatchBar
+
+    arrived: list[int] = []
+    with stopping(batch, arrived):
+        journal = batch.prepare()
+        if journal.damaged and not quiet:
+            print(f"{PROG}: note: {journal.damaged} damaged line(s) in {journal.path} ignored (a killed run)",
+                  file=sys.stderr)
+        with BatchBar(enabled=not quiet) as bar:
+            outcome = batch.run(bar.update, journal)
+        sheet = write_contact_sheet(batch.outdir, outcome)
+    if not quiet:
+        summarize(outcome, sheet, journal.path)
+    if arrived:
+        signum = arrived[0]
+        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        print(f"{PROG}: {what}; {outcome.count('ok')} job(s) done, {outcome.not_run} not started; run the same "
+              "command again to finish", file=sys.stderr)
+        return 128 + signum
+    return 1 if outcome.failed else 0
+
+
+def summarize(outcome: BatchResult, sheet: Path, journal: Path) -> None:
+    """The summary table on stderr: counts, then each failed job with its reason."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stderr)
+    counts = Table(title="batch", show_header=True)
+    for column in ("ok", "skipped", "failed", "not run"):
+        counts.add_column(column, justify="right")
+    counts.add_row(*(str(outcome.count(s)) for s in ("ok", "skipped", "failed")), str(outcome.not_run))
+    console.print(counts)
+    if outcome.failed:
+        failed = Table(title="failed jobs", show_header=True)
+        failed.add_column("job")
+        failed.add_column("reason")
+        for result in outcome.failed:
+            failed.add_row(result.job.name, result.error or "")
+        console.print(failed)
+    console.print(f"contact sheet: {sheet}\njournal: {journal}", highlight=False, soft_wrap=True)
+
