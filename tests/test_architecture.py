@@ -12,6 +12,7 @@ from .conftest import REPO
 
 PACKAGE = REPO / "src" / "artistyle"
 MAX_LINES = 420  # "about 400"
+# The batch and video packages are driver-side too: they may import the core, the core never imports them.
 DRIVERS = ("artistyle.__main__", "artistyle.batch", "artistyle.cli", "artistyle.video", "artistyle.web")
 
 

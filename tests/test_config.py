@@ -28,6 +28,7 @@ FLAGS: dict[str, tuple[list[str], Any]] = {
     "content_weight": (["--content-weight", "2"], 2.0),
     "style_weight": (["--style-weight", "1e-2"], 1e-2),
     "tv_weight": (["--tv-weight", "0.5"], 0.5),
+    "temporal_weight": (["--temporal-weight", "1e6"], 1e6),
     "content_layers": (["--content-layers", "conv3_1,relu4_2"], ("conv3_1", "relu4_2")),
     "style_layers": (["--style-layers", "relu1_1,conv2_1,conv3_1,conv4_1,relu5_1"],
                      ("relu1_1", "conv2_1", "conv3_1", "conv4_1", "relu5_1")),

@@ -24,7 +24,7 @@ from .vgg import check_layer_names
 
 __all__ = [
     "CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "PADDINGS", "POOLINGS", "PRECISIONS",
-    "Setting", "StyleConfig",
+    "TEMPORAL_WEIGHT", "Setting", "StyleConfig",
 ]
 
 # Output long edge when --size is not given. On a CPU it is chosen so that a
@@ -51,6 +51,13 @@ POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 # 512 px or less are untouched.
 STYLE_ANCHOR = 512
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
+# Weight of a video's temporal term (StyleObjective.set_temporal). Ruder et al.'s balance carried over
+# (their 1e3 against a content weight of 5, times 256^2 for their 0..255 pixels: 1.3e7) barely held a
+# frame here: our style term is the larger one. Measured on a 96 px pair shifted by 3 px, 40 L-BFGS steps
+# from the warped previous result: 1.3e7 left the mean drift from the warped result at 0.057 (0.059
+# without the term), 1e10 halved it (0.034) for +19% content+style loss, 1e11 cut it to 0.020 but doubled
+# that loss. To be confirmed on the shared video clip by the video driver.
+TEMPORAL_WEIGHT = 1e10
 
 # The --help sections, in the order of the fields below.
 SIZE, LOSS, STYLES, OPTIMISATION, SCALES = (
@@ -66,6 +73,7 @@ class StyleConfig:
         L = content_weight * sum_l L_c(l) / n_c
           + style_weight   * sum_l w_l L_s(l) / sum_l w_l
           + tv_weight      * L_tv
+          + temporal_weight * sum_j L_t(j)        (video only: the previous results warped to the frame)
 
     Defaults follow Gatys et al. (2016): content at conv4_2, style at
     conv1_1..conv5_1 with equal weights, L-BFGS, white-noise start, 300
@@ -100,6 +108,10 @@ class StyleConfig:
     content_weight: float = setting(1.0, LOSS, "weight of the content term (default {default})")
     style_weight: float = setting(1e-3, LOSS, "weight of the style term (default {default})")
     tv_weight: float = setting(0.0, LOSS, "weight of the total variation term, a smoothness prior (default {default})")
+    temporal_weight: float = setting(
+        TEMPORAL_WEIGHT, LOSS, "video only: weight of the temporal term, which holds each frame to the previous "
+        "painted frame warped to it where the optical flow is reliable (Ruder et al. 2016; default {default})",
+        studio=False)
     content_layers: tuple[str, ...] = setting(
         ("conv4_2",), LOSS, "layers whose features the result keeps from the photo (default {default}; see "
         "--list-layers)", metavar="L1,L2")
@@ -247,7 +259,7 @@ class StyleConfig:
             weights = self.style_layer_weights
             if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
                 raise UsageError("style layer weights must be non-negative, finite and not all zero")
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             value = getattr(self, name)
             if not math.isfinite(value) or value < 0:
                 raise UsageError(f"{name.replace('_', '-')} must be a finite number >= 0, not {value}")

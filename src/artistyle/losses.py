@@ -15,6 +15,8 @@ same weights give the same look at any image size):
 * style:    L_s = mean((G - A)^2)                      over all C*C entries
   (paper: E_l = sum((G - A)^2) / (4 C^2 (HW)^2), i.e. L_s = 4 E_l)
 * total variation: L_tv = mean(|dx|^2) + mean(|dy|^2) on the image in [0, 1].
+* temporal (video): L_t = sum_k c_k (x_k - w_k)^2 / (C H W) on the image in [0, 1]
+  (Ruder et al. 2016: the same 1/D with D = W H C, on pixels scaled to 0..256)
 
 The tiled evaluation (:mod:`artistyle.tiling`) gathers the same terms from sums
 over tiles: :func:`gram_sum` and :func:`content_squared_error` per tile, then
@@ -43,6 +45,7 @@ __all__ = [
     "Normalization",
     "StyleLoss",
     "TVLoss",
+    "TemporalLoss",
     "content_loss",
     "content_squared_error",
     "content_term",
@@ -53,6 +56,8 @@ __all__ = [
     "style_loss",
     "style_surrogate",
     "style_term_from_gram_sums",
+    "temporal_gradient",
+    "temporal_loss",
     "tv_loss",
 ]
 
@@ -123,6 +128,27 @@ def tv_loss(image: Tensor) -> Tensor:
     dx = image[..., :, 1:] - image[..., :, :-1]
     dy = image[..., 1:, :] - image[..., :-1, :]
     return dx.pow(2).mean() + dy.pow(2).mean()
+
+
+def temporal_loss(image: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """Ruder et al.'s temporal loss: ``L_t = sum_k c_k (x_k - w_k)^2 / N``.
+
+    ``image`` ``x`` and ``target`` ``w`` (the previous result warped to this frame) are
+    ``(B, C, H, W)``; ``weights`` ``c`` (the consistency weights, 0 where the warp is not to be
+    trusted) broadcast to them, e.g. ``(1, 1, H, W)``. ``N`` is the number of pixel values
+    ``B C H W``, not ``sum(c)``: the paper's ``1/D`` with ``D = W H C``, so a frame with many
+    occluded pixels is not held harder where it is trusted, and the same weight means the same
+    at any size. Departure: the paper's code scales pixels by 256 (Caffe's range), ours are in
+    [0, 1], so the paper's weight ``g`` is ``256^2 g`` here (against the same feature terms).
+    """
+    diff = _at_least_fp32(image) - _at_least_fp32(target)
+    return (weights * diff.square()).sum() / diff.numel()
+
+
+def temporal_gradient(image: Tensor, target: Tensor, weights: Tensor) -> Tensor:
+    """``dL_t/dx = 2 c (x - w) / N``: the gradient of :func:`temporal_loss`, in ``image``'s shape."""
+    diff = _at_least_fp32(image) - _at_least_fp32(target)
+    return (2.0 / diff.numel()) * (weights * diff).expand_as(diff)
 
 
 class ContentLoss(nn.Module):
@@ -202,6 +228,32 @@ class TVLoss(nn.Module):
 
     def forward(self, image: Tensor) -> Tensor:
         return tv_loss(image)
+
+
+class TemporalLoss(nn.Module):
+    """:func:`temporal_loss` against a fixed target ``w`` ``(1, C, H, W)`` with weights ``c`` ``(1, 1, H, W)``.
+
+    ``weights`` may also be ``(H, W)``; they are stored as ``(1, 1, H, W)`` float.
+    """
+
+    target: Tensor
+    weights: Tensor
+
+    def __init__(self, target: Tensor, weights: Tensor):
+        super().__init__()
+        weights = weights.detach().float()
+        weights = weights.reshape(1, 1, *weights.shape[-2:]) if weights.dim() < 4 else weights
+        if tuple(weights.shape[-2:]) != tuple(target.shape[-2:]):
+            raise ValueError(f"temporal weights of shape {tuple(weights.shape)} for a target {tuple(target.shape)}")
+        self.register_buffer("target", target.detach())
+        self.register_buffer("weights", weights)
+
+    def forward(self, image: Tensor) -> Tensor:
+        return temporal_loss(image, self.target, self.weights)
+
+    def gradient(self, image: Tensor) -> Tensor:
+        """:func:`temporal_gradient` at ``image``."""
+        return temporal_gradient(image, self.target, self.weights)
 
 
 # -- the same terms from sums over tiles (artistyle.tiling) ---------------------------------------

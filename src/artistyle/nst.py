@@ -35,7 +35,7 @@ from .images.sources import ImageLike, ImageSource, as_loaded, image_list
 from .images.tensors import array_to_tensor, tensor_to_array, to_pil
 from .masks import load_masks, resize_masks
 from .objective import StyleObjective
-from .painting import FINE_STYLE_LAYERS, Painting
+from .painting import FINE_STYLE_LAYERS, Painting, TemporalTarget
 from .transfer import Progress, Transfer
 from .vgg import VGGWeights
 from .weights import load_weights
@@ -183,17 +183,23 @@ class NST:
         return Transfer(objective, coarse, steps=steps, optimizer="lbfgs")
 
     # -- step 2 ---------------------------------------------------------------
-    def build_model(self, inputs: Inputs, tile: int | None = None, anchor: Tensor | None = None) -> StyleObjective:
+    def build_model(
+        self, inputs: Inputs, tile: int | None = None, anchor: Tensor | None = None,
+        temporal: Sequence[tuple[Tensor, Tensor]] = (),
+    ) -> StyleObjective:
         """The frozen feature network with its content and style targets set (tiled with ``tile``).
 
         ``anchor``: the run's result at the anchor scale, whose coarse layout the image
-        shrunk to its size must keep (:meth:`StyleObjective.set_anchor`).
+        shrunk to its size must keep (:meth:`StyleObjective.set_anchor`). ``temporal``: a video
+        frame's (target, weights) pairs at the content's size (:meth:`StyleObjective.set_temporal`).
         """
         objective = StyleObjective(self.weights, self.config, tile=tile, half_dtype=self.half_dtype).to(self.device)
         objective.set_content(inputs.content)
         objective.set_style(inputs.styles, self.config.blend_weights(len(inputs.styles)), masks=inputs.masks)
         if anchor is not None:
             objective.set_anchor(anchor)
+        if temporal:
+            objective.set_temporal([(t.to(self.device), c.to(self.device)) for t, c in temporal])
         return objective
 
     def initial_image(self, inputs: Inputs, init: str | ImageSource | None = None) -> Tensor:
@@ -225,16 +231,18 @@ class NST:
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
         lbfgs_history: int | None = None, tile: int | None = None, anchor: Tensor | None = None,
+        temporal: Sequence[tuple[Tensor, Tensor]] = (),
     ) -> Transfer:
         """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
 
         ``init`` defaults to :meth:`initial_image`; ``steps``, ``lbfgs_history``
         and ``tile`` (exact tiled evaluation, see :mod:`artistyle.tiling`) to the config's.
+        ``anchor`` and ``temporal``: as in :meth:`build_model`.
         """
         torch.manual_seed(self.seed)
         c = self.config
         return Transfer(
-            self.build_model(inputs, tile=c.tile if tile is None else tile, anchor=anchor),
+            self.build_model(inputs, tile=c.tile if tile is None else tile, anchor=anchor, temporal=temporal),
             self.initial_image(inputs) if init is None else init,
             steps=c.steps if steps is None else steps,
             optimizer=c.optimizer,
@@ -246,16 +254,18 @@ class NST:
     def paint(
         self, content: ImageSource, style: ImageSource | Sequence[ImageSource], preview_every: int = 0, *,
         masks: Sequence[ImageLike] | ImageLike | None = None, fine_style: ImageSource | None = None,
-        init: str | ImageSource | None = None,
+        init: str | ImageSource | None = None, temporal: Sequence[TemporalTarget] = (),
     ) -> Painting:
         """A whole run, coarse to fine (see :class:`Painting`); iterate over it to run.
 
         ``masks``, ``fine_style`` and ``init`` replace the config's fields of the same
         name; each may be a path, a PIL image, an array or a tensor (:mod:`artistyle.images.sources`).
+        ``temporal``: a video frame's earlier results warped to it, each with its consistency
+        weights ``(H, W)`` (Ruder et al. 2016; see :class:`Painting`), weighted by ``temporal_weight``.
         """
         styles = [as_loaded(s, "style image") for s in image_list(style)]
         return Painting(self, as_loaded(content, "content image"), styles, preview_every,
-                        masks=masks, fine_style=fine_style, init=init)
+                        masks=masks, fine_style=fine_style, init=init, temporal=temporal)
 
     # -- step 3 ---------------------------------------------------------------
     def run_nst(

@@ -2,7 +2,7 @@
 
 :class:`StyleObjective` runs the frozen network once per call and returns a
 dict of named, already weighted terms (``content:conv4_2``, ``style:conv1_1``,
-``tv``, ``anchor:conv4_1``), so that progress reports and charts get every term
+``tv``, ``anchor:conv4_1``, ``temporal``), so that progress reports and charts get every term
 for free; the total is their sum. Targets are set once, under ``no_grad``, by
 :meth:`~StyleObjective.set_content` and :meth:`~StyleObjective.set_style`.
 With ``tile`` the terms and their gradient are gathered tile by tile
@@ -17,7 +17,16 @@ import torch
 from torch import Tensor, nn
 
 from .config import StyleConfig
-from .losses import ANCHOR_LAYERS, AnchorLoss, ContentLoss, GuidedStyleLoss, StyleLoss, TVLoss, gram_matrix
+from .losses import (
+    ANCHOR_LAYERS,
+    AnchorLoss,
+    ContentLoss,
+    GuidedStyleLoss,
+    StyleLoss,
+    TemporalLoss,
+    TVLoss,
+    gram_matrix,
+)
 from .masks import layer_masks
 from .tiling import TiledEvaluation, tiled_content_targets, tiled_gram_sums
 from .vgg import VGGFeatures, VGGWeights
@@ -34,6 +43,7 @@ class StyleObjective(nn.Module):
     """Weighted Gatys loss of an image, built from a :class:`StyleConfig`.
 
     ``L = a/|C| sum_{l in C} L_c(l) + b/sum(w) sum_{l in S} w_l L_s(l) + t L_tv``
+    ``    + g sum_j L_t(x, w_j, c_j)`` (video only: see :meth:`set_temporal`)
 
     ``tile``: owned tile size in px for the exact tiled evaluation
     (:mod:`artistyle.tiling`); None: the whole image at once. ``half_dtype``:
@@ -67,6 +77,9 @@ class StyleObjective(nn.Module):
         # The coarse layout held on the image shrunk to the anchor size (see set_anchor); None: off.
         self.anchor: AnchorLoss | None = None
         self.anchor_features: VGGFeatures | None = None
+        # The previous results warped to this frame of a video (see set_temporal); empty: off.
+        self.temporal = nn.ModuleList()
+        self.temporal_weight = config.temporal_weight
 
     @property
     def ready(self) -> bool:
@@ -150,6 +163,29 @@ class StyleObjective(nn.Module):
         self.anchor = AnchorLoss({n: feats[n].clone() for n in net.layers}, shape, self.config.content_weight)
         self.anchor_features = net
 
+    @torch.no_grad()
+    def set_temporal(self, terms: Sequence[tuple[Tensor, Tensor]], weight: float | None = None) -> None:
+        """Hold the image near earlier results warped to it (Ruder et al. 2016): the term ``temporal``.
+
+        ``g sum_j L_t(x, w_j, c_j)`` (:func:`artistyle.losses.temporal_loss`) over ``terms``, pairs of a
+        target ``w_j`` ``(1, C, H, W)`` and its weights ``c_j`` ``(H, W)`` or ``(1, 1, H, W)``, on the
+        image's device and at its size; ``g`` is ``weight`` (default: the config's ``temporal_weight``).
+        Several pairs give long-term consistency (weights as
+        :func:`artistyle.video.flow.long_term_weights` makes them). An empty list or a weight of 0
+        turns the term off. It lives in pixel space, like ``tv``: the tiled evaluation adds it whole.
+        """
+        self.temporal = nn.ModuleList([TemporalLoss(target, weights) for target, weights in terms])
+        self.temporal_weight = self.config.temporal_weight if weight is None else float(weight)
+
+    def _temporal_term(self, image: Tensor) -> Tensor | None:
+        if not len(self.temporal) or not self.temporal_weight:
+            return None
+        return self.temporal_weight * torch.stack([loss(image) for loss in self.temporal]).sum()
+
+    def _temporal_gradient(self, image: Tensor) -> Tensor:
+        grads = [loss.gradient(image) for loss in self.temporal if isinstance(loss, TemporalLoss)]
+        return self.temporal_weight * torch.stack(grads).sum(0)
+
     def _anchor_terms(self, image: Tensor) -> dict[str, Tensor]:
         assert self.anchor is not None and self.anchor_features is not None
         terms: dict[str, Tensor] = self.anchor(self.anchor_features(self.anchor.shrink(image)))
@@ -171,6 +207,9 @@ class StyleObjective(nn.Module):
         terms, kernels = tiled.terms(image)
         if self.config.tv_weight:
             terms["tv"] = self.config.tv_weight * self.tv(image)
+        temporal = self._temporal_term(image)
+        if temporal is not None:
+            terms["temporal"] = temporal
         return terms, kernels
 
     def evaluate(self, image: Tensor) -> tuple[dict[str, Tensor], Tensor, Tensor]:
@@ -184,6 +223,8 @@ class StyleObjective(nn.Module):
                     pixels = image.detach().requires_grad_(True)
                     (part,) = torch.autograd.grad(self.config.tv_weight * self.tv(pixels), pixels)
                 grad += part
+            if "temporal" in terms:
+                grad += self._temporal_gradient(image).to(grad.dtype)
             loss = total(terms)
         else:
             with torch.enable_grad():
@@ -227,4 +268,7 @@ class StyleObjective(nn.Module):
                 terms[f"style:{name}"] = self.style_scale[name] * loss(feats[name])
         if self.config.tv_weight:
             terms["tv"] = self.config.tv_weight * self.tv(image)
+        temporal = self._temporal_term(image)
+        if temporal is not None:
+            terms["temporal"] = temporal
         return terms

@@ -12,12 +12,14 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from .color import as_luminance_image
 from .config import INITS
 from .images import LoadedImage, resize_long_edge, resized_shape
-from .images.sources import ImageLike, as_loaded
+from .images.sources import ImageLike, as_loaded, describe
 from .images.tensors import array_to_tensor, tensor_to_array
 from .memory import Plan, plan_memory
 from .sizes import FINE_STYLE_LAYERS, FINE_STYLE_MAX_SIZE, check_image_sizes
@@ -26,10 +28,12 @@ from .transfer import Progress, Transfer
 if TYPE_CHECKING:  # the NST facade makes paintings; importing it at run time would be a cycle
     from .nst import NST
 
-__all__ = ["FINE_STYLE_LAYERS", "FINE_STYLE_MAX_SIZE", "PLATEAU_WINDOW", "Painting", "plateau"]
+__all__ = ["FINE_STYLE_LAYERS", "FINE_STYLE_MAX_SIZE", "PLATEAU_WINDOW", "Painting", "TemporalTarget", "plateau"]
 
 # The plateau test looks this many iterations back.
 PLATEAU_WINDOW = 10
+# A video's temporal target: an earlier result warped to this frame, and its weights c (H, W) in [0, 1].
+TemporalTarget = tuple[ImageLike, np.ndarray | Tensor]
 
 
 class Painting:
@@ -46,6 +50,11 @@ class Painting:
     name; each may be a path, a PIL image, an array or a tensor
     (:mod:`artistyle.images.sources`; ``init`` also ``noise``, ``content`` or ``style``).
 
+    ``temporal``: for a video frame, pairs of an earlier result warped to this frame (any image
+    form) and its consistency weights ``(H, W)`` in [0, 1], an array or tensor; each scale holds its
+    image near them with the config's ``temporal_weight`` (:meth:`StyleObjective.set_temporal`),
+    both resized to the scale. In luminance mode the targets' luminance is used.
+
     Iterate over it for :class:`Progress` events; :meth:`stop` ends it after the
     current iteration; :attr:`image` is the last good image, at the output size.
     """
@@ -60,6 +69,7 @@ class Painting:
         masks: Sequence[ImageLike] | ImageLike | None = None,
         fine_style: ImageLike | LoadedImage | None = None,
         init: ImageLike | LoadedImage | None = None,
+        temporal: Sequence[TemporalTarget] = (),
     ):
         self.nst = nst
         self.content = content
@@ -86,6 +96,7 @@ class Painting:
             self.init = init
         elif init is not None:
             self.init = as_loaded(init, "init image")
+        self.temporal = [self._temporal_pair(target, weights, k) for k, (target, weights) in enumerate(temporal)]
         self.check_sizes()
         self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
         self.iteration = 0
@@ -100,6 +111,27 @@ class Painting:
         # The result of the anchor scale, whose layout the finer scales keep.
         self._anchor_reference: Tensor | None = None
         self._preparing: Transfer | None = None  # the fine style's build, before the first scale
+
+    @staticmethod
+    def _temporal_pair(target: ImageLike, weights: np.ndarray | Tensor, index: int) -> tuple[Tensor, Tensor]:
+        """A temporal target as a ``(1, 3, H, W)`` tensor and its weights as ``(1, 1, H, W)``, on the CPU, checked."""
+        image = array_to_tensor(as_loaded(target, f"temporal target {index + 1}").rgb)
+        c = torch.as_tensor(weights).detach().cpu().float()
+        if c.dim() != 2 or tuple(c.shape) != tuple(image.shape[2:]):
+            raise ValueError(f"temporal weights {index + 1} {describe(weights)} have shape {tuple(c.shape)}; "
+                             f"expected (H, W) = {tuple(image.shape[2:])}, the target's size")
+        if not bool(torch.isfinite(c).all()) or float(c.min()) < 0 or float(c.max()) > 1:
+            raise ValueError(f"temporal weights {index + 1} must lie in [0, 1]")
+        return image, c[None, None]
+
+    def temporal_at(self, shape: tuple[int, int]) -> list[tuple[Tensor, Tensor]]:
+        """The temporal targets and weights resized to a scale's ``(H, W)`` (antialiased bilinear), on the device."""
+        device, luminance = self.nst.device, self.nst.config.preserve_color == "luminance"
+        pairs = []
+        for target, weights in self.temporal:
+            target, weights = scaled(target, shape).to(device), scaled(weights, shape).clamp(0, 1).to(device)
+            pairs.append((as_luminance_image(target) if luminance else target, weights))
+        return pairs
 
     def content_shape(self, scale_size: int) -> tuple[int, int]:
         """(w, h) of the content at a scale of long edge ``scale_size``."""
@@ -203,7 +235,7 @@ class Painting:
             anchor = self._anchor_reference if nst.config.anchored(size) else None
             self.transfer = transfer = nst.transfer(
                 inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
-                anchor=anchor,
+                anchor=anchor, temporal=self.temporal_at((int(inputs.content.shape[2]), int(inputs.content.shape[3]))),
             )
             if self._stopped.is_set():  # stop() came from another thread while this scale was being built
                 transfer.stop()
@@ -260,6 +292,14 @@ def plateau(history: Sequence[float], tol: float) -> bool:
         return False
     old, new = history[-1 - PLATEAU_WINDOW], history[-1]
     return (old - new) < tol * PLATEAU_WINDOW * abs(new)
+
+
+def scaled(image: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """``image`` at ``shape`` (antialiased bilinear: no overshoot, no aliasing), or itself at that size."""
+    if tuple(image.shape[2:]) == tuple(shape):
+        return image
+    return torch.nn.functional.interpolate(image, size=tuple(shape), mode="bilinear", antialias=True,
+                                           align_corners=False)
 
 
 def resize(image: Tensor, shape: tuple[int, ...]) -> Tensor:
