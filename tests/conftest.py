@@ -10,6 +10,7 @@ import struct
 import subprocess
 import sys
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -175,3 +176,73 @@ def interrupt_a_watched_run(base: str, interrupt: Callable[[], None]) -> None:
                 break
         interrupt()
         list(lines)
+
+
+# Tiny video clips for the video tests (made with PyAV, imported only when a test makes one).
+CLIP_SIZE = (64, 48)
+
+
+def picture(i: int, size: tuple[int, int] = CLIP_SIZE) -> np.ndarray:
+    """Frame ``i``: a flat green level 10 + 20 i (read back to tell frames apart) with a moving bar."""
+    w, h = size
+    rgb = np.full((h, w, 3), 60, np.uint8)
+    rgb[..., 1] = 10 + 20 * i
+    rgb[:, (6 * i) % (w - 4) : (6 * i) % (w - 4) + 4, 0] = 250
+    return rgb
+
+
+def make_clip(
+    path: Path,
+    frames: int = 8,
+    rate: Fraction | int = 25,
+    *,
+    codec: str = "libx264",
+    audio: str | None = None,
+    size: tuple[int, int] = CLIP_SIZE,
+) -> Path:
+    """A tiny clip; with ``audio`` ('aac' or 'libopus') a 440 Hz tone as long as the video."""
+    import av
+
+    with av.open(os.fspath(path), "w") as container:
+        video = container.add_stream(codec, rate=Fraction(rate))
+        video.width, video.height = size
+        video.pix_fmt = "rgb24" if codec == "png" else "yuv420p"
+        sound = container.add_stream(audio, rate=48000) if audio else None
+        if sound is not None:
+            sound.layout = "stereo"
+        for i in range(frames):
+            frame = av.VideoFrame.from_ndarray(picture(i, size), format="rgb24")
+            frame.pts = i
+            for packet in video.encode(frame):
+                container.mux(packet)
+        for packet in video.encode(None):
+            container.mux(packet)
+        if sound is not None:
+            step = sound.codec_context.frame_size or 1024
+            for at in range(0, int(48000 * frames / Fraction(rate)), step):
+                tone = np.sin(2 * np.pi * 440 * np.arange(at, at + step) / 48000).astype(np.float32)
+                chunk = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                chunk.sample_rate, chunk.pts = 48000, at
+                for packet in sound.encode(chunk):
+                    container.mux(packet)
+            for packet in sound.encode(None):
+                container.mux(packet)
+    return path
+
+
+def probe(path: Path) -> dict[str, object]:
+    """Frame count, size, rate and codec of a video file, and its sound's codec and length."""
+    import av
+
+    with av.open(os.fspath(path)) as container:
+        video = container.streams.video[0]
+        count = sum(1 for p in container.demux(video) if p.size)
+        info: dict[str, object] = {"count": count, "size": (video.width, video.height), "rate": video.average_rate}
+        info["codec"] = video.codec_context.name
+    with av.open(os.fspath(path)) as container:
+        if container.streams.audio:
+            audio = container.streams.audio[0]
+            ends = [(p.pts + p.duration) * p.time_base for p in container.demux(audio) if p.pts is not None]
+            info["audio"] = audio.codec_context.name
+            info["audio_seconds"] = float(max(ends))
+    return info

@@ -168,6 +168,14 @@ class Painting:
             raise RuntimeError("the painting has not started")
         return self._finish(resize(self.transfer.image, self.output_shape).clamp(0, 1))
 
+    @property
+    def raw_image(self) -> Tensor:
+        """:attr:`image` before the colour control puts the photo's colours back: what the optimiser
+        works on, so what a video's next frame is warped from and held near."""
+        if self.transfer is None:
+            raise RuntimeError("the painting has not started")
+        return resize(self.transfer.image, self.output_shape).clamp(0, 1)
+
     def _finish(self, image: Tensor) -> Tensor:
         """:meth:`NST.finish` with the content at the output size (made once, when first needed)."""
         nst = self.nst

@@ -75,6 +75,10 @@ def _main(argv: list[str]) -> int:
         from .web import run_web
 
         return run_web(argv[1:])
+    if argv[:1] == ["video"]:  # likewise ./video
+        from .video import run_video
+
+        return run_video(argv[1:])
     if argv[:1] == ["batch"]:  # likewise ./batch
         from .batch import run_batch
 

@@ -13,6 +13,7 @@ from ..transfer import Progress as Event
 
 if TYPE_CHECKING:
     from ..batch import BatchProgress
+    from ..video.painter import VideoProgress
 
 
 class ProgressBar:
@@ -85,3 +86,37 @@ class BatchBar:
         finished = progress.ok + progress.failed + progress.skipped
         self._bar.update(self._task, total=max(progress.to_run, 1), completed=progress.done, counts=counts, eta=eta,
                          jobs=f"{finished}/{progress.total} jobs")
+
+
+class VideoBar:
+    """A clip's progress on stderr: the frame being painted, iterations of the whole clip, loss, ETA."""
+
+    def __init__(self, total: int, enabled: bool = True):
+        self._bar = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TextColumn("loss {task.fields[loss]}"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(file=sys.stderr),
+            disable=not enabled,
+        )
+        self._task = self._bar.add_task("video", total=total, loss="-", rate="")
+
+    def __enter__(self) -> VideoBar:
+        self._bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+    def update(self, event: VideoProgress) -> None:
+        state = "done" if event.done else f"{event.progress.iteration if event.progress else 0} it"
+        description = f"frame {event.frame + 1}/{event.frames} ({state})"
+        if event.progress is None:
+            self._bar.update(self._task, description=description, completed=event.iterations)
+            return
+        self._bar.update(self._task, description=description, completed=event.iterations,
+                         loss=f"{event.progress.loss:.4g}", rate=f"{event.progress.seconds_per_iteration:.2f} s/it")

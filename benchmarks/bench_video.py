@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""Video benchmark: temporal consistency, quality and time of ``artistyle video`` against painting the
+frames one by one, on a clip whose motion is known exactly.
+
+Usage (from the repository root; needs ../shared/bench and the video extra)::
+
+    PYTHONPATH=src python benchmarks/bench_video.py                       # the issue's clip at 160 px
+    PYTHONPATH=src python benchmarks/bench_video.py --frames 48 --pan 4 --vx 6 --skip-baseline
+    PYTHONPATH=src python benchmarks/bench_video.py --steps 50 100 --temporal-weight 1e9 1e10
+
+Method:
+
+1. ``../shared/bench/video_clip.py`` makes the clip (PNG frames, an mp4 and ``truth.npz``: every pixel's
+   true source in the previous frame, and where it was hidden).
+2. Frame by frame (the reference, unless ``--skip-baseline``): ``artistyle FRAME STYLE --scales 1
+   --steps FIRST --seed 1`` for every frame, the same budget as the video's first frame.
+3. ``artistyle video FRAMES/ STYLE -o OUT/ --first-steps FIRST --steps N --seed 1`` for every
+   combination of ``--steps`` and ``--temporal-weight`` asked for.
+4. Scores: ``video_eval.py`` (warping error with the true motion, lower is steadier) of the whole clip,
+   and ``gatys_eval.py`` (content and style distance, lower is closer) of the middle frame.
+   Wall times are of the whole command, so they include starting Python and loading the weights.
+5. The flow's share: the time of the DIS flows and consistency weights of every frame pair at the
+   working size, computed alone, against the video's wall time (the run computes them in a thread
+   beside the painting).
+
+Prints a Markdown table; ratios are against the frame-by-frame run of the same invocation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import itertools
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = REPO.parent / "shared"
+STYLE = SHARED / "images" / "style" / "starry_night.jpg"
+
+
+def command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "artistyle", *args]
+
+
+def timed(cmd: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    return time.perf_counter() - started
+
+
+def score(script: str, *args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, str(SHARED / "bench" / script), *args], check=True, capture_output=True,
+                         text=True).stdout
+    return {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.eE+-]+)", out)}
+
+
+def flow_seconds(frames: Path, size: int, preset: str) -> float:
+    """Seconds for the flows and weights of every consecutive pair at the working size, alone."""
+    import numpy as np
+
+    from artistyle.images import load_image, resize_long_edge
+    from artistyle.video.flow import flow_step
+
+    images = [resize_long_edge(load_image(p).rgb, size) for p in sorted(frames.glob("*.png"))]
+    started = time.perf_counter()
+    for previous, current in itertools.pairwise(images):
+        flow_step(np.asarray(previous), np.asarray(current), "dis", preset)
+    return time.perf_counter() - started
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", type=int, default=160)
+    p.add_argument("--frames", type=int, default=12)
+    p.add_argument("--pan", type=int, default=2)
+    p.add_argument("--vx", type=int, default=3)
+    p.add_argument("--first-steps", type=int, default=300)
+    p.add_argument("--steps", type=int, nargs="+", default=[100])
+    p.add_argument("--temporal-weight", type=float, nargs="+", default=[None])
+    p.add_argument("--flow-preset", default="medium")
+    p.add_argument("--style", type=Path, default=STYLE)
+    p.add_argument("--skip-baseline", action="store_true")
+    p.add_argument("--keep", type=Path, help="keep the clip and the painted frames in this folder")
+    args = p.parse_args()
+    if not (SHARED / "bench" / "video_clip.py").is_file():
+        print(f"{SHARED / 'bench'} is missing", file=sys.stderr)
+        return 2
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench_video_"))
+    root.mkdir(parents=True, exist_ok=True)
+    clip = root / "clip"
+    subprocess.run([sys.executable, str(SHARED / "bench" / "video_clip.py"), str(clip), "--frames", str(args.frames),
+                    "--pan", str(args.pan), "--vx", str(args.vx)], check=True, capture_output=True)
+    frames, truth = clip / "frames", clip / "truth.npz"
+    middle = sorted(frames.glob("*.png"))[args.frames // 2]
+    size, first = str(args.size), str(args.first_steps)
+    rows = []
+    base = None
+    if not args.skip_baseline:
+        out = root / "frame_by_frame"
+        out.mkdir(exist_ok=True)
+        seconds = sum(timed(command(str(f), str(args.style), "-o", str(out / f.name), "--size", size, "--scales", "1",
+                                    "--steps", first, "--seed", "1", "-q")) for f in sorted(frames.glob("*.png")))
+        base = {"label": f"frame by frame, {first} it each", "seconds": seconds,
+                **score("video_eval.py", str(out), str(truth)),
+                **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style), "--size", size)}
+        rows.append(base)
+    for steps in args.steps:
+        for weight in args.temporal_weight:
+            out = root / f"video_{steps}_{weight}"
+            extra = [] if weight is None else ["--temporal-weight", str(weight)]
+            seconds = timed(command("video", str(frames), str(args.style), "-o", str(out), "--size", size,
+                                    "--first-steps", first, "--steps", str(steps), "--seed", "1", "-q",
+                                    "--restart", "--flow-preset", args.flow_preset, *extra))
+            rows.append({"label": f"video, {first} + {steps} it, temporal weight {weight or 'default'}",
+                         "seconds": seconds, **score("video_eval.py", str(out), str(truth)),
+                         **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style),
+                                 "--size", size)})
+    flow = flow_seconds(frames, args.size, args.flow_preset)
+    print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
+    print(f"Clip: {args.frames} frames, pan {args.pan}, disc {args.vx} px/frame; {args.size} px; "
+          f"style {args.style.name}")
+    print(f"DIS flow ({args.flow_preset}) and weights of all {args.frames - 1} pairs alone: {flow:.2f} s\n")
+    print("| run | wall s | warp error | content (middle) | style (middle) | warp / base | content / base | "
+          "style / base | time / base |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        ratios = ["-"] * 4
+        if base is not None and r is not base:
+            ratios = [f"{r['warp'] / base['warp']:.3f}", f"{r['content'] / base['content']:.2f}",
+                      f"{r['style'] / base['style']:.2f}", f"{r['seconds'] / base['seconds']:.2f}"]
+        print(f"| {r['label']} | {r['seconds']:.1f} | {r['warp']:.5f} | {r['content']:.3f} | {r['style']:.3f} | "
+              + " | ".join(ratios) + " |")
+    print(f"\nflow share of the video's wall time: {flow / rows[-1]['seconds']:.1%} (last row)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""Painting a clip after Ruder, Dosovitskiy and Brox (2016): frame by frame, each later frame started
+from the previous result warped to it and held near it by the temporal loss.
+
+The first frame is painted like an image (from noise, coarse to fine where the size asks for it,
+``first_steps`` iterations). Frame ``i > 0`` is one scale of ``steps`` iterations that starts from
+frame ``i - 1``'s result warped by the backward flow, and, where the consistency weights ``c`` are
+0 (disoccluded pixels, motion boundaries, sources outside the frame), from the frame itself; the
+temporal loss ``temporal_weight * mean(c * (x - warped)^2)`` keeps the trusted pixels near the
+warped result, so the brush strokes follow the motion instead of re-arranging every frame.
+
+Every finished frame is written atomically, as a PNG named after the input frame, to a work
+folder, with a small state file that records the settings. A new :class:`VideoPainting` over the
+same folder, settings and input continues after the last finished frame (after Ctrl-C, a crash or
+``kill -9``) and ends with the same frames as an uninterrupted run on a CPU: the previous result is
+always taken as the 8-bit frame it was saved as, and every frame's start is deterministic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import UsageError
+from ..files import atomic_write, file_sha256
+from ..images import load_image, resize_long_edge, save_image
+from ..images.sources import ImageSource, as_loaded
+from ..images.tensors import array_to_tensor, tensor_to_array
+from ..nst import NST
+from ..transfer import Progress
+from .flow import FlowMethod, FlowPrefetcher
+from .frames import FrameSource
+from .warp import warp
+
+__all__ = ["STATE_FILE", "VideoPainting", "VideoProgress", "VideoSettings"]
+
+STATE_FILE = ".artistyle-video.json"
+RAW_FOLDER = ".raw"  # the results before colour control, where that differs from the frames
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """How a clip is painted, beyond the per-frame :class:`StyleConfig`.
+
+    ``first_steps``: iterations of the first frame (None: the config's ``steps``, over its scales);
+    ``steps``: iterations of every later frame (one scale, from the warped previous result).
+    """
+
+    first_steps: int | None = None
+    steps: int = 100
+    flow: FlowMethod = "dis"
+    flow_preset: str = "medium"
+
+    def __post_init__(self) -> None:
+        for name, value in (("first_steps", self.first_steps), ("steps", self.steps)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise UsageError(f"{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}")
+
+
+@dataclass(frozen=True)
+class VideoProgress:
+    """One event of a clip: an iteration of frame ``frame`` (``progress`` set), or a frame done."""
+
+    frame: int  # 0-based among the selected frames
+    frames: int
+    name: str
+    progress: Progress | None  # None: the frame was just written (``done``) or found finished
+    done: bool
+    iterations: int  # iterations of the whole clip so far (finished frames count fully)
+    total_iterations: int
+
+
+class VideoPainting:
+    """Iterate for :class:`VideoProgress` events; :meth:`stop` ends after the current iteration
+    (the frame being painted is not written); finished frames are in :attr:`work`."""
+
+    def __init__(
+        self,
+        nst: NST,
+        source: FrameSource,
+        styles: Sequence[ImageSource],
+        work: str | os.PathLike[str],
+        settings: VideoSettings = VideoSettings(),
+        *,
+        restart: bool = False,
+    ):
+        self.source = source
+        self.styles = [as_loaded(s, "style image") for s in styles]
+        self.settings = settings
+        self.work = Path(os.fspath(work))
+        self.config = nst.config
+        self.seed = nst.seed
+        self._state = self._open_work(restart)
+        self.seed = int(self._state["seed"])
+        first = dataclasses.replace(self.config, seed=self.seed,
+                                    steps=settings.first_steps or self.config.steps)
+        later = dataclasses.replace(self.config, seed=self.seed, steps=settings.steps, scales=1, scale_steps=None,
+                                    init="content", style_anchor=0)
+        self.first_nst, self.later_nst = NST(first), NST(later)
+        self.size = self.first_nst.size
+        self.first_frame_steps = sum(first.scale_schedule(len(first.scale_sizes(self.size))))
+        self.total_iterations = self.first_frame_steps + max(0, len(source) - 1) * settings.steps
+        self.finished = self._finished_frames()
+        self._stopped = threading.Event()
+        self._painting: Any = None
+
+    # -- the work folder ---------------------------------------------------------------------------
+    def _settings_hash(self) -> str:
+        """What decides the frames: every setting but the device and memory budget, the video settings,
+        the style images' bytes and the input's identity."""
+        settings = {k: v for k, v in self.config.to_dict().items() if k not in ("device", "max_memory", "seed")}
+        record = {
+            "config": settings,
+            "seed": self.config.seed,
+            "video": dataclasses.asdict(self.settings),
+            "styles": [file_sha256(s.path) if s.path is not None else _array_digest(s.rgb) for s in self.styles],
+            "input": _input_identity(self.source),
+        }
+        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+
+    def _open_work(self, restart: bool) -> dict[str, Any]:
+        state_path = self.work / STATE_FILE
+        digest = self._settings_hash()
+        state = None
+        if state_path.is_file() and not restart:
+            try:
+                state = json.loads(state_path.read_text())
+            except (OSError, ValueError):
+                state = None
+            if isinstance(state, dict) and state.get("settings_hash") == digest and isinstance(state.get("seed"), int):
+                return state
+        existing = [] if restart else self._frame_files()
+        if existing:  # never paint over frames that this run cannot prove are its own
+            why = "painted with other settings or from another input" if state_path.is_file() else "not painted here"
+            raise UsageError(f"'{self.work}' already holds {existing[0].name} ({why}); "
+                             "give --restart to replace its frames, or choose another output")
+        self.work.mkdir(parents=True, exist_ok=True)
+        for name in self.source.names:  # frames of an earlier run would be taken as finished
+            for folder in (self.work, self.work / RAW_FOLDER):
+                (folder / f"{name}.png").unlink(missing_ok=True)
+        state = {"artistyle": __version__, "settings_hash": digest, "seed": self.seed,
+                 "frames": len(self.source), "fps": str(self.source.fps)}
+        data = json.dumps(state, indent=1).encode()
+        atomic_write(state_path, lambda fh: fh.write(data), f"video state {state_path}")
+        return state
+
+    def _frame_files(self) -> list[Path]:
+        return [self.work / f"{name}.png" for name in self.source.names if (self.work / f"{name}.png").exists()]
+
+    def _finished_frames(self) -> int:
+        """How many frames, from the first, are already written."""
+        count = 0
+        for name in self.source.names:
+            if not (self.work / f"{name}.png").is_file():
+                break
+            count += 1
+        return count
+
+    def frame_paths(self) -> list[Path]:
+        """The finished frames' files, in order."""
+        return [self.work / f"{name}.png" for name in self.source.names[: self.finished]]
+
+    def _raw_path(self, name: str) -> Path:
+        colour_kept = self.config.preserve_color == "luminance" or self.config.original_colors
+        return self.work / RAW_FOLDER / f"{name}.png" if colour_kept else self.work / f"{name}.png"
+
+    # -- painting ------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """End after the current iteration; the frame being painted is not written."""
+        self._stopped.set()
+        if self._painting is not None:
+            self._painting.stop()
+
+    def __iter__(self) -> Iterator[VideoProgress]:
+        count, names = len(self.source), self.source.names
+        done_iterations = self._iterations_before(self.finished)
+        for index in range(self.finished):
+            yield VideoProgress(index, count, names[index], None, True, self._iterations_before(index + 1),
+                                self.total_iterations)
+        if self.finished >= count:
+            return
+        first = max(0, self.finished - 1)  # the flow into the first frame to paint needs the one before
+        frames = (self.working(frame.rgb) for frame in self.source.frames(first))
+        previous: np.ndarray | None = None
+        if self.finished > 0:
+            previous = self._load_raw(names[self.finished - 1])
+        with FlowPrefetcher(frames, method=self.settings.flow, preset=self.settings.flow_preset) as steps:
+            for step in steps:
+                index = first + step.index
+                if index < self.finished:
+                    continue
+                if self._stopped.is_set():
+                    return
+                if index == 0 or step.backward is None or step.weights is None or previous is None:
+                    painting = self.first_nst.paint(step.frame, self.styles)
+                else:
+                    painting = self._later(step.frame, previous, step.backward, step.weights)
+                self._painting = painting
+                for event in painting:
+                    yield VideoProgress(index, count, names[index], event, False,
+                                        done_iterations + painting.iteration, self.total_iterations)
+                if self._stopped.is_set():
+                    return
+                previous = self._write(names[index], painting)
+                self.finished = index + 1
+                done_iterations = self._iterations_before(index + 1)
+                yield VideoProgress(index, count, names[index], None, True, done_iterations, self.total_iterations)
+
+    def _iterations_before(self, frame: int) -> int:
+        return 0 if frame == 0 else self.first_frame_steps + (frame - 1) * self.settings.steps
+
+    def check(self) -> None:
+        """Build (and drop) the first frame's painting: a clip too large for the memory budget, or an
+        image too elongated for the network, fails now, before any work."""
+        first = next(iter(self.source.frames(0)))
+        self.first_nst.paint(self.working(first.rgb), self.styles)
+
+    def working(self, rgb: np.ndarray) -> np.ndarray:
+        """A frame at the working size, float32 in [0, 1]: the painting's content and the flow's input."""
+        return resize_long_edge(rgb.astype(np.float32) / 255.0, self.size)
+
+    def _later(self, frame: np.ndarray, previous: np.ndarray, backward: np.ndarray, weights: np.ndarray) -> Any:
+        """Frame ``i > 0``: start from the warped previous result (the frame itself where ``c = 0``)."""
+        warped, _ = warp(array_to_tensor(previous), backward)
+        trust = torch.from_numpy(weights)[None, None] > 0
+        start = torch.where(trust, warped, array_to_tensor(frame))
+        return self.later_nst.paint(frame, self.styles, init=start, temporal=[(warped, weights)])
+
+    def _write(self, name: str, painting: Any) -> np.ndarray:
+        """Write the frame (and its pre-colour result, when they differ); return the result to warp from,
+        as the 8-bit image it was saved as, so a resumed run starts from exactly the same pixels."""
+        raw = _eight_bit(tensor_to_array(painting.raw_image))
+        raw_path = self._raw_path(name)
+        if raw_path != self.work / f"{name}.png":
+            raw_path.parent.mkdir(exist_ok=True)
+            save_image(raw, raw_path)
+        save_image(_eight_bit(tensor_to_array(painting.image)), self.work / f"{name}.png")
+        return self._load_raw(name)  # read back, exactly as a resumed run will read it
+
+    def _load_raw(self, name: str) -> np.ndarray:
+        rgb: np.ndarray = np.asarray(load_image(self._raw_path(name), role="finished frame").rgb, dtype=np.float32)
+        return rgb
+
+
+def _eight_bit(rgb: np.ndarray) -> np.ndarray:
+    eight: np.ndarray = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return eight
+
+
+def _array_digest(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _input_identity(source: FrameSource) -> dict[str, Any]:
+    """The input clip as far as resuming cares: where it is, its size and time on disk, and what is selected."""
+    def stamp(path: Path) -> list[Any]:
+        info = path.stat()
+        return [path.name, info.st_size, info.st_mtime_ns]
+
+    path = Path(source.path)
+    files = [path / f for f in sorted(os.listdir(path))] if path.is_dir() else [path]
+    return {"path": str(path.resolve()), "files": [stamp(f) for f in files if f.is_file()],
+            "names": list(source.names), "fps": str(source.fps)}
