@@ -60,10 +60,12 @@ header reports.
    without 64-bit indexing), reported in one line; later sizes are not tried. Should the device stop
    working altogether (a sticky CUDA error such as an illegal memory access), every later part is
    skipped and a line under the tables says so.
-4. Largest size, tiled (unless ``--skip-tiled``): ``--tiled-sizes`` (default: the untiled size that
+4. Video (unless ``--video-frames 0``; needs the video extra): ``artistyle.video.painter.paint_video``
+   on a pan over the content sample at ``--size``; frames per minute of the frames after the first.
+5. Largest size, tiled (unless ``--skip-tiled``): ``--tiled-sizes`` (default: the untiled size that
    failed and the larger ``--sizes``), exact tiled evaluation with owned tiles of ``--tile`` px and the
    L-BFGS history the memory planner (``artistyle.memory.plan_memory``) picks for that tile, else as 3.
-5. ``--compile`` (optional): ``torch.compile`` on the feature network (``objective.features.compile()``),
+6. ``--compile`` (optional): ``torch.compile`` on the feature network (``objective.features.compile()``),
    default precision, at ``--size``: once with the memory-saving hand-written backward (the default) and
    once with plain autograd (``memory_saving = False``, so the compiler sees the backward). The first
    ``--warmup`` iterations include the compilation ("setup s" then holds their time); the next
@@ -83,6 +85,8 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gc
+import importlib.util
+import itertools
 import json
 import platform
 import resource
@@ -335,6 +339,37 @@ def timed_transfer(
         "finite": all(map(_finite, losses)),
         "lbfgs_pairs": pairs,
     }
+
+
+def video_run(device: str, size: int, frames: int, steps: int) -> dict[str, Any]:
+    """``artistyle video`` (the library's VideoPainting) on a pan over the bundled content sample: ``frames``
+    frames at ``size`` px, the first with 300 iterations, the others with ``steps``. Frames per minute
+    are of the later frames (the steady state of a long clip); flows run in a thread beside the painting."""
+    import numpy as np
+    from PIL import Image
+
+    from artistyle import NST, StyleConfig
+    from artistyle.video.painter import VideoSettings, paint_video
+
+    with tempfile.TemporaryDirectory() as folder:
+        clip = Path(folder) / "clip"
+        clip.mkdir()
+        photo = Image.open(SAMPLES / CONTENT_SAMPLE).convert("RGB")
+        photo = np.asarray(photo.resize((size + 8 * frames, round(size * photo.height / photo.width))))
+        for i in range(frames):  # the camera pans 8 px a frame
+            Image.fromarray(photo[:, 8 * i : 8 * i + size]).save(clip / f"frame_{i + 1:03d}.png")
+        nst = NST(StyleConfig(size=size, device=device, seed=0, scales=1))
+        painting = paint_video(nst, clip, SAMPLES / STYLE_SAMPLE, Path(folder) / "work",
+                               VideoSettings(first_steps=300, steps=steps))
+        done = [time.perf_counter()]
+        for event in painting:
+            if event.done:
+                sync(device)
+                done.append(time.perf_counter())
+    later = [b - a for a, b in itertools.pairwise(done[1:])]
+    per_frame = statistics.median(later) if later else float("nan")
+    return {"status": "ok", "size": size, "frames": frames, "steps": steps, "first_frame_s": done[1] - done[0],
+            "later_s_per_frame": per_frame, "frames_per_minute": 60 / per_frame if later else float("nan")}
 
 
 def _finite(x: float) -> bool:
@@ -685,6 +720,14 @@ def format_report(info: dict[str, Any], args: argparse.Namespace, results: dict[
         ]
     elif results.get("tiled_note"):
         lines += ["", f"Tiled sizes: {results['tiled_note']}"]
+    video = results.get("video") or {}
+    if video.get("status") == "ok":
+        lines += ["", f"## Video at {video['size']} px ({video['frames']} frames, 300 + {video['steps']} iterations)",
+                  "", "| first frame s | later frames s/frame | frames per minute |", "|---:|---:|---:|",
+                  f"| {video['first_frame_s']:.2f} | {video['later_s_per_frame']:.3f} | "
+                  f"{video['frames_per_minute']:.1f} |"]
+    elif video:
+        lines += ["", f"Video: {video.get('status')} {video.get('error') or ''}".rstrip()]
     if results["skipped"]:
         lines += ["", "Not run (budget or device): " + "; ".join(results["skipped"])]
     if clock.broken:
@@ -714,6 +757,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--ladder-evals", type=int, default=4,
                    help="evaluations per ladder size (the first is not in s/eval)")
     p.add_argument("--skip-tiled", action="store_true", help="do not run the tiled sizes")
+    p.add_argument("--video-frames", type=int, default=8, help="frames of the video row at --size (0: skip it)")
+    p.add_argument("--video-steps", type=int, default=100, help="iterations of every frame after the first")
     p.add_argument("--tiled-sizes", type=int, nargs="*", default=None,
                    help="long edges to run tiled; if omitted, the untiled size that failed and the larger --sizes")
     p.add_argument("--tile", type=int, default=2048, help="owned tile size in px for the tiled sizes")
@@ -815,6 +860,17 @@ def main(argv: list[str] | None = None) -> int:
                                                      timeout=max(clock.left(), 30))
 
     results["ladder"] = run_ladder(artistyle, args, args.sizes, None, clock, skipped)
+
+    results["video"] = {}
+    if args.video_frames:
+        if importlib.util.find_spec("av") is None or importlib.util.find_spec("cv2") is None:
+            results["video"] = {"status": "skipped (no video extra: pip install -e '.[video]')"}
+        elif clock.skip(60):
+            skipped.append("video")
+            results["video"] = {"status": "skipped (budget)"}
+        else:
+            results["video"] = guarded(f"video at {args.size} px", lambda: video_run(
+                args.device, args.size, args.video_frames, args.video_steps), args.device, clock)
 
     if not args.skip_tiled:
         tiled_sizes = args.tiled_sizes

@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import itertools
+import json
 import os
 import platform
 import re
@@ -95,8 +96,10 @@ def main() -> int:
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench_video_"))
     root.mkdir(parents=True, exist_ok=True)
     clip = root / "clip"
-    subprocess.run([sys.executable, str(SHARED / "bench" / "video_clip.py"), str(clip), "--frames", str(args.frames),
-                    "--pan", str(args.pan), "--vx", str(args.vx)], check=True, capture_output=True)
+    if not (clip / "truth.npz").is_file():
+        make = [sys.executable, str(SHARED / "bench" / "video_clip.py"), str(clip), "--frames", str(args.frames),
+                "--pan", str(args.pan), "--vx", str(args.vx)]
+        subprocess.run(make, check=True, capture_output=True)
     frames, truth = clip / "frames", clip / "truth.npz"
     middle = sorted(frames.glob("*.png"))[args.frames // 2]
     size, first = str(args.size), str(args.first_steps)
@@ -105,15 +108,22 @@ def main() -> int:
     if not args.skip_baseline:
         out = root / "frame_by_frame"
         out.mkdir(exist_ok=True)
-        seconds = sum(timed(command(str(f), str(args.style), "-o", str(out / f.name), "--size", size, "--scales", "1",
-                                    "--steps", first, "--seed", "1", "-q")) for f in sorted(frames.glob("*.png")))
+        recorded = out / "seconds.json"  # with --keep, a later run with other video settings reuses the reference
+        key = [args.size, args.first_steps, args.frames, args.pan, args.vx, str(args.style)]
+        if recorded.is_file() and json.loads(recorded.read_text())["key"] == key:
+            seconds = json.loads(recorded.read_text())["seconds"]
+        else:
+            seconds = sum(timed(command(str(f), str(args.style), "-o", str(out / f.name), "--size", size,
+                                        "--scales", "1", "--steps", first, "--seed", "1", "-q"))
+                          for f in sorted(frames.glob("*.png")))
+            recorded.write_text(json.dumps({"key": key, "seconds": seconds}))
         base = {"label": f"frame by frame, {first} it each", "seconds": seconds,
                 **score("video_eval.py", str(out), str(truth)),
                 **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style), "--size", size)}
         rows.append(base)
     for steps in args.steps:
         for weight in args.temporal_weight:
-            out = root / f"video_{steps}_{weight}"
+            out = root / f"video_{steps}_{'default' if weight is None else f'{weight:.0e}'}"  # no dot: a folder
             extra = [] if weight is None else ["--temporal-weight", str(weight)]
             seconds = timed(command("video", str(frames), str(args.style), "-o", str(out), "--size", size,
                                     "--first-steps", first, "--steps", str(steps), "--seed", "1", "-q",

@@ -885,3 +885,16 @@ def test_resize_rejects_bad_arguments() -> None:
         resize_long_edge(np.zeros((10, 10), np.float32), 0)
     with pytest.raises(ValueError):
         resize_long_edge(np.zeros((10,), np.float32), 5)
+
+
+def test_save_image_takes_8_and_16_bit_arrays_as_pixels(tmp_path: Path) -> None:
+    """A uint8 array is 8-bit pixels, not floats to clip (which wrote an all-white picture)."""
+    rng = np.random.default_rng(5)
+    pixels = rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    save_image(pixels, tmp_path / "a.png")
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.png")), pixels)
+    deep = rng.integers(0, 65536, (40, 50, 3), dtype=np.uint16)
+    save_image(deep, tmp_path / "b.tif", bit_depth=16)
+    assert np.array_equal(load_image(tmp_path / "b.tif").rgb, deep.astype(np.float32) / 65535)
+    with pytest.raises(ValueError, match="int32"):
+        save_image(pixels.astype(np.int32), tmp_path / "c.png")

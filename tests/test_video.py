@@ -19,8 +19,7 @@ pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from artistyle import NST, StyleConfig
-from artistyle.video.frames import open_frames
-from artistyle.video.painter import STATE_FILE, VideoPainting, VideoSettings
+from artistyle.video.painter import STATE_FILE, VideoSettings, paint_video
 
 from .conftest import make_clip, make_style, probe, run
 
@@ -84,16 +83,20 @@ def test_later_frames_follow_the_motion(tmp_path: Path, style: Path) -> None:
     frames = moving_frames(tmp_path / "frames", count=3, size=(64, 48))
     config = StyleConfig(size=64, seed=2, device="cpu", scales=1, temporal_weight=1e10)
     work = tmp_path / "work"
-    events = list(VideoPainting(NST(config), open_frames(frames), [make_style()], work,
-                                VideoSettings(first_steps=40, steps=20)))
+    painting = paint_video(NST(config), frames, make_style(), work, VideoSettings(first_steps=40, steps=20))
+    events = list(painting)
     assert [e.frame for e in events if e.done] == [0, 1, 2]
     assert events[-1].iterations == events[-1].total_iterations == 40 + 2 * 20
     painted = [np.asarray(Image.open(work / f"shot_{i}.png"), np.float32) for i in (1, 2, 3)]
+    for frame in painted:  # painted pictures, not a blank (a flat clip is perfectly steady too)
+        assert 30 < frame.mean() < 225 and frame.std() > 20, (frame.mean(), frame.std())
     # The scene moves 2 px right per frame (the working size is the frames' size): frame 2 shifted back
     # matches frame 1 much better than the same pixels do, i.e. the strokes moved with the scene.
     moved = np.abs(painted[1][:, 2:] - painted[0][:, :-2]).mean()
     still = np.abs(painted[1][:, 2:] - painted[0][:, 2:]).mean()
     assert moved < 0.8 * still, (moved, still)
+    encoded = painting.encode(tmp_path / "clip.webm")
+    assert probe(encoded.path)["count"] == 3 and encoded.size == (64, 48)
 
 
 def run_until_frames(command: list[str], folder: Path, frames: int) -> subprocess.Popen[str]:

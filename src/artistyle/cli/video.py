@@ -105,7 +105,7 @@ def paint_clip(args: argparse.Namespace) -> int:
     from ..images import load_image
     from ..memory import keep_freed_memory
     from ..nst import NST
-    from ..video.encode import check_video_output, encode_video, is_folder_output
+    from ..video.encode import check_video_output, is_folder_output
     from ..video.frames import open_frames
     from ..video.painter import VideoPainting, VideoSettings
 
@@ -134,8 +134,7 @@ def paint_clip(args: argparse.Namespace) -> int:
         return exit_status(stop)
     notes: tuple[str, ...] = ()
     if not is_folder_output(output):
-        encoded = encode_video(painting.frame_paths(), output, fps=source.fps, audio_from=source,
-                               protect=[args.input, *args.style])
+        encoded = painting.encode(output)
         notes = encoded.notes
         if not args.keep_frames:
             shutil.rmtree(painting.work, ignore_errors=True)

@@ -89,7 +89,8 @@ def save_image(
     un-composited where 0 < alpha < 1, so the file shown on white looks like
     ``rgb``. A PIL image instead of the array is written as its pixels are (its
     own alpha, if any, straight; shown on white for JPEG) at 8 bits per channel.
-    ``bit_depth=16`` is supported for TIFF only. Values are clipped and rounded.
+    ``bit_depth=16`` is supported for TIFF only. Float values are clipped and
+    rounded; ``uint8`` and ``uint16`` arrays are taken as 8- and 16-bit pixels.
     Path problems raise ImageError (see :func:`check_output_path`); a failed write
     raises :class:`~artistyle.errors.FileError` and leaves any old file as it was.
     """
@@ -146,6 +147,17 @@ def _check_format(fmt: str, bit_depth: int, label: str) -> None:
         raise ImageError(f"{label}: this Pillow build cannot write {fmt} files")
 
 
+def _as_unit_float(array: np.ndarray) -> np.ndarray:
+    """Floats as they are (in [0, 1]); 8- and 16-bit integers scaled to [0, 1], not clipped to white."""
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if not (np.issubdtype(array.dtype, np.floating) or array.dtype == np.bool_):
+        raise ValueError(f"rgb must be float in [0, 1], uint8 or uint16, not {array.dtype}")
+    return array.astype(np.float32)
+
+
 def _samples(image: ImageData, alpha: np.ndarray | None, fmt: str, bit_depth: int, label: str) -> np.ndarray:
     """H x W x 3|4 samples, uint8 or uint16 as ``bit_depth`` says, ready for the encoder."""
     composited = not isinstance(image, Image.Image)
@@ -154,7 +166,7 @@ def _samples(image: ImageData, alpha: np.ndarray | None, fmt: str, bit_depth: in
             raise ValueError("alpha goes with an array; a PIL image carries its own")
         rgb, alpha = _pil_planes(image)
     else:
-        rgb = np.asarray(image, dtype=np.float32)
+        rgb = _as_unit_float(np.asarray(image))
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"rgb must be H x W x 3, got shape {rgb.shape}")
     height, width = rgb.shape[:2]

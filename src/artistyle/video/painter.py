@@ -34,15 +34,16 @@ from .. import __version__
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
-from ..images.sources import ImageSource, as_loaded
+from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
 from ..nst import NST
 from ..transfer import Progress
+from .encode import EncodedVideo, encode_video
 from .flow import FlowMethod, FlowPrefetcher
-from .frames import FrameSource
+from .frames import FrameSource, open_frames
 from .warp import warp
 
-__all__ = ["STATE_FILE", "VideoPainting", "VideoProgress", "VideoSettings"]
+__all__ = ["STATE_FILE", "VideoPainting", "VideoProgress", "VideoSettings", "paint_video"]
 
 STATE_FILE = ".artistyle-video.json"
 RAW_FOLDER = ".raw"  # the results before colour control, where that differs from the frames
@@ -229,6 +230,11 @@ class VideoPainting:
         """A frame at the working size, float32 in [0, 1]: the painting's content and the flow's input."""
         return resize_long_edge(rgb.astype(np.float32) / 255.0, self.size)
 
+    def encode(self, output: str | os.PathLike[str]) -> EncodedVideo:
+        """Encode the finished frames as ``output`` (a video or a folder) at the clip's rate, with its sound."""
+        return encode_video(self.frame_paths(), output, fps=self.source.fps, audio_from=self.source,
+                            protect=[s.path for s in self.styles if s.path is not None])
+
     def _later(self, frame: np.ndarray, previous: np.ndarray, backward: np.ndarray, weights: np.ndarray) -> Any:
         """Frame ``i > 0``: start from the warped previous result (the frame itself where ``c = 0``)."""
         warped, _ = warp(array_to_tensor(previous), backward)
@@ -239,12 +245,11 @@ class VideoPainting:
     def _write(self, name: str, painting: Any) -> np.ndarray:
         """Write the frame (and its pre-colour result, when they differ); return the result to warp from,
         as the 8-bit image it was saved as, so a resumed run starts from exactly the same pixels."""
-        raw = _eight_bit(tensor_to_array(painting.raw_image))
         raw_path = self._raw_path(name)
         if raw_path != self.work / f"{name}.png":
             raw_path.parent.mkdir(exist_ok=True)
-            save_image(raw, raw_path)
-        save_image(_eight_bit(tensor_to_array(painting.image)), self.work / f"{name}.png")
+            save_image(tensor_to_array(painting.raw_image), raw_path)
+        save_image(tensor_to_array(painting.image), self.work / f"{name}.png")
         return self._load_raw(name)  # read back, exactly as a resumed run will read it
 
     def _load_raw(self, name: str) -> np.ndarray:
@@ -252,9 +257,24 @@ class VideoPainting:
         return rgb
 
 
-def _eight_bit(rgb: np.ndarray) -> np.ndarray:
-    eight: np.ndarray = (np.clip(rgb, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return eight
+def paint_video(
+    nst: NST,
+    clip: str | os.PathLike[str],
+    styles: ImageSource | Sequence[ImageSource],
+    work: str | os.PathLike[str],
+    settings: VideoSettings = VideoSettings(),
+    *,
+    start: float | None = None,
+    end: float | None = None,
+    every: int = 1,
+    restart: bool = False,
+) -> VideoPainting:
+    """The library's ``artistyle video``: a :class:`VideoPainting` of ``clip`` (a video file or a folder
+    of frames) in the style of ``styles``, its finished frames in ``work``; iterate it, then
+    :meth:`VideoPainting.encode` the result. (A function here rather than a method of :class:`NST`:
+    the core never imports the video package, which needs PyAV and OpenCV.)"""
+    return VideoPainting(nst, open_frames(clip, start=start, end=end, every=every), image_list(styles), work, settings,
+                         restart=restart)
 
 
 def _array_digest(array: np.ndarray) -> str:
