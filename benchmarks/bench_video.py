@@ -35,6 +35,7 @@ import json
 import os
 import platform
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -125,11 +126,17 @@ def main() -> int:
         for weight in args.temporal_weight:
             out = root / f"video_{steps}_{'default' if weight is None else f'{weight:.0e}'}"  # no dot: a folder
             extra = [] if weight is None else ["--temporal-weight", str(weight)]
+            started = time.time()
             seconds = timed(command("video", str(frames), str(args.style), "-o", str(out), "--size", size,
                                     "--first-steps", first, "--steps", str(steps), "--seed", "1", "-q",
                                     "--restart", "--flow-preset", args.flow_preset, *extra))
+            # Each frame's file is written when it is done: their times give the seconds per frame.
+            done = sorted(p.stat().st_mtime for p in out.glob("*.png"))
+            later = [b - a for a, b in itertools.pairwise(done)]
             rows.append({"label": f"video, {first} + {steps} it, temporal weight {weight or 'default'}",
-                         "seconds": seconds, **score("video_eval.py", str(out), str(truth)),
+                         "seconds": seconds, "first_s": done[0] - started,
+                         "later_s": statistics.median(later) if later else float("nan"),
+                         **score("video_eval.py", str(out), str(truth)),
                          **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style),
                                  "--size", size)})
     flow = flow_seconds(frames, args.size, args.flow_preset)
@@ -138,15 +145,17 @@ def main() -> int:
     print(f"Clip: {args.frames} frames, pan {args.pan}, disc {args.vx} px/frame; {args.size} px; "
           f"style {args.style.name}")
     print(f"DIS flow ({args.flow_preset}) and weights of all {args.frames - 1} pairs alone: {flow:.2f} s\n")
-    print("| run | wall s | warp error | content (middle) | style (middle) | warp / base | content / base | "
-          "style / base | time / base |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| run | wall s | first frame s | later s/frame | warp error | content (middle) | style (middle) | "
+          "warp / base | content / base | style / base | time / base |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
+        per_frame = f"{r['first_s']:.1f} | {r['later_s']:.2f}" if "first_s" in r else "- | -"
         ratios = ["-"] * 4
         if base is not None and r is not base:
             ratios = [f"{r['warp'] / base['warp']:.3f}", f"{r['content'] / base['content']:.2f}",
                       f"{r['style'] / base['style']:.2f}", f"{r['seconds'] / base['seconds']:.2f}"]
-        print(f"| {r['label']} | {r['seconds']:.1f} | {r['warp']:.5f} | {r['content']:.3f} | {r['style']:.3f} | "
+        print(f"| {r['label']} | {r['seconds']:.1f} | {per_frame} | {r['warp']:.5f} | {r['content']:.3f} | "
+              f"{r['style']:.3f} | "
               + " | ".join(ratios) + " |")
     print(f"\nflow share of the video's wall time: {flow / rows[-1]['seconds']:.1%} (last row)")
     return 0

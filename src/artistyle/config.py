@@ -51,13 +51,13 @@ POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
 # 512 px or less are untouched.
 STYLE_ANCHOR = 512
 DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-# Weight of a video's temporal term (StyleObjective.set_temporal). Ruder et al.'s balance carried over
-# (their 1e3 against a content weight of 5, times 256^2 for their 0..255 pixels: 1.3e7) barely held a
-# frame here: our style term is the larger one. Measured on a 96 px pair shifted by 3 px, 40 L-BFGS steps
-# from the warped previous result: 1.3e7 left the mean drift from the warped result at 0.057 (0.059
-# without the term), 1e10 halved it (0.034) for +19% content+style loss, 1e11 cut it to 0.020 but doubled
-# that loss. To be confirmed on the shared video clip by the video driver.
-TEMPORAL_WEIGHT = 1e10
+# Weight of a video's temporal term (StyleObjective.set_temporal), chosen on ../shared/bench/video_clip.py
+# at 160 px, 300 + 100 iterations (benchmarks/bench_video.py, docs/benchmarks.md "Video"): against painting
+# the frames one by one, 0 gave warping error 0.20x with style 1.01x; 1e8 0.165x with style 1.15x and
+# content 0.99x; 1e9 0.147x with style 1.42x; 1e10 and 1e11 were steadier only by the warped start and
+# cost more style and content (warp 0.17x / 0.21x, content 1.13x / 1.19x). The warped start does most of
+# the steadying; the term mainly keeps trusted pixels from re-arranging in the refinement.
+TEMPORAL_WEIGHT = 1e8
 
 # The --help sections, in the order of the fields below.
 SIZE, LOSS, STYLES, OPTIMISATION, SCALES = (
