@@ -60,18 +60,19 @@ header reports.
    without 64-bit indexing), reported in one line; later sizes are not tried. Should the device stop
    working altogether (a sticky CUDA error such as an illegal memory access), every later part is
    skipped and a line under the tables says so.
-4. Video (unless ``--video-frames 0``; needs the video extra): ``artistyle.video.painter.paint_video``
-   on a pan over the content sample at ``--size``; frames per minute of the frames after the first.
-5. Largest size, tiled (unless ``--skip-tiled``): ``--tiled-sizes`` (default: the untiled size that
+4. Largest size, tiled (unless ``--skip-tiled``): ``--tiled-sizes`` (default: the untiled size that
    failed and the larger ``--sizes``), exact tiled evaluation with owned tiles of ``--tile`` px and the
    L-BFGS history the memory planner (``artistyle.memory.plan_memory``) picks for that tile, else as 3.
-6. ``--compile`` (optional): ``torch.compile`` on the feature network (``objective.features.compile()``),
+5. ``--compile`` (optional): ``torch.compile`` on the feature network (``objective.features.compile()``),
    default precision, at ``--size``: once with the memory-saving hand-written backward (the default) and
    once with plain autograd (``memory_saving = False``, so the compiler sees the backward). The first
    ``--warmup`` iterations include the compilation ("setup s" then holds their time); the next
    ``--evals`` are timed as in 1 (so its final loss is after more iterations than the other rows'). The
    status cell counts the graphs dynamo compiled and its graph breaks. A failure reads "failed: <reason>";
    it never stops the script. Each variant only starts with at least 120 s of budget left.
+6. Video, last (unless ``--video-frames 0``; needs the video extra): ``artistyle.video.painter.paint_video``
+   on a pan over the content sample at ``--size``, ``--video-first-steps`` iterations for the first frame
+   and ``--video-steps`` for each later one; frames per minute of the frames after the first.
 
 MB are 10^6 bytes, GB 10^9, GiB 2^30. Exit status: 0, or 1 when a target run (1.) or a baseline failed
 (a missing baseline script is only noted); an out-of-memory in 3. or 4. is a result, not a failure; 2 when
@@ -341,9 +342,9 @@ def timed_transfer(
     }
 
 
-def video_run(device: str, size: int, frames: int, steps: int) -> dict[str, Any]:
+def video_run(device: str, size: int, frames: int, first_steps: int, steps: int) -> dict[str, Any]:
     """``artistyle video`` (the library's VideoPainting) on a pan over the bundled content sample: ``frames``
-    frames at ``size`` px, the first with 300 iterations, the others with ``steps``. Frames per minute
+    frames at ``size`` px, the first with ``first_steps`` iterations, the others with ``steps``. Frames per minute
     are of the later frames (the steady state of a long clip); flows run in a thread beside the painting."""
     import numpy as np
     from PIL import Image
@@ -360,7 +361,7 @@ def video_run(device: str, size: int, frames: int, steps: int) -> dict[str, Any]
             Image.fromarray(photo[:, 8 * i : 8 * i + size]).save(clip / f"frame_{i + 1:03d}.png")
         nst = NST(StyleConfig(size=size, device=device, seed=0, scales=1))
         painting = paint_video(nst, clip, SAMPLES / STYLE_SAMPLE, Path(folder) / "work",
-                               VideoSettings(first_steps=300, steps=steps))
+                               VideoSettings(first_steps=first_steps, steps=steps))
         done = [time.perf_counter()]
         for event in painting:
             if event.done:
@@ -368,7 +369,8 @@ def video_run(device: str, size: int, frames: int, steps: int) -> dict[str, Any]
                 done.append(time.perf_counter())
     later = [b - a for a, b in itertools.pairwise(done[1:])]
     per_frame = statistics.median(later) if later else float("nan")
-    return {"status": "ok", "size": size, "frames": frames, "steps": steps, "first_frame_s": done[1] - done[0],
+    return {"status": "ok", "size": size, "frames": frames, "first_steps": first_steps, "steps": steps,
+            "first_frame_s": done[1] - done[0],
             "later_s_per_frame": per_frame, "frames_per_minute": 60 / per_frame if later else float("nan")}
 
 
@@ -722,7 +724,8 @@ def format_report(info: dict[str, Any], args: argparse.Namespace, results: dict[
         lines += ["", f"Tiled sizes: {results['tiled_note']}"]
     video = results.get("video") or {}
     if video.get("status") == "ok":
-        lines += ["", f"## Video at {video['size']} px ({video['frames']} frames, 300 + {video['steps']} iterations)",
+        lines += ["", f"## Video at {video['size']} px ({video['frames']} frames, {video['first_steps']} + "
+                  f"{video['steps']} iterations)",
                   "", "| first frame s | later frames s/frame | frames per minute |", "|---:|---:|---:|",
                   f"| {video['first_frame_s']:.2f} | {video['later_s_per_frame']:.3f} | "
                   f"{video['frames_per_minute']:.1f} |"]
@@ -758,6 +761,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="evaluations per ladder size (the first is not in s/eval)")
     p.add_argument("--skip-tiled", action="store_true", help="do not run the tiled sizes")
     p.add_argument("--video-frames", type=int, default=8, help="frames of the video row at --size (0: skip it)")
+    p.add_argument("--video-first-steps", type=int, default=300, help="iterations of the video's first frame")
     p.add_argument("--video-steps", type=int, default=100, help="iterations of every frame after the first")
     p.add_argument("--tiled-sizes", type=int, nargs="*", default=None,
                    help="long edges to run tiled; if omitted, the untiled size that failed and the larger --sizes")
@@ -861,16 +865,6 @@ def main(argv: list[str] | None = None) -> int:
 
     results["ladder"] = run_ladder(artistyle, args, args.sizes, None, clock, skipped)
 
-    results["video"] = {}
-    if args.video_frames:
-        if importlib.util.find_spec("av") is None or importlib.util.find_spec("cv2") is None:
-            results["video"] = {"status": "skipped (no video extra: pip install -e '.[video]')"}
-        elif clock.skip(60):
-            skipped.append("video")
-            results["video"] = {"status": "skipped (budget)"}
-        else:
-            results["video"] = guarded(f"video at {args.size} px", lambda: video_run(
-                args.device, args.size, args.video_frames, args.video_steps), args.device, clock)
 
     if not args.skip_tiled:
         tiled_sizes = args.tiled_sizes
@@ -896,6 +890,18 @@ def main(argv: list[str] | None = None) -> int:
             row.setdefault("precision", "auto")
             row["label"] = label
             results["compile"].append(row)
+
+    results["video"] = {}
+    if args.video_frames:
+        if importlib.util.find_spec("av") is None or importlib.util.find_spec("cv2") is None:
+            results["video"] = {"status": "skipped (no video extra: pip install -e '.[video]')"}
+        elif clock.skip(60):
+            skipped.append("video")
+            results["video"] = {"status": "skipped (budget)"}
+        else:
+            results["video"] = guarded(f"video at {args.size} px", lambda: video_run(
+                args.device, args.size, args.video_frames, args.video_first_steps, args.video_steps),
+                args.device, clock)
 
     report = format_report(info, args, results, clock)
     print(report)

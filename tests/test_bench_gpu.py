@@ -48,7 +48,8 @@ def smoke(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Complete
     out = tmp_path_factory.mktemp("bench_gpu") / "bench.json"
     args = ["--device", "cpu", "--size", "32", "--evals", "3", "--warmup", "1", "--precisions", "fp32", "bf16",
             "--baseline-steps", "2", "--sizes", "32", "48", "64", "--simulate-oom-from", "48", "--ladder-evals", "2",
-            "--tile", "32", "--compile", "--compile-backend", "eager", "--json", str(out)]
+            "--tile", "32", "--compile", "--compile-backend", "eager", "--video-frames", "3", "--video-first-steps",
+            "2", "--video-steps", "2", "--json", str(out)]
     if not BASELINE.is_file():
         args.append("--skip-baseline")
     proc = run(*args)
@@ -136,6 +137,17 @@ def test_compile_rows_never_crash(smoke: tuple[subprocess.CompletedProcess[str],
         assert r["evals"] == 3 and r["s_per_eval"] > 0 and r["compile_and_warmup_s"] > 0
     rows = [row for row in table(proc.stdout, "32x32, 3 evaluations") if "torch.compile" in row[0]]
     assert len(rows) == 2 and all(row[-1].startswith("ok") for row in rows)
+
+
+def test_video_row(smoke: tuple[subprocess.CompletedProcess[str], dict[str, Any]]) -> None:
+    proc, data = smoke
+    if importlib.util.find_spec("av") is None or importlib.util.find_spec("cv2") is None:
+        assert data["video"]["status"].startswith("skipped (no video extra")
+        return
+    video = data["video"]
+    assert video["status"] == "ok" and video["frames"] == 3 and video["later_s_per_frame"] > 0
+    rows = table(proc.stdout, "Video at 32 px")
+    assert len(rows) == 1 and all(positive(cell) for cell in rows[0])
 
 
 def test_report_of_cuda_rows() -> None:
