@@ -270,7 +270,7 @@ def test_bad_image_files(
         (["--device", "cuda:7"], "not available", 2),
         (["--optimizer", "sgd"], "invalid choice", 2),
         (["--pooling", "min"], "invalid choice", 2),
-        (["--init", "blue"], "--init must be noise, content, style or an image file", 2),
+        (["--init", "blue"], "--init must be noise, content, style, fast or an image file", 2),
         (["--bit-depth", "16"], "needs a .tif", 2),
         (["--bit-depth", "12"], "invalid choice", 2),
         (["--seed", "-1"], "seed must be", 2),

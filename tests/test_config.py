@@ -94,7 +94,7 @@ def test_init_takes_a_name_or_an_existing_file(tmp_path: Path) -> None:
     image = tmp_path / "start.png"
     image.write_bytes(b"")
     assert from_cli("--init", str(image)).init == str(image)
-    with pytest.raises(UsageError, match="--init must be noise, content, style or an image file; 'blue' is none"):
+    with pytest.raises(UsageError, match="--init must be noise, content, style, fast or an image file; 'blue' is none"):
         from_cli("--init", "blue")
 
 
@@ -146,7 +146,7 @@ def test_allowed_names_and_no_files() -> None:
     with pytest.raises(UsageError, match=r"unknown setting 'masks'; known: steps, seed$"):
         StyleConfig.from_mapping({"masks": ["a.png"]}, allowed=("steps", "seed"))
     assert StyleConfig.from_mapping({"init": "style"}, files=False).init == "style"
-    with pytest.raises(UsageError, match="init must be noise, content, style, not '/etc/passwd'"):
+    with pytest.raises(UsageError, match="init must be noise, content, style, fast, not '/etc/passwd'"):
         StyleConfig.from_mapping({"init": "/etc/passwd"}, files=False)
     with pytest.raises(UsageError, match="weights cannot name a file here"):
         StyleConfig.from_mapping({"weights": "w.pth"}, files=False)

@@ -11,6 +11,7 @@ defaults: a new setting is one field here (plus the engine code that uses it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Collection
@@ -23,8 +24,8 @@ from .settings import Setting, describe_fields, either, read_settings, setting, 
 from .vgg import check_layer_names
 
 __all__ = [
-    "CPU_DEFAULT_SIZE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "PADDINGS", "POOLINGS", "PRECISIONS",
-    "TEMPORAL_WEIGHT", "Setting", "StyleConfig",
+    "CPU_DEFAULT_SIZE", "FAST_SCHEDULE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "PADDINGS", "POOLINGS",
+    "PRECISIONS", "TEMPORAL_WEIGHT", "Setting", "StyleConfig",
 ]
 
 # Output long edge when --size is not given. On a CPU it is chosen so that a
@@ -36,7 +37,12 @@ MIN_SIZE = 32
 # SCALE_FACTOR times the previous one, up to the output size.
 FIRST_SCALE = 256
 SCALE_FACTOR = math.sqrt(2)
-INITS = ("noise", "content", "style")  # or the path of an image
+INITS = ("noise", "content", "style", "fast")  # or the path of an image
+# The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
+# give (StyleConfig.with_fast_schedule). TO BE CHOSEN BY MEASUREMENT (issue 15, benchmarks/bench_fast.py): for
+# now the issue's probe, one scale of 80 iterations at the output size, which on tubingen + starry_night at
+# 448 px scored content 0.62 / style 0.021 against the default run's 0.638 / 0.041, in about 40% of its time.
+FAST_SCHEDULE: dict[str, Any] = {"steps": 80, "scales": 1}
 Optimizer = Literal["lbfgs", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -149,7 +155,10 @@ class StyleConfig:
 
     steps: int = setting(300, OPTIMISATION, "iterations = network evaluations (default {default})", positive=True)
     init: str = setting(
-        "noise", OPTIMISATION, "starting image (default white noise)", metavar="noise|content|style|PATH",
+        "noise", OPTIMISATION, "starting image (default white noise, as in the paper); fast = a feed-forward "
+        "network's picture (needs the fast extra; without --steps/--scales/--scale-steps it runs "
+        f"{FAST_SCHEDULE['steps']} iterations on {FAST_SCHEDULE['scales']} scale)",
+        metavar="noise|content|style|fast|PATH",
         choices=INITS, path=True)
     seed: int | None = setting(None, OPTIMISATION, "random seed (default: random, reported with --json)")
     optimizer: Optimizer = setting("lbfgs", OPTIMISATION, "lbfgs, as in the paper, or adam (default {default})")
@@ -237,6 +246,21 @@ class StyleConfig:
                 raise UsageError(f"{len(self.scale_steps)} scale steps given for {scales} scales")
             return list(self.scale_steps)
         return [max(1, self.steps >> i, self.steps // 10) for i in range(scales)]
+
+    def with_fast_schedule(self, given: Collection[str]) -> StyleConfig:
+        """This config with :data:`FAST_SCHEDULE` for the schedule settings not in ``given``, for a fast start.
+
+        ``given``: the names of the settings the user set (the command line's options present in argv,
+        whatever their value). Unchanged unless ``init`` is ``fast`` and neither ``steps`` nor
+        ``scale_steps`` is given; then ``steps`` and ``scales`` take the fast schedule's values unless
+        given (so ``--scales 3`` alone runs the fast schedule's steps over three scales). Drivers call
+        it; ``StyleConfig(init="fast")`` alone keeps the paper's schedule, as a library can't tell a
+        default from a value that was set.
+        """
+        if self.init != "fast" or "steps" in given or "scale_steps" in given:
+            return self
+        changes = {name: value for name, value in FAST_SCHEDULE.items() if name not in given}
+        return dataclasses.replace(self, **changes).validate()
 
     def validate(self) -> StyleConfig:
         """Raise :class:`UsageError` naming the first bad setting; return self."""

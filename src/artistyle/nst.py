@@ -30,6 +30,7 @@ from . import tutorial
 from .color import as_luminance_image, keep_content_chroma, match_color, match_luminance
 from .config import StyleConfig
 from .devices import resolve_device
+from .fast import fast_start
 from .images import resize_long_edge
 from .images.sources import ImageLike, ImageSource, as_loaded, image_list
 from .images.tensors import array_to_tensor, tensor_to_array, to_pil
@@ -203,10 +204,13 @@ class NST:
         return objective
 
     def initial_image(self, inputs: Inputs, init: str | ImageSource | None = None) -> Tensor:
-        """The starting image: seeded white noise, the content, the style, or an image (a file, array, ...).
+        """The starting image: seeded white noise, the content, the style, the fast start, or an image.
 
-        ``init`` replaces the config's: ``noise``, ``content``, ``style``, or any image
-        (:mod:`artistyle.images.sources`), resized to the content's size.
+        ``init`` replaces the config's: ``noise``, ``content``, ``style``, ``fast`` or any image
+        (a file, array, ...: :mod:`artistyle.images.sources`), resized to the content's size.
+        ``fast``: the feed-forward network's picture (:mod:`artistyle.fast`) of the colour photo
+        with the blend of the (colour-controlled) styles' vectors at the blend weights; in luminance
+        mode its luminance, like every start there.
         """
         init = self.config.init if init is None else init
         _, _, h, w = inputs.content.shape
@@ -220,6 +224,10 @@ class NST:
             return (0.5 + NOISE_SD * noise).to(self.device)
         if isinstance(init, str) and init == "content":
             return inputs.content.clone()
+        if isinstance(init, str) and init == "fast":
+            photo = inputs.color_content if inputs.color_content is not None else inputs.content
+            start = fast_start(inputs.styles, photo, self.config.blend_weights(len(inputs.styles)), self.device)
+            return as_luminance_image(start) if self.config.preserve_color == "luminance" else start
         if isinstance(init, str) and init == "style":
             source = inputs.styles[0]
         else:

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from .color import as_luminance_image
 from .config import INITS
+from .fast import fast_style
 from .images import LoadedImage, resize_long_edge, resized_shape
 from .images.sources import ImageLike, as_loaded, describe
 from .images.tensors import array_to_tensor, tensor_to_array
@@ -48,7 +49,8 @@ class Painting:
 
     ``masks``, ``fine_style`` and ``init`` replace the config's files of the same
     name; each may be a path, a PIL image, an array or a tensor
-    (:mod:`artistyle.images.sources`; ``init`` also ``noise``, ``content`` or ``style``).
+    (:mod:`artistyle.images.sources`; ``init`` also ``noise``, ``content``, ``style`` or ``fast``).
+    Only the first scale starts from ``init`` (``fast``: the feed-forward picture at that scale's size).
 
     ``temporal``: for a video frame, pairs of an earlier result warped to this frame (any image
     form) and its consistency weights ``(H, W)`` in [0, 1], an array or tensor; each scale holds its
@@ -96,6 +98,8 @@ class Painting:
             self.init = init
         elif init is not None:
             self.init = as_loaded(init, "init image")
+        if (c.init if self.init is None else self.init) == "fast":  # the models found and loaded before any work
+            fast_style(nst.device)
         self.temporal = [self._temporal_pair(target, weights, k) for k, (target, weights) in enumerate(temporal)]
         self.check_sizes()
         self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None

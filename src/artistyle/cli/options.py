@@ -16,8 +16,8 @@ from .. import __version__
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
 
-__all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "given_settings", "number",
-           "positive_int"]
+__all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "explicit_settings",
+           "given_settings", "number", "positive_int"]
 
 PROG = "artistyle"
 
@@ -84,6 +84,15 @@ def memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+class Store(argparse.Action):
+    """argparse's store, also recording that the option was on the command line (:func:`explicit_settings`)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.explicit = {*getattr(namespace, "explicit", ()), self.dest}
+
+
 def add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
     """The option of one StyleConfig field, from its metadata; its default is the field's."""
     options: dict[str, Any] = {"dest": setting.name, "default": setting.default,
@@ -101,7 +110,7 @@ def add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
         parse = csv_of(parse)
     if setting.choices and not setting.path:  # a path setting takes its names or a file: checked in config_from_args
         options["choices"] = setting.choices
-    group.add_argument(setting.option, type=parse, metavar=setting.metavar, **options)
+    group.add_argument(setting.option, type=parse, metavar=setting.metavar, action=Store, **options)
 
 
 def add_settings(parser: argparse.ArgumentParser) -> None:
@@ -163,8 +172,17 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
+def explicit_settings(args: argparse.Namespace) -> set[str]:
+    """The settings the user gave: on the command line (even at their default value) or away from their default."""
+    return {*getattr(args, "explicit", ()), *given_settings(args)}
+
+
 def config_from_args(args: argparse.Namespace) -> StyleConfig:
-    """The validated config of the painting command's arguments."""
-    return StyleConfig(**given_settings(args)).validate()
+    """The validated config of the painting command's arguments.
+
+    With ``--init fast`` and neither ``--steps`` nor ``--scale-steps`` on the command line, the fast start's
+    schedule (:meth:`StyleConfig.with_fast_schedule`) fills ``steps`` and ``scales``.
+    """
+    return StyleConfig(**given_settings(args)).validate().with_fast_schedule(explicit_settings(args))
 
 
