@@ -375,3 +375,68 @@ def test_stopped_batch_keeps_its_outputs_and_a_rerun_finishes_it(
     assert code == 0
     assert statuses(out, 3) == {"p1__wave.png": "skipped", "p2__wave.png": "skipped", "p10__wave.png": "ok"}
     assert stamps == {name: Path(name).stat().st_mtime_ns for name in stamps}  # nothing redone
+
+
+# -- --workers N: a pool of worker processes -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_workers_paint_what_one_process_paints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, photos: Path, paintings: Path
+) -> None:
+    from PIL import Image
+
+    argv = [str(photos), str(paintings / "wave.png"), *FAST, "--seed", "1"]
+    assert run(capsys, "batch", *argv, "-o", str(tmp_path / "one"))[0] == 0
+    assert run(capsys, "batch", *argv, "-o", str(tmp_path / "two"), "--workers", "2")[0] == 0
+    records = journal(tmp_path / "two")
+    assert [r["status"] for r in records] == ["ok"] * 3
+    workers = {r["worker"] for r in records}
+    assert all(w.startswith("local:") and w != f"local:{os.getpid()}" for w in workers), workers
+    for record in records:  # the same pixels (the files' sRGB profiles carry their process's creation time)
+        name = Path(record["output"]).name
+        assert (Image.open(tmp_path / "one" / name).tobytes() == Image.open(tmp_path / "two" / name).tobytes()), name
+    assert not [p for p in (tmp_path / "two").iterdir() if p.name.startswith(".")]
+
+
+def session_processes(session: int) -> list[int]:
+    """The processes still alive in a session (those a run started with start_new_session=True left)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_with_workers_ends_running_jobs_unwritten_and_leaves_no_process(
+    tmp_path: Path, photos: Path, paintings: Path
+) -> None:
+    jobs = tmp_path / "jobs.csv"
+    wave = paintings / "wave.png"
+    jobs.write_text(f"content,style,steps\n{photos / 'p1.png'},{wave},2\n{photos / 'p2.jpg'},{wave},100000\n"
+                    f"{photos / 'p10.png'},{wave},100000\n{photos / 'p1.png'},{paintings / 'blob.png'},2\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "artistyle", "batch", "--jobs", str(jobs), "-o", str(out),
+                                "--device", "cpu", "--size", "32", "-q", "--workers", "2"], env=env,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ((out / JOURNAL_NAME).exists() and journal(out)):
+        time.sleep(0.05)
+    time.sleep(1.5)  # both long jobs under way
+    os.killpg(process.pid, signal.SIGINT)  # as the terminal sends Ctrl-C: to every process of the group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    records = {Path(r["output"]).name: (r["status"], r["error"]) for r in journal(out)}
+    assert records == {"p1__wave.png": ("ok", None), "p2__wave.png": ("failed", "interrupted"),
+                       "p10__wave.png": ("failed", "interrupted")}
+    assert not (out / "p2__wave.png").exists() and not (out / "p10__wave.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    time.sleep(0.5)
+    assert session_processes(process.pid) == []  # no worker outlived the driver
