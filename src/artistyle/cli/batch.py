@@ -36,6 +36,8 @@ examples:
   {PROG} batch 'photos/*.jpg' wave.jpg -o out/     a quoted glob: every match with one style
   {PROG} batch photos/ paintings/ -o out/ --zip    the first photo with the first painting, ...
   {PROG} batch --jobs jobs.csv -o out/ --size 256  one job per row (content,style,output,size,...)
+  {PROG} batch photos/ paintings/ -o out/ --workers 2   two jobs at once on this machine
+  {PROG} batch photos/ paintings/ -o out/ --ray auto    on the Ray cluster started with `ray start`
 
 Outputs are OUTDIR/<content>__<style>.png; OUTDIR/batch.jsonl records every job and
 OUTDIR/index.html shows them all. Run the same command again to finish a stopped batch:
