@@ -145,7 +145,7 @@ def test_a_killed_node_loses_nothing(local_ray: None, tmp_path: Path, inputs: tu
     from ray.cluster_utils import Cluster
 
     photos, paintings = inputs
-    config = StyleConfig(size=32, steps=20, seed=1, device="cpu")
+    config = StyleConfig(size=32, steps=10, seed=1, device="cpu")
     reference = Batch(jobs_into(tmp_path / "ref", photos, paintings, config), tmp_path / "ref").run()
     ray.shutdown()  # the module's local Ray: this test needs a cluster of its own
     store = 80 * 2**20

@@ -169,6 +169,9 @@ def work(tasks: Any, results: Any, stop: Any, slot: int, threads: int, device: s
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     import torch
 
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()  # a worker's process, like the command's: freed activations are reused
     torch.set_num_threads(threads)
     worker = f"local:{os.getpid()}"
 

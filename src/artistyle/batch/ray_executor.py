@@ -77,6 +77,9 @@ def remote_paint(job: Job, names: list[str], threads: int, device: str | None, *
     import ray
     import torch
 
+    from ..memory import keep_freed_memory
+
+    keep_freed_memory()  # the worker process runs only these tasks (their own runtime env): reuse freed blocks
     torch.set_num_threads(max(1, threads))
     worker = f"ray:{ray.util.get_node_ip_address()}:{os.getpid()}"  # type: ignore[no-untyped-call]
     return paint_job(job, worker=worker, inputs=dict(zip(names, blobs)), device=device)
