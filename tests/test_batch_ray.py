@@ -159,7 +159,7 @@ def test_a_killed_node_loses_nothing(local_ray: None, tmp_path: Path, inputs: tu
         def kill_a_node_once_running(event: BatchProgress) -> None:
             if len(event.running) == 2 and not removed.is_set():  # a job on each node, both still starting up
                 removed.set()
-                threading.Timer(1.0, cluster.remove_node, [nodes[0]]).start()
+                threading.Timer(0.5, cluster.remove_node, [nodes[0]]).start()
 
         out = tmp_path / "out"
         outcome = Batch(jobs_into(out, photos, paintings, config), out, executor=RayExecutor()).run(

@@ -27,10 +27,12 @@ is ``ray:<node ip>:<pid>``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
 import socket
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -70,6 +72,20 @@ def probe(address: str) -> None:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
         raise UsageError(f"the Ray cluster at '{address}' cannot be reached ({reason}); start it with "
                          "`ray start --head` or check the address") from None
+
+
+@contextlib.contextmanager
+def quiet_stderr() -> Iterator[None]:
+    """File descriptor 2 sent to /dev/null for the block (what Python's sys.stderr cannot catch: C++ logs)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def remote_paint(job: Job, names: list[str], threads: int, device: str | None, *blobs: bytes) -> Painted:
@@ -120,7 +136,8 @@ class RayExecutor:
         elif address != "auto":
             probe(address)
         try:
-            ray.init(address=address, **options)
+            with quiet_stderr():  # Ray's C++ client logs every retry of a failed join to fd 2, for many seconds
+                ray.init(address=address, **options)
         except ConnectionError as exc:
             if address == "auto":
                 raise UsageError("--ray auto found no Ray cluster started on this machine; start one with "
