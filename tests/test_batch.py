@@ -440,3 +440,30 @@ def test_ctrl_c_with_workers_ends_running_jobs_unwritten_and_leaves_no_process(
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     time.sleep(0.5)
     assert session_processes(process.pid) == []  # no worker outlived the driver
+
+
+@pytest.mark.slow
+def test_a_dead_worker_fails_its_job_and_is_replaced(tmp_path: Path, photos: Path, paintings: Path) -> None:
+    import multiprocessing
+
+    from artistyle.batch import BatchProgress
+    from artistyle.batch.pool import PoolExecutor
+
+    out = tmp_path / "out"
+    wave = paintings / "wave.png"
+    specs = [JobSpec(photos / "p1.png", (wave,), settings={"steps": 100000}), JobSpec(photos / "p2.jpg", (wave,))]
+    jobs = make_jobs(specs, out, StyleConfig(size=32, steps=2, seed=1, device="cpu"))
+    killed: list[int] = []
+
+    def kill_the_worker(event: BatchProgress) -> None:
+        if event.running and event.done > 0 and not killed:  # the long job is painting
+            [worker] = multiprocessing.active_children()
+            killed.append(worker.pid or 0)
+            os.kill(worker.pid or 0, signal.SIGKILL)
+
+    outcome = Batch(jobs, out, executor=PoolExecutor(1)).run(kill_the_worker)
+    first, second = outcome.results
+    assert first is not None and first.status == "failed" and "worker process died (signal 9)" in (first.error or "")
+    assert second is not None and second.status == "ok" and second.worker != f"local:{killed[0]}"
+    assert not (out / "p1__wave.png").exists() and (out / "p2__wave.png").exists()
+    assert not multiprocessing.active_children()
