@@ -467,3 +467,34 @@ def test_a_dead_worker_fails_its_job_and_is_replaced(tmp_path: Path, photos: Pat
     assert second is not None and second.status == "ok" and second.worker != f"local:{killed[0]}"
     assert not (out / "p1__wave.png").exists() and (out / "p2__wave.png").exists()
     assert not multiprocessing.active_children()
+
+
+def test_a_job_painted_from_its_input_bytes_alone(tmp_path: Path, photos: Path, paintings: Path) -> None:
+    """What a Ray worker does: the inputs (with an --init image and masks) travel as bytes; the originals may be gone."""
+    import io
+
+    from PIL import Image
+
+    from artistyle.batch.paint import paint_job, read_inputs, write_output
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.new("L", (40, 32), 255).save(masks / "all.png")
+    settings = {"init": str(photos / "p2.jpg"), "masks": (str(masks / "all.png"),)}
+    [job] = make_jobs([JobSpec(photos / "p1.png", (paintings / "wave.png",), settings=settings)], tmp_path / "out",
+                      StyleConfig(size=32, steps=2, seed=1, device="cpu"))
+    (tmp_path / "out").mkdir()
+    here = paint_job(job, worker="local:1")
+    assert here.result.status == "ok" and here.data is not None
+    inputs = read_inputs(job)
+    assert set(inputs) == {str(photos / "p1.png"), str(paintings / "wave.png"), str(photos / "p2.jpg"),
+                           str(masks / "all.png")}
+    for name in inputs:
+        Path(name).rename(name + ".away")
+    there = paint_job(job, worker="ray:x:1", inputs=inputs)
+    assert there.result.status == "ok" and there.result.worker == "ray:x:1"
+    assert write_output(there).status == "ok"
+    assert Image.open(job.output).tobytes() == Image.open(io.BytesIO(here.data)).tobytes()
+    missing = paint_job(job, worker="ray:x:1", inputs={k: v for k, v in inputs.items() if "p2.jpg" not in k})
+    assert missing.result.status == "failed" and str(photos / "p2.jpg") in (missing.result.error or "")
+    assert "artistyle-job-" not in (missing.result.error or "")  # messages name the driver's paths

@@ -32,10 +32,24 @@ from ..files import atomic_write, short_reason
 from .jobs import Job
 from .run import JobResult, failure, release_memory
 
-__all__ = ["SHIPPED_SETTINGS", "Painted", "paint_job", "read_inputs", "write_output"]
+__all__ = ["KEPT_ON_NODES", "Painted", "cpu_count", "input_paths", "paint_job", "read_inputs", "shipped_files",
+           "write_output"]
 
 # Settings naming a file that travels with the job; ``weights`` (a large file) must exist on every node.
-SHIPPED_SETTINGS = ("init", "fine_style", "masks")
+# Every setting naming a file travels with the job, but ``weights`` (a large file): it must exist on every node.
+KEPT_ON_NODES = ("weights",)
+
+
+def shipped_files(config: StyleConfig) -> dict[str, list[str]]:
+    """The file names the config's path settings hold (a named choice such as ``init=noise`` is not a file)."""
+    found: dict[str, list[str]] = {}
+    for setting in StyleConfig.settings():
+        value = getattr(config, setting.name)
+        if not setting.path or setting.name in KEPT_ON_NODES or value is None:
+            continue
+        values = list(value) if isinstance(value, tuple) else [value]
+        found[setting.name] = [str(v) for v in values if v not in setting.choices]
+    return found
 
 
 @dataclass(frozen=True)
@@ -49,15 +63,7 @@ class Painted:
 
 def input_paths(job: Job) -> list[Path]:
     """Every file the job reads and that travels with it: content, styles, files named by shipped settings."""
-    paths = [job.content, *job.styles]
-    config = job.config
-    for name in SHIPPED_SETTINGS:
-        value = getattr(config, name)
-        values = list(value) if isinstance(value, tuple) else [value]
-        if name == "init" and value in ("noise", "content", "style"):
-            continue
-        paths += [Path(v) for v in values if v is not None]
-    return paths
+    return [job.content, *job.styles, *(Path(v) for names in shipped_files(job.config).values() for v in names)]
 
 
 def read_inputs(job: Job) -> dict[str, bytes]:
@@ -82,12 +88,9 @@ def unpacked(job: Job, inputs: Mapping[str, bytes], folder: Path) -> tuple[Job, 
         return renamed.get(str(path), str(path))  # a file not sent stays as named: the job fails on it as locally
 
     changes: dict[str, object] = {}
-    for name in SHIPPED_SETTINGS:
+    for name in shipped_files(job.config):
         value = getattr(job.config, name)
-        if isinstance(value, tuple):
-            changes[name] = tuple(moved(v) for v in value)
-        elif value is not None and not (name == "init" and value in ("noise", "content", "style")):
-            changes[name] = moved(value)
+        changes[name] = tuple(moved(v) for v in value) if isinstance(value, tuple) else moved(value)
     config: StyleConfig = dataclasses.replace(job.config, **changes)  # type: ignore[arg-type]
     local = dataclasses.replace(job, content=Path(moved(job.content)), styles=tuple(Path(moved(s)) for s in job.styles),
                                 config=config)
