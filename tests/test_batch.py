@@ -375,3 +375,126 @@ def test_stopped_batch_keeps_its_outputs_and_a_rerun_finishes_it(
     assert code == 0
     assert statuses(out, 3) == {"p1__wave.png": "skipped", "p2__wave.png": "skipped", "p10__wave.png": "ok"}
     assert stamps == {name: Path(name).stat().st_mtime_ns for name in stamps}  # nothing redone
+
+
+# -- --workers N: a pool of worker processes -----------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_workers_paint_what_one_process_paints(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, photos: Path, paintings: Path
+) -> None:
+    from PIL import Image
+
+    argv = [str(photos), str(paintings / "wave.png"), *FAST, "--seed", "1"]
+    assert run(capsys, "batch", *argv, "-o", str(tmp_path / "one"))[0] == 0
+    assert run(capsys, "batch", *argv, "-o", str(tmp_path / "two"), "--workers", "2")[0] == 0
+    records = journal(tmp_path / "two")
+    assert [r["status"] for r in records] == ["ok"] * 3
+    workers = {r["worker"] for r in records}
+    assert all(w.startswith("local:") and w != f"local:{os.getpid()}" for w in workers), workers
+    for record in records:  # the same pixels (the files' sRGB profiles carry their process's creation time)
+        name = Path(record["output"]).name
+        assert (Image.open(tmp_path / "one" / name).tobytes() == Image.open(tmp_path / "two" / name).tobytes()), name
+    assert not [p for p in (tmp_path / "two").iterdir() if p.name.startswith(".")]
+
+
+def session_processes(session: int) -> list[int]:
+    """The processes still alive in a session (those a run started with start_new_session=True left)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc")
+def test_ctrl_c_with_workers_ends_running_jobs_unwritten_and_leaves_no_process(
+    tmp_path: Path, photos: Path, paintings: Path
+) -> None:
+    jobs = tmp_path / "jobs.csv"
+    wave = paintings / "wave.png"
+    jobs.write_text(f"content,style,steps\n{photos / 'p1.png'},{wave},2\n{photos / 'p2.jpg'},{wave},100000\n"
+                    f"{photos / 'p10.png'},{wave},100000\n{photos / 'p1.png'},{paintings / 'blob.png'},2\n")
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "artistyle", "batch", "--jobs", str(jobs), "-o", str(out),
+                                "--device", "cpu", "--size", "32", "-q", "--workers", "2"], env=env,
+                               stderr=subprocess.PIPE, text=True, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not ((out / JOURNAL_NAME).exists() and journal(out)):
+        time.sleep(0.05)
+    time.sleep(1.5)  # both long jobs under way
+    os.killpg(process.pid, signal.SIGINT)  # as the terminal sends Ctrl-C: to every process of the group
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    records = {Path(r["output"]).name: (r["status"], r["error"]) for r in journal(out)}
+    assert records == {"p1__wave.png": ("ok", None), "p2__wave.png": ("failed", "interrupted"),
+                       "p10__wave.png": ("failed", "interrupted")}
+    assert not (out / "p2__wave.png").exists() and not (out / "p10__wave.png").exists()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    time.sleep(0.5)
+    assert session_processes(process.pid) == []  # no worker outlived the driver
+
+
+@pytest.mark.slow
+def test_a_dead_worker_fails_its_job_and_is_replaced(tmp_path: Path, photos: Path, paintings: Path) -> None:
+    import multiprocessing
+
+    from artistyle.batch import BatchProgress
+    from artistyle.batch.pool import PoolExecutor
+
+    out = tmp_path / "out"
+    wave = paintings / "wave.png"
+    specs = [JobSpec(photos / "p1.png", (wave,), settings={"steps": 100000}), JobSpec(photos / "p2.jpg", (wave,))]
+    jobs = make_jobs(specs, out, StyleConfig(size=32, steps=2, seed=1, device="cpu"))
+    killed: list[int] = []
+
+    def kill_the_worker(event: BatchProgress) -> None:
+        if event.running and event.done > 0 and not killed:  # the long job is painting
+            [worker] = multiprocessing.active_children()
+            killed.append(worker.pid or 0)
+            os.kill(worker.pid or 0, signal.SIGKILL)
+
+    outcome = Batch(jobs, out, executor=PoolExecutor(1)).run(kill_the_worker)
+    first, second = outcome.results
+    assert first is not None and first.status == "failed" and "worker process died (signal 9)" in (first.error or "")
+    assert second is not None and second.status == "ok" and second.worker != f"local:{killed[0]}"
+    assert not (out / "p1__wave.png").exists() and (out / "p2__wave.png").exists()
+    assert not multiprocessing.active_children()
+
+
+def test_a_job_painted_from_its_input_bytes_alone(tmp_path: Path, photos: Path, paintings: Path) -> None:
+    """What a Ray worker does: the inputs (with an --init image and masks) travel as bytes; the originals may be gone."""
+    import io
+
+    from PIL import Image
+
+    from artistyle.batch.paint import paint_job, read_inputs, write_output
+
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    Image.new("L", (40, 32), 255).save(masks / "all.png")
+    settings = {"init": str(photos / "p2.jpg"), "masks": (str(masks / "all.png"),)}
+    [job] = make_jobs([JobSpec(photos / "p1.png", (paintings / "wave.png",), settings=settings)], tmp_path / "out",
+                      StyleConfig(size=32, steps=2, seed=1, device="cpu"))
+    (tmp_path / "out").mkdir()
+    here = paint_job(job, worker="local:1")
+    assert here.result.status == "ok" and here.data is not None
+    inputs = read_inputs(job)
+    assert set(inputs) == {str(photos / "p1.png"), str(paintings / "wave.png"), str(photos / "p2.jpg"),
+                           str(masks / "all.png")}
+    for name in inputs:
+        Path(name).rename(name + ".away")
+    there = paint_job(job, worker="ray:x:1", inputs=inputs)
+    assert there.result.status == "ok" and there.result.worker == "ray:x:1"
+    assert write_output(there).status == "ok"
+    assert Image.open(job.output).tobytes() == Image.open(io.BytesIO(here.data)).tobytes()
+    missing = paint_job(job, worker="ray:x:1", inputs={k: v for k, v in inputs.items() if "p2.jpg" not in k})
+    assert missing.result.status == "failed" and str(photos / "p2.jpg") in (missing.result.error or "")
+    assert "artistyle-job-" not in (missing.result.error or "")  # messages name the driver's paths

@@ -7,8 +7,11 @@ runs each through :class:`artistyle.NST` and never changes the engine; the core 
   pairs (:func:`product_jobs`), output names (:func:`make_jobs`).
 * :mod:`.jobsfile` -- CSV and JSON-lines jobs files (:func:`read_jobs_file`).
 * :mod:`.journal` -- ``OUTDIR/batch.jsonl`` and the settings hash that decides what is done.
-* :mod:`.run` -- :class:`Batch` (skip, paint, journal, report) and the executors
-  (:class:`Executor`, :class:`LocalExecutor`).
+* :mod:`.run` -- :class:`Batch` (skip, paint, journal, report), the :class:`Executor` protocol and
+  :class:`LocalExecutor` (one job after another in this process).
+* :mod:`.pool` -- :class:`~.pool.PoolExecutor`, N worker processes on this machine (``--workers``).
+* :mod:`.ray_executor` -- :class:`~.ray_executor.RayExecutor`, Ray tasks on a cluster (``--ray``).
+* :mod:`.paint` -- one job painted in a worker, its picture returned for the driver to write.
 * :mod:`.sheet` -- ``OUTDIR/index.html``, the contact sheet.
 
 Library use::

@@ -10,6 +10,7 @@ picture is not written, finished outputs stay, and the next run goes on from the
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -21,11 +22,11 @@ from typing import TYPE_CHECKING
 
 from ..batch.run import failure
 from ..errors import ArtiStyleError, UsageError
-from .options import PROG, Parser, add_settings, config_from_args
+from .options import PROG, Parser, add_settings, config_from_args, positive_int
 from .signals import STOP_SIGNALS, Stopped
 
 if TYPE_CHECKING:
-    from ..batch import Batch, BatchResult
+    from ..batch import Batch, BatchResult, Executor
 
 __all__ = ["build_batch_parser", "run_batch"]
 
@@ -35,6 +36,8 @@ examples:
   {PROG} batch 'photos/*.jpg' wave.jpg -o out/     a quoted glob: every match with one style
   {PROG} batch photos/ paintings/ -o out/ --zip    the first photo with the first painting, ...
   {PROG} batch --jobs jobs.csv -o out/ --size 256  one job per row (content,style,output,size,...)
+  {PROG} batch photos/ paintings/ -o out/ --workers 2   two jobs at once on this machine
+  {PROG} batch photos/ paintings/ -o out/ --ray auto    on the Ray cluster started with `ray start`
 
 Outputs are OUTDIR/<content>__<style>.png; OUTDIR/batch.jsonl records every job and
 OUTDIR/index.html shows them all. Run the same command again to finish a stopped batch:
@@ -60,13 +63,51 @@ def build_batch_parser() -> argparse.ArgumentParser:
                    "styles (';'-separated), output, and any setting by name (see the README)")
     g.add_argument("--force", action="store_true", help="paint every job, even those already done")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    x = p.add_argument_group("where the jobs run")
+    x.add_argument("--workers", type=positive_int, default=1, metavar="N", help="paint N jobs at once on this "
+                   "machine, each in a worker process with CPUs/N threads (one per GPU where there are several; "
+                   "default 1: one after another in this process)")
+    x.add_argument("--ray", nargs="?", const="", metavar="ADDRESS", help="run the jobs on Ray: with no ADDRESS a "
+                   "Ray started on this machine (or RAY_ADDRESS), with HOST:PORT or auto the cluster there; inputs "
+                   "are sent to the workers, outputs come back to OUTDIR here")
+    x.add_argument("--cpus-per-job", type=positive_float, metavar="N", help="with --ray: CPUs (torch threads) "
+                   "each job asks for (default 1)")
+    x.add_argument("--gpus-per-job", type=fraction, metavar="G", help="with --ray: GPUs each job asks for, "
+                   "fractions share one (default 1 on a cluster with GPUs, else 0)")
     add_settings(p)
     return p
 
 
+def positive_float(text: str) -> float:
+    value = fraction(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {text}")
+    return value
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number '{text}'") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"must be a number from 0, not {text}")
+    return value
+
+
+def ray_flag(argv: Sequence[str]) -> list[str]:
+    """``--ray`` followed by what is not an address (a positional CONTENTS) means a local Ray: ``--ray=``."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        after = out[i + 1]
+        if arg == "--ray" and (after.startswith("-") or (after != "auto" and ":" not in after)):
+            out[i] = "--ray="
+    return out
+
+
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_batch_parser()
-    args, extra = parser.parse_known_args(argv)
+    args, extra = parser.parse_known_args(ray_flag(argv))
     if extra:
         if not any(e.startswith("-") for e in extra):
             parser.error(f"too many arguments ({len(extra) + 2} files): CONTENTS and STYLES are one file, folder or "
@@ -78,12 +119,17 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("CONTENTS and STYLES are needed (or --jobs FILE)")
     if args.jobs and args.zip:
         parser.error("--zip pairs CONTENTS with STYLES; a jobs file pairs its rows itself")
+    if args.ray is None and (args.cpus_per_job is not None or args.gpus_per_job is not None):
+        parser.error("--cpus-per-job and --gpus-per-job are for --ray")
+    if args.ray is not None and args.workers > 1:
+        parser.error("--workers runs jobs on this machine, --ray on Ray's workers: give one of them")
     return args
 
 
 def run_batch(argv: Sequence[str]) -> int:
     """``artistyle batch``: returns the exit status."""
     args = parse(argv)
+    batch = None
     try:
         batch = prepared(args)
         from ..memory import keep_freed_memory
@@ -98,6 +144,10 @@ def run_batch(argv: Sequence[str]) -> int:
             raise
         print(f"{PROG}: error: {failure(exc)} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
         return 1
+    finally:
+        close = getattr(batch.executor if batch is not None else None, "close", None)
+        if close is not None:
+            close()  # leave Ray (and end the local one)
 
 
 def prepared(args: argparse.Namespace) -> Batch:
@@ -109,10 +159,46 @@ def prepared(args: argparse.Namespace) -> Batch:
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"OUTDIR '{outdir}' is a file; give a folder")
     config = config_from_args(args)
-    device = resolve_device(config.device)
     specs = read_jobs_file(args.jobs) if args.jobs else product_jobs(args.contents, args.styles, pairs=args.zip)
-    jobs = make_jobs(specs, outdir, config, device.type)
-    return Batch(jobs, outdir, force=args.force)
+    executor: Executor | None = None
+    if args.ray is not None:  # the device is the workers': the driver may have no GPU
+        executor, device_type = ray_executor(args, config.device)
+    else:
+        device_type = resolve_device(config.device).type
+        if args.workers > 1:
+            from ..batch.pool import PoolExecutor
+
+            executor = PoolExecutor(args.workers)
+    try:
+        jobs = make_jobs(specs, outdir, config, device_type)
+    except BaseException:
+        close = getattr(executor, "close", None)
+        if close is not None:
+            close()
+        raise
+    return Batch(jobs, outdir, executor=executor, force=args.force)
+
+
+def ray_executor(args: argparse.Namespace, device: str) -> tuple[Executor, str]:
+    """The Ray executor, joined to its cluster (UsageError: Ray missing or unreachable), and the jobs' device type."""
+    from ..batch.ray_executor import RayExecutor
+
+    device = device.strip().lower()
+    gpus = args.gpus_per_job
+    if device == "cpu" and gpus:
+        raise UsageError("--gpus-per-job asks for GPUs, but --device cpu paints on CPUs")
+    if gpus is None and device != "auto":
+        gpus = 1.0 if device.startswith("cuda") else 0.0
+    executor = RayExecutor(args.ray or None, cpus_per_job=args.cpus_per_job, gpus_per_job=gpus)
+    executor.connect()
+    try:
+        _, gpus = executor.resources()
+        if gpus > 0 and executor.total("GPU") == 0:
+            raise UsageError("the jobs ask Ray for GPUs, but the Ray cluster has none; use --device cpu")
+    except BaseException:
+        executor.close()
+        raise
+    return executor, "cuda" if gpus > 0 else "cpu"
 
 
 @contextmanager
