@@ -7,8 +7,11 @@ the workers share the CPUs instead of fighting over them. On a machine with seve
 job meant for ``cuda`` runs on its worker's own GPU: worker ``i`` uses ``cuda:i`` (modulo the GPU
 count), so ``--workers G`` on a box with G GPUs keeps every GPU busy.
 
-Workers report each job's start, its progress and its end (:class:`~.paint.Painted`) on a result
-queue; the driver writes each ``ok`` job's bytes (:func:`~.paint.write_output`) and yields the
+Each worker has a pipe of its own: the driver sends it one job at a time, and it reports the job's
+start, progress and end (:class:`~.paint.Painted`) on it. One pipe per worker, not shared queues,
+because a worker killed in the middle of a message (``kill -9``, the out-of-memory killer) must only
+break its own channel: on a shared queue it left a half message, or a held lock, that hung every
+later read. The driver writes each ``ok`` job's bytes (:func:`~.paint.write_output`) and yields the
 updates, so :class:`~.run.Batch` keeps the journal in the driver alone. :meth:`PoolExecutor.stop`
 sets an event the workers check after every iteration: running jobs end unwritten, recorded with
 the stop's reason, and no job starts after it. Workers ignore SIGINT (the terminal sends Ctrl-C to
@@ -23,10 +26,12 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
-import queue
 import signal
 import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from multiprocessing import connection
 from typing import Any
 
 from .jobs import Job
@@ -70,56 +75,63 @@ class PoolExecutor:
         if not jobs or self._stopped.is_set():
             return
         context = multiprocessing.get_context("spawn")
-        tasks: Any = context.Queue()
-        results: Any = context.Queue()
         self._event = context.Event()
         if self._stopped.is_set():
             self._event.set()
-        for index, job in enumerate(jobs):
-            tasks.put((index, job))
-        count = min(self.workers, len(jobs))
-        for _ in range(count + len(jobs)):  # enough ends for the workers and any replacements
-            tasks.put(None)
-        processes: dict[int, Any] = {}  # slot -> process
-        running: dict[int, int] = {}  # slot -> job index
+        waiting = deque(range(len(jobs)))
         pending = set(range(len(jobs)))
+        workers: dict[int, _Worker] = {}  # slot -> its process, its pipe and the job it paints
+
+        def give(slot: int) -> None:
+            """The worker's next job, or None (it then ends)."""
+            worker = workers[slot]
+            worker.index = waiting.popleft() if waiting and not self._stopped.is_set() else None
+            with contextlib.suppress(OSError):
+                worker.pipe.send(None if worker.index is None else (worker.index, jobs[worker.index]))
 
         def start(slot: int) -> None:
             gpus = self.gpu_count()
             device = f"cuda:{slot % gpus}" if gpus > 1 else None
-            process = context.Process(target=work, args=(tasks, results, self._event, slot, self.threads, device,
-                                                         os.getpid()), daemon=True, name=f"artistyle-worker-{slot}")
+            ours, theirs = context.Pipe()
+            process = context.Process(target=work, args=(theirs, self._event, slot, self.threads, device, os.getpid()),
+                                      daemon=True, name=f"artistyle-worker-{slot}")
             process.start()
-            processes[slot] = process
+            theirs.close()  # so that a dead worker reads as the end of its pipe
+            workers[slot] = _Worker(process, ours)
+            give(slot)
 
         try:
-            for slot in range(count):
+            for slot in range(min(self.workers, len(jobs))):
                 start(slot)
-            while pending:
-                try:
-                    message = results.get(timeout=POLL)
-                except queue.Empty:
-                    yield from self._check(jobs, processes, running, pending, start)
-                    if not any(p.is_alive() for p in processes.values()):
-                        break  # stopped: every worker has ended
-                    continue
-                kind, slot, index, value = message
-                job = jobs[index]
-                if kind == "start":
-                    running[slot] = index
-                    yield Update(job, 0.0)
-                elif kind == "progress":
-                    yield Update(job, value)
-                else:
-                    running.pop(slot, None)
-                    pending.discard(index)
-                    yield Update(job, 1.0, self._recorded(value))
+            while pending and workers:
+                by_pipe = {w.pipe: slot for slot, w in workers.items()}
+                for pipe in connection.wait(list(by_pipe), timeout=POLL):
+                    slot = by_pipe[pipe]
+                    try:
+                        kind, index, value = workers[slot].pipe.recv()
+                    except (EOFError, OSError):  # it died, possibly in the middle of a message
+                        yield from self._lost(jobs, workers, slot, pending, waiting, start)
+                        continue
+                    job = jobs[index]
+                    if kind == "start":
+                        yield Update(job, 0.0)
+                    elif kind == "progress":
+                        yield Update(job, value)
+                    else:
+                        pending.discard(index)
+                        yield Update(job, 1.0, self._recorded(value))
+                        give(slot)
+                for slot, worker in list(workers.items()):
+                    if not worker.process.is_alive() and not worker.pipe.poll():
+                        yield from self._lost(jobs, workers, slot, pending, waiting, start)
         finally:
             self._event.set()
-            end(processes.values())
-            for channel in (tasks, results):
-                channel.cancel_join_thread()
-                channel.close()
+            for worker in workers.values():
+                with contextlib.suppress(OSError):
+                    worker.pipe.send(None)
+            end([w.process for w in workers.values()])
+            for worker in workers.values():
+                worker.pipe.close()
 
     def _recorded(self, painted: Painted) -> JobResult:
         result = write_output(painted)
@@ -129,23 +141,28 @@ class PoolExecutor:
             result = dataclasses.replace(result, error=self._reason)
         return result
 
-    def _check(self, jobs: Sequence[Job], processes: dict[int, Any], running: dict[int, int], pending: set[int],
-               start: Any) -> Iterator[Update]:
-        """A worker that died fails its job; a new one takes its place while jobs remain."""
-        for slot, process in list(processes.items()):
-            if process.is_alive() or process.exitcode == 0:
-                continue
-            index = running.pop(slot, None)
-            del processes[slot]
-            if index is not None:
-                pending.discard(index)
-                code = process.exitcode
-                how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
-                result = JobResult(jobs[index], "failed", f"its worker process died ({how}); try a smaller --size "
-                                   "if it ran out of memory", worker=f"local:{process.pid}")
-                yield Update(jobs[index], 1.0, result)
-            if pending and not self._stopped.is_set():
-                start(slot)
+    def _lost(self, jobs: Sequence[Job], workers: dict[int, _Worker], slot: int, pending: set[int],
+              waiting: deque[int], start: Any) -> Iterator[Update]:
+        """A worker that died fails its job; a new one takes its place while jobs wait."""
+        worker = workers.pop(slot)
+        worker.process.join(timeout=5)
+        worker.pipe.close()
+        if worker.index is not None and worker.index in pending:
+            pending.discard(worker.index)
+            code = worker.process.exitcode
+            how = f"signal {-code}" if code is not None and code < 0 else f"exit status {code}"
+            result = JobResult(jobs[worker.index], "failed", f"its worker process died ({how}); try a smaller "
+                               "--size if it ran out of memory", worker=f"local:{worker.process.pid}")
+            yield Update(jobs[worker.index], 1.0, result)
+        if waiting and not self._stopped.is_set():
+            start(slot)
+
+
+@dataclass
+class _Worker:
+    process: Any
+    pipe: Any  # the driver's end of the worker's duplex pipe
+    index: int | None = None  # the job it paints
 
 
 def end(processes: Any) -> None:
@@ -162,8 +179,8 @@ def end(processes: Any) -> None:
             process.join()
 
 
-def work(tasks: Any, results: Any, stop: Any, slot: int, threads: int, device: str | None, driver: int) -> None:
-    """A worker process: take jobs until told to stop or the queue ends; report each on ``results``."""
+def work(pipe: Any, stop: Any, slot: int, threads: int, device: str | None, driver: int) -> None:
+    """A worker process: paint the jobs the driver sends on ``pipe`` until it sends None, stops, or is gone."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle
     if hasattr(signal, "SIGHUP"):
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
@@ -175,29 +192,28 @@ def work(tasks: Any, results: Any, stop: Any, slot: int, threads: int, device: s
     torch.set_num_threads(threads)
     worker = f"local:{os.getpid()}"
 
-    def orphaned() -> bool:
-        return os.getppid() != driver
-
     def stopped() -> bool:
-        return bool(stop.is_set()) or orphaned()
+        return bool(stop.is_set()) or os.getppid() != driver
 
     while not stopped():
-        item = tasks.get()
+        try:
+            item = pipe.recv()
+        except (EOFError, OSError):  # the driver is gone
+            break
         if item is None or stopped():
             break
         index, job = item
-        results.put(("start", slot, index, None))
+        pipe.send(("start", index, None))
+
         def progress(fraction: float, index: int = index, last: list[float] = [-1.0]) -> None:  # noqa: B006
             if fraction - last[0] >= 0.01 or fraction >= 1.0:  # at most a hundred messages a job
                 last[0] = fraction
-                results.put(("progress", slot, index, fraction))
+                pipe.send(("progress", index, fraction))
 
         painted = paint_job(job, worker=worker, device=device if job_on_cuda(job) else None, on_progress=progress,
                             stopped=stopped)
-        results.put(("done", slot, index, painted))
-    with contextlib.suppress(Exception):
-        results.close()
-        results.join_thread()  # the last result reaches the driver before the process ends
+        pipe.send(("done", index, painted))
+    pipe.close()
 
 
 def job_on_cuda(job: Job) -> bool:
