@@ -493,10 +493,12 @@ def test_cancel_while_preparing_offers_no_download(
     real = web_jobs.NST
 
     class SlowToPrepare(real):  # type: ignore[misc, valid-type]
-        def paint(self, *args: Any, **kwargs: Any) -> Any:
-            painting = super().paint(*args, **kwargs)
-            time.sleep(2.0)  # still preparing: long enough for the page to cancel
-            return painting
+        def transfer(self, *args: Any, **kwargs: Any) -> Any:
+            # The first scale is being set up (its start image exists, no iteration has ended): long
+            # enough for the page to cancel then.
+            transfer = super().transfer(*args, **kwargs)
+            time.sleep(2.0)
+            return transfer
 
     monkeypatch.setattr(web_jobs, "NST", SlowToPrepare)
     page = open_studio(context, server)

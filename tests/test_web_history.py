@@ -158,10 +158,10 @@ def test_a_cancel_before_the_first_iteration_gives_no_image(
     real = web_jobs.NST
 
     class CancelledWhilePreparing(real):  # type: ignore[misc, valid-type]
-        def paint(self, *args: Any, **kwargs: Any) -> Any:
-            painting = super().paint(*args, **kwargs)
+        def transfer(self, *args: Any, **kwargs: Any) -> Any:
+            transfer = super().transfer(*args, **kwargs)  # the first scale's start image exists
             studio.cancel(studio.status()["running"])
-            return painting
+            return transfer
 
     monkeypatch.setattr(web_jobs, "NST", CancelledWhilePreparing)
     content, style = images
