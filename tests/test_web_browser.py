@@ -168,7 +168,7 @@ def test_paint_watch_and_download(context: Any, default_server: str, tmp_path: P
     page.set_input_files("#style-file", str(SAMPLES / "starry_night.jpg"))
     page.wait_for_selector("#style-list li")
     # The README's screenshot shows a run large enough to see; the test itself stays tiny.
-    size, steps = (256, 150) if screenshot else (64, 10)
+    size, steps = (256, 120) if screenshot else (64, 10)
     settings(page, size, steps)
     page.click("#start")
     wait_status(page, "done", timeout=900_000 if screenshot else TIMEOUT)
@@ -189,7 +189,7 @@ def test_paint_watch_and_download(context: Any, default_server: str, tmp_path: P
 
     if screenshot:
         page.mouse.move(0, 0)
-        page.screenshot(path=str(SCREENSHOT), type="jpeg", quality=80)
+        page.screenshot(path=str(SCREENSHOT), type="jpeg", quality=75)
         assert SCREENSHOT.stat().st_size < 150_000
 
 

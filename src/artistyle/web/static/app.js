@@ -506,8 +506,6 @@ function showProgress(job) {
     if (job.rate) parts.push(job.rate >= 1 ? `${job.rate.toFixed(1)} it/s` : `${(1 / job.rate).toFixed(2)} s/it`);
     if (running && job.eta != null) parts.push(`ETA ${formatDuration(job.eta)}`);
     parts.push(`${formatDuration(job.seconds)} elapsed`);
-  } else if (running) {
-    parts.push("preparing the run");
   }
   $("progress-text").textContent = parts.join(" \u00b7 ");
   const percent = job.steps ? Math.round((100 * bar.value) / bar.max) : 0;
@@ -613,7 +611,12 @@ function setDownload(job) {
 }
 
 function updateButtons() {
-  const active = ACTIVE.includes($("status").dataset.status);
+  const status = $("status");
+  const active = ACTIVE.includes(status.dataset.status);
+  if (status.dataset.status === "idle") {
+    status.textContent = state.content && state.styles.length ? "Ready: press Start."
+      : state.content ? "Now choose a style." : "Choose a photo and a style.";
+  }
   $("start").disabled = active || !state.content || !state.styles.length;
   $("cancel").disabled = !active || $("status").dataset.status === "cancelling";
 }
