@@ -402,10 +402,10 @@ def test_progress_history_and_before_after(context: Any, server: str, tmp_path: 
         f"Empty: the default, 300. At 512 px: {' + '.join(map(str, plan))} = {sum(plan)} iterations")
 
     choose_samples(page)
-    settings(page, 96, 12, seed=4)
+    settings(page, 96, 40, seed=4)  # 40 + 20 iterations: each scale lasts long enough to be seen
     page.click("summary")  # More settings
     page.fill("#scales", "2")
-    sync_api.expect(page.locator("#steps-help")).to_contain_text("12 + 6 = 18 iterations over 2 scales")
+    sync_api.expect(page.locator("#steps-help")).to_contain_text("40 + 20 = 60 iterations over 2 scales")
     page.evaluate("""() => {
         window.announced = [];
         new MutationObserver(() => window.announced.push(document.getElementById('announce').textContent))
@@ -423,7 +423,7 @@ def test_progress_history_and_before_after(context: Any, server: str, tmp_path: 
     poll(progress_seen)
     wait_status(page, "done")
     assert seen, "no progress line with the scale, the rate and an ETA"
-    assert page.evaluate("document.getElementById('progress').value") == 18
+    assert page.evaluate("document.getElementById('progress').value") == 60
     announced = page.evaluate("window.announced")
     assert any("scale 1 of 2" in a for a in announced) and any("scale 2 of 2" in a for a in announced)
     assert any(a.startswith("Done") for a in announced) and len(announced) <= 5, announced
@@ -441,7 +441,7 @@ def test_progress_history_and_before_after(context: Any, server: str, tmp_path: 
     # One click puts the older run's settings back in the form.
     items.nth(1).locator("button.reuse").click()
     assert page.input_value("#seed") == "4" and page.input_value("#size") == "96"
-    assert page.input_value("#scales") == "2" and page.input_value("#steps") == "12"
+    assert page.input_value("#scales") == "2" and page.input_value("#steps") == "40"
     # Its PNG, from the history, records those settings and the seed.
     with page.expect_download() as download:
         items.nth(1).locator("a[download]").click()
