@@ -84,12 +84,18 @@ def _main(argv: list[str]) -> int:
 
         return run_batch(argv[1:])
     from .options import PROG, build_parser
-    from .paint import list_layers, run_paint
+    from .paint import list_layers, run_paint, show_info
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.list_layers:
         return list_layers()
+    if args.info:
+        try:
+            return show_info(args.info)
+        except ArtiStyleError as exc:
+            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            return exc.exit_code
     if (not args.content or not args.style) and not args.resume:
         parser.error("a CONTENT and a STYLE image are needed")
     try:

@@ -135,6 +135,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="output image (.png .jpg .webp .tif); default CONTENT_STYLE.png here")
     p.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     p.add_argument("--list-layers", action="store_true", help="print the VGG-19 layer names and exit")
+    p.add_argument("--info", metavar="FILE",
+                   help="print the settings and seed recorded in a PNG painted by artistyle (JSON) and exit")
 
     add_settings(p)
 

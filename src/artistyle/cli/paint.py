@@ -53,6 +53,19 @@ def expand_styles(paths: Sequence[str]) -> list[str]:
     return styles
 
 
+def show_info(path: str) -> int:
+    """``--info FILE``: the settings and seed a painted PNG records, as JSON; one line if it records none."""
+    from ..metadata import read_image_metadata
+
+    record = read_image_metadata(path)
+    if record is None:
+        print(f"{PROG}: '{path}' has no ArtiStyle settings in its metadata (artistyle records them in the PNGs "
+              "it paints)", file=sys.stderr)
+        return 1
+    print(json.dumps(record, indent=2, sort_keys=True))
+    return 0
+
+
 def list_layers() -> int:
     from ..vgg import LAYER_NAMES
 
@@ -163,6 +176,7 @@ def run_paint(args: argparse.Namespace) -> int:
     from ..images import load_image, save_image
     from ..images.tensors import tensor_to_array
     from ..memory import keep_freed_memory
+    from ..metadata import image_metadata
     from ..nst import NST
     from .progress import ProgressBar
 
@@ -196,7 +210,7 @@ def run_paint(args: argparse.Namespace) -> int:
 
     def save(path: Path) -> None:
         save_image(tensor_to_array(painting.image), path, alpha=painting.alpha, bit_depth=args.bit_depth,
-                   protect=files.protect)
+                   protect=files.protect, text=image_metadata(nst.config, nst.seed))
 
     def keep_image() -> None:
         """Save the image (and the checkpoint, which then records the image's digest); a signal waits for it."""

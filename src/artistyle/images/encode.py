@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, PngImagePlugin
 
 from ..errors import ImageError
 from ..files import atomic_write, check_writable
@@ -54,22 +54,24 @@ ImageData = np.ndarray | Image.Image
 
 
 def encode_image(
-    image: ImageData, format: str, *, alpha: np.ndarray | None = None, bit_depth: int = 8
+    image: ImageData, format: str, *, alpha: np.ndarray | None = None, bit_depth: int = 8,
+    text: Mapping[str, str] | None = None,
 ) -> bytes:
     """The bytes of ``image`` encoded as ``format``: exactly what :func:`save_image` writes to a file of that type.
 
     ``format`` is an extension of :data:`SAVE_FORMATS`, with or without the dot,
     in any case ("png", ".JPG"), or a Pillow format name ("JPEG", "TIFF").
     ``image`` and ``alpha`` are as for :func:`save_image`. ``bit_depth=16`` is
-    supported for TIFF only. Raises ImageError for an unknown format or one that
-    cannot hold the image.
+    supported for TIFF only. ``text``: key -> value pairs stored as PNG iTXt chunks
+    (ignored for the other formats; the pixels are the same either way). Raises
+    ImageError for an unknown format or one that cannot hold the image.
     """
     fmt = _format_named(format)
     label = f"{fmt} image"
     _check_format(fmt, bit_depth, label)
     samples = _samples(image, alpha, fmt, bit_depth, label)
     buffer = io.BytesIO()
-    _encode(buffer, samples, fmt)
+    _encode(buffer, samples, fmt, text)
     return buffer.getvalue()
 
 
@@ -80,6 +82,7 @@ def save_image(
     alpha: np.ndarray | None = None,
     bit_depth: int = 8,
     protect: Iterable[str | os.PathLike[str]] = (),
+    text: Mapping[str, str] | None = None,
 ) -> Path:
     """Write ``rgb`` (H x W x 3, sRGB in [0, 1]) to ``path`` atomically; return the path.
 
@@ -91,6 +94,7 @@ def save_image(
     own alpha, if any, straight; shown on white for JPEG) at 8 bits per channel.
     ``bit_depth=16`` is supported for TIFF only. Float values are clipped and
     rounded; ``uint8`` and ``uint16`` arrays are taken as 8- and 16-bit pixels.
+    ``text`` is stored in a PNG's text chunks, as for :func:`encode_image`.
     Path problems raise ImageError (see :func:`check_output_path`); a failed write
     raises :class:`~artistyle.errors.FileError` and leaves any old file as it was.
     """
@@ -98,7 +102,7 @@ def save_image(
     fmt = SAVE_FORMATS[target.suffix.lower()]
     label = f"output '{os.fspath(path)}'"
     samples = _samples(rgb, alpha, fmt, bit_depth, label)
-    atomic_write(target, lambda fh: _encode(fh, samples, fmt), label)
+    atomic_write(target, lambda fh: _encode(fh, samples, fmt, text), label)
     return target
 
 
@@ -197,13 +201,19 @@ def _pil_planes(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
     return planes[..., :3], (planes[..., 3] if has_alpha else None)
 
 
-def _encode(fh: BinaryIO, samples: np.ndarray, fmt: str) -> None:
-    """Write ``samples`` (from :func:`_samples`) to ``fh`` in ``fmt``, tagged sRGB."""
+def _encode(fh: BinaryIO, samples: np.ndarray, fmt: str, text: Mapping[str, str] | None = None) -> None:
+    """Write ``samples`` (from :func:`_samples`) to ``fh`` in ``fmt``, tagged sRGB (PNG: with ``text`` chunks)."""
     if samples.dtype == np.uint16:
         write_rgb16(fh, samples, srgb_profile_bytes())
         return
     img = Image.fromarray(samples)  # RGB / RGBA
-    img.save(fh, format=fmt, icc_profile=srgb_profile_bytes(), **_save_options(fmt))
+    options = _save_options(fmt)
+    if fmt == "PNG" and text:
+        info = PngImagePlugin.PngInfo()
+        for key, value in text.items():
+            info.add_itxt(key, value)  # iTXt: UTF-8, for any setting's text
+        options["pnginfo"] = info
+    img.save(fh, format=fmt, icc_profile=srgb_profile_bytes(), **options)
 
 
 def _unit(array: np.ndarray) -> np.ndarray:

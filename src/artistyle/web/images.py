@@ -117,6 +117,15 @@ class StoredImage:
             raise ImageError(f"{role} '{self.name}' cannot be decoded (damaged or truncated data)") from exc
         return img
 
+    @property
+    def media_type(self) -> str:
+        """The MIME type of its format, from the header (a sample or an upload that was checked)."""
+        try:
+            with Image.open(io.BytesIO(self.data)) as img:
+                return Image.MIME.get(img.format or "", "application/octet-stream")
+        except Exception:
+            return "application/octet-stream"
+
     def info(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "width": self.width, "height": self.height, "bytes": len(self.data)}
 
@@ -144,6 +153,7 @@ def preview_jpeg(painting: Painting) -> bytes:
     return buffer.getvalue()
 
 
-def result_png(painting: Painting) -> bytes:
-    """The result as the command line saves it (sRGB profile, the content's alpha put back), in memory."""
-    return encode_image(tensor_to_array(painting.image), "png", alpha=painting.alpha)
+def result_png(painting: Painting, text: dict[str, str] | None = None) -> bytes:
+    """The result as the command line saves it (sRGB profile, the content's alpha put back, the ``text``
+    chunks: see :func:`artistyle.metadata.image_metadata`), in memory."""
+    return encode_image(tensor_to_array(painting.image), "png", alpha=painting.alpha, text=text)

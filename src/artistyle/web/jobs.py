@@ -11,23 +11,21 @@ the whole GPU); the others wait in a queue and know their place in it.
 from __future__ import annotations
 
 import logging
-import re
 import secrets
 import threading
 import time
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..config import StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..masks import load_masks
-from ..nst import NST, Painting
+from ..metadata import image_metadata
+from ..nst import NST
 from ..settings import short_repr
 from ..sizes import check_image_sizes
 from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg, result_png
+from .job import ACTIVE, Job, job_state
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
 __all__ = ["ACTIVE", "MAX_FINISHED_JOBS", "MAX_IMAGES", "PREVIEW_INTERVAL", "Job", "Studio"]
@@ -38,52 +36,10 @@ log = logging.getLogger("artistyle.web")
 MAX_IMAGES = 64
 MAX_FINISHED_JOBS = 16
 PREVIEW_INTERVAL = 0.25  # s between previews: one per iteration would slow small GPU runs
-ACTIVE = ("queued", "running", "cancelling")
 
 
 def _token() -> str:
     return secrets.token_urlsafe(12)
-
-
-@dataclass(eq=False)
-class Job:
-    """One run, from the queue to its result. Changed by the worker, read by the event streams."""
-
-    id: str
-    config: StyleConfig
-    content: StoredImage
-    styles: list[StoredImage]
-    fine_style: StoredImage | None = None
-    masks: list[StoredImage] = field(default_factory=list)
-    status: str = "queued"  # queued, running, cancelling, done, cancelled, failed
-    iteration: int = 0
-    steps: int = 0
-    scale: int = 0
-    scales: int = 1
-    width: int = 0  # of the scale being painted
-    height: int = 0
-    output_width: int = 0
-    output_height: int = 0
-    seed: int | None = None
-    seconds: float = 0.0
-    error: str | None = None
-    losses: list[float] = field(default_factory=list)
-    preview: bytes | None = None
-    preview_version: int = 0
-    result: bytes | None = None
-    version: int = 0  # bumped on every change, so an event stream knows when to send
-    # Set by a web handler's thread, read by the worker's: an Event, so each look is a fresh read.
-    cancel_requested: threading.Event = field(default_factory=threading.Event)
-    painting: Painting | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.status in ACTIVE
-
-    @property
-    def download_name(self) -> str:
-        stems = [re.sub(r"[^A-Za-z0-9_-]+", "_", Path(i.name).stem)[:30] for i in (self.content, *self.styles[:2])]
-        return "_".join(["artistyle", *(s for s in stems if s.strip("_"))]) + ".png"
 
 
 class Studio:
@@ -167,11 +123,21 @@ class Studio:
                 self._samples = bundled_samples()
             return dict(self._samples)
 
+    def find_image(self, image_id: str) -> StoredImage | None:
+        """An upload still kept, a sample, or an image of a job still kept (its page may show it again)."""
+        with self._lock:
+            image = self._images.get(image_id) or self.samples().get(image_id)
+            if image is None:
+                for job in self._jobs.values():
+                    for candidate in (job.content, *job.styles, job.fine_style, *job.masks):
+                        if candidate is not None and candidate.id == image_id:
+                            return candidate
+            return image
+
     def image(self, image_id: Any, role: str) -> StoredImage:
         if not isinstance(image_id, str):
             raise UsageError(f"the {role} must be an image id, not {short_repr(image_id)}")
-        with self._lock:
-            image = self._images.get(image_id) or self.samples().get(image_id)
+        image = self.find_image(image_id)
         if image is None:
             raise UsageError(f"the {role} {short_repr(image_id)} is not on the server (any more); add it again")
         return image
@@ -249,29 +215,12 @@ class Studio:
     def snapshot(self, job: Job, losses_from: int = 0) -> dict[str, Any]:
         """What a page needs to show a job: its state and the losses from index ``losses_from`` on."""
         with self._lock:
-            losses_from = max(0, min(losses_from, len(job.losses)))
-            return {
-                "id": job.id,
-                "status": job.status,
-                "position": self.position(job),
-                "iteration": job.iteration,
-                "steps": job.steps,
-                "scale": job.scale,
-                "scales": job.scales,
-                "width": job.width,
-                "height": job.height,
-                "output_width": job.output_width,
-                "output_height": job.output_height,
-                "seed": job.seed,
-                "seconds": round(job.seconds, 3),
-                "loss": job.losses[-1] if job.losses else None,
-                "losses_from": losses_from,
-                "losses": job.losses[losses_from:],
-                "preview": job.preview_version,
-                "result": job.result is not None,
-                "error": job.error,
-                "version": job.version,
-            }
+            return job_state(job, self.position(job), losses_from)
+
+    def history(self) -> list[dict[str, Any]]:
+        """Every job kept (the running and queued ones, then the newest finished), newest first, without losses."""
+        with self._lock:
+            return [job_state(job, self.position(job), len(job.losses)) for job in reversed(self._jobs.values())]
 
     # -- internals (called with the lock held) ----------------------------------------
     def _changed(self, job: Job) -> None:
@@ -348,33 +297,27 @@ class Studio:
         painting = nst.paint(content, styles, masks=masks, fine_style=fine_style)
         with self._lock:
             job.painting = painting
-            job.seed = nst.seed
-            job.steps = painting.steps
-            job.scales = len(painting.sizes)
-            job.output_height, job.output_width = painting.output_shape
+            job.started(painting, nst.seed)
             # Cancel may have come while the painting was prepared, before stop() could reach it.
             if job.cancel_requested.is_set():
                 painting.stop()
             self._changed(job)
-        shown, last_preview = 0, 0.0
+        shown, last_preview, painting_started = 0, 0.0, time.perf_counter()
         for event in painting:
             preview = None
             now = time.perf_counter()
             if now - last_preview >= self.preview_interval or event.iteration == painting.steps:
                 preview, shown, last_preview = preview_jpeg(painting), event.iteration, time.perf_counter()
             with self._lock:
-                job.iteration, job.steps = event.iteration, event.steps
-                job.scale, job.scales = event.scale, event.scales
-                job.width, job.height = event.size
-                job.losses.append(event.loss)
+                job.advanced(event, time.perf_counter() - painting_started)
                 job.seconds = time.perf_counter() - started
                 if preview is not None:
                     job.preview, job.preview_version = preview, job.preview_version + 1
                 self._changed(job)
-        if painting.transfer is None:
-            return  # cancelled before the first iteration: nothing to show
-        # The result at full size and quality: the very bytes the command line writes.
-        result = result_png(painting)
+        if painting.transfer is None or painting.iteration == 0:
+            return  # cancelled before the first iteration ended: nothing to show (the start image is noise)
+        # The result at full size and quality: the very bytes the command line writes (settings and seed included).
+        result = result_png(painting, image_metadata(job.config, nst.seed))
         preview = preview_jpeg(painting) if shown != painting.iteration else None
         with self._lock:
             job.result = result

@@ -3,18 +3,24 @@
 
 const $ = (id) => document.getElementById(id);
 const ACTIVE = ["queued", "running", "cancelling"];
+const STORED_JOB = "artistyle.job";  // localStorage: the job this browser last started or watched
 
 const state = {
   limits: null,
-  content: null,          // {id, name, url}
+  defaults: null,
+  samples: [],
+  content: null,          // {id, name, url, width, height}
   styles: [],             // [{id, name, url, weight, scale}]
   fineStyle: null,        // {id, name, url}: its fine brush texture replaces the styles' own
   masks: [],              // [{id, name, url}]: one label image or one mask per style
   job: null,              // id of the job this tab follows
+  jobContent: null,       // URL of that job's photo, for the before/after view
   events: null,           // its EventSource
   losses: [],
   steps: 0,
   shownPreview: 0,
+  milestone: "",          // the last thing announced to screen readers
+  scheduleTimer: 0,
 };
 
 // ---------------------------------------------------------------- helpers
@@ -45,7 +51,9 @@ async function api(method, url, body, headers) {
     data = null;
   }
   if (!response.ok) {
-    throw new Error((data && data.error) || `${response.status} ${response.statusText}`);
+    const error = new Error((data && data.error) || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
   }
   return data;
 }
@@ -57,6 +65,31 @@ function formatLoss(value) {
 function formatWeight(log10) {
   const value = Math.pow(10, log10);
   return Number(value.toPrecision(2)).toExponential().replace("e+", "e").replace(".0e", "e");
+}
+
+function formatDuration(seconds) {
+  const s = Math.max(0, Math.round(seconds));
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), r = s % 60;
+  return h ? `${h}:${String(m).padStart(2, "0")}:${String(r).padStart(2, "0")}` : `${m}:${String(r).padStart(2, "0")}`;
+}
+
+function imageUrl(id) {
+  return `/api/images/${encodeURIComponent(id)}`;
+}
+
+function jobUrl(id, what) {
+  return `/api/jobs/${encodeURIComponent(id)}${what ? `/${what}` : ""}`;
+}
+
+function sampleLabel(name) {
+  return name.replace(/\.[a-z]+$/i, "").replace(/_/g, " ");
+}
+
+// Only milestones reach screen readers (start, each scale, the end), never every iteration.
+function announce(key, text) {
+  if (key === state.milestone) return;
+  state.milestone = key;
+  $("announce").textContent = text;
 }
 
 // ---------------------------------------------------------------- images
@@ -74,10 +107,16 @@ async function upload(file) {
   return { id: info.id, name: info.name, url: URL.createObjectURL(file), width: info.width, height: info.height };
 }
 
+function fromServer(info) {
+  return info && { id: info.id, name: info.name, width: info.width, height: info.height, url: imageUrl(info.id) };
+}
+
 function setContent(image) {
   state.content = image;
   const thumb = $("content-thumb");
   thumb.src = image.url;
+  // The drop zone's name (a button's name comes from its content): the photo, and what a press does.
+  thumb.alt = `Photo: ${image.name}, ${image.width}x${image.height}; choose another (or drop one here)`;
   thumb.hidden = false;
   $("content-hint").hidden = true;
   $("content-name").textContent = `${image.name} (${image.width}x${image.height})`;
@@ -89,7 +128,7 @@ function addStyle(image) {
     showError(`at most ${state.limits.max_styles} style images`);
     return;
   }
-  state.styles.push({ ...image, weight: 1, scale: 1 });
+  state.styles.push({ weight: 1, scale: 1, ...image });
   renderStyles();
 }
 
@@ -97,13 +136,15 @@ function renderStyles() {
   const list = $("style-list");
   list.replaceChildren();
   state.styles.forEach((style, index) => {
-    const item = thumbnailItem(style, style.name, "style", () => {
+    const label = `style ${index + 1}`;
+    const item = thumbnailItem(style, style.name, label, () => {
       state.styles.splice(index, 1);
       renderStyles();
     });
     const knobs = document.createElement("span");
     knobs.className = "knobs";
-    knobs.append(knob("weight", style, "weight", 0, "any"), knob("scale", style, "scale", 0.05, "0.05"));
+    knobs.append(knob("weight", `Weight of ${label} (${style.name})`, style, "weight", 0, "any"),
+                 knob("scale", `Brush scale of ${label} (${style.name})`, style, "scale", 0.05, "0.05"));
     item.append(knobs);
     list.append(item);
   });
@@ -123,7 +164,8 @@ function thumbnailItem(image, label, what, onRemove) {
   const remove = document.createElement("button");
   remove.type = "button";
   remove.textContent = "\u00d7";
-  remove.title = `Remove this ${what}`;
+  remove.setAttribute("aria-label", `Remove ${what} (${image.name})`);
+  remove.title = `Remove ${what}`;
   remove.className = "remove";
   remove.addEventListener("click", onRemove);
   item.append(img, name, remove);
@@ -135,12 +177,13 @@ function renderFileList(listId, images, what, onRemove) {
   const list = $(listId);
   list.replaceChildren();
   images.forEach((image, index) => {
-    list.append(thumbnailItem(image, `${image.name} (${image.width}x${image.height})`, what, () => onRemove(index)));
+    const label = images.length > 1 ? `${what} ${index + 1}` : what;
+    list.append(thumbnailItem(image, `${image.name} (${image.width}x${image.height})`, label, () => onRemove(index)));
   });
 }
 
 function renderExtras() {
-  renderFileList("fine-style-list", state.fineStyle ? [state.fineStyle] : [], "fine style", () => {
+  renderFileList("fine-style-list", state.fineStyle ? [state.fineStyle] : [], "the fine style", () => {
     state.fineStyle = null;
     renderExtras();
   });
@@ -169,7 +212,7 @@ function wireExtra(inputId, role) {
   });
 }
 
-function knob(label, style, key, min, step) {
+function knob(label, name, style, key, min, step) {
   const wrap = document.createElement("label");
   const input = document.createElement("input");
   input.type = "number";
@@ -177,8 +220,12 @@ function knob(label, style, key, min, step) {
   input.step = step;
   input.value = String(style[key]);
   input.className = `style-${key}`;
+  input.setAttribute("aria-label", name);
   input.addEventListener("input", () => { style[key] = input.value; });
-  wrap.append(`${label} `, input);
+  const text = document.createElement("span");
+  text.textContent = label;
+  text.setAttribute("aria-hidden", "true");
+  wrap.append(text, input);
   return wrap;
 }
 
@@ -196,12 +243,21 @@ async function addFiles(files, role) {
   }
 }
 
+// A drop zone: one keyboard stop (the zone itself, a button) that opens the file chooser on click,
+// Enter and Space; the file input inside is hidden and out of the tab order.
 function wireDrop(zoneId, inputId, role) {
   const zone = $(zoneId);
   const input = $(inputId);
   input.addEventListener("change", () => {
     addFiles(Array.from(input.files), role);
     input.value = "";
+  });
+  zone.addEventListener("click", () => input.click());
+  zone.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" || event.key === " ") {
+      event.preventDefault();
+      input.click();
+    }
   });
   zone.addEventListener("dragover", (event) => { event.preventDefault(); zone.classList.add("over"); });
   zone.addEventListener("dragleave", () => zone.classList.remove("over"));
@@ -212,26 +268,48 @@ function wireDrop(zoneId, inputId, role) {
   });
 }
 
+function sampleImage(id) {
+  const sample = state.samples.find((s) => s.id === id);
+  return sample && { id: sample.id, name: sample.name, width: sample.width, height: sample.height, url: imageUrl(sample.id) };
+}
+
+// The photo list uses the chosen sample at once (arrowing through it tries each in turn); the style
+// list adds one only on Add or Enter, so that arrowing through it adds nothing.
 async function loadSamples() {
-  const samples = await api("GET", "/api/samples");
+  state.samples = await api("GET", "/api/samples");
   for (const selectId of ["content-sample", "style-sample"]) {
     const select = $(selectId);
-    for (const sample of samples) {
+    for (const sample of state.samples) {
       const option = document.createElement("option");
       option.value = sample.id;
-      option.textContent = sample.name.replace(/\.[a-z]+$/i, "").replace(/_/g, " ");
+      option.textContent = sampleLabel(sample.name);
       select.append(option);
     }
-    select.addEventListener("change", () => {
-      const sample = samples.find((s) => s.id === select.value);
-      select.value = "";
-      if (!sample) return;
-      const image = { id: sample.id, name: sample.name, width: sample.width, height: sample.height,
-                      url: `/api/samples/${encodeURIComponent(sample.id)}` };
-      showError("");
-      if (selectId === "content-sample") setContent(image); else addStyle(image);
-    });
   }
+  const content = $("content-sample");
+  content.addEventListener("change", () => {
+    const image = sampleImage(content.value);
+    if (!image) return;
+    showError("");
+    setContent(image);
+  });
+  const style = $("style-sample");
+  const addSample = () => {
+    const image = sampleImage(style.value);
+    if (!image) {
+      showError("choose a sample style in the list first");
+      return;
+    }
+    showError("");
+    addStyle(image);
+  };
+  $("style-sample-add").addEventListener("click", addSample);
+  style.addEventListener("keydown", (event) => {
+    if (event.key === "Enter") {
+      event.preventDefault();
+      addSample();
+    }
+  });
 }
 
 // ---------------------------------------------------------------- settings
@@ -273,6 +351,73 @@ function collectSettings() {
   return settings;
 }
 
+function setStrength(weight) {
+  const strength = $("style-strength");
+  strength.value = Math.log10(weight);
+  showStrength();
+}
+
+function showStrength() {
+  const text = formatWeight(Number($("style-strength").value));
+  $("style-strength-value").textContent = text;
+  $("style-strength").setAttribute("aria-valuetext", `style weight ${text}`);
+}
+
+// The form from a job's settings (as the server recorded them, the seed included) and its images.
+function restoreForm(job) {
+  const s = job.settings;
+  const put = (id, value) => { $(id).value = value == null ? "" : String(value); };
+  put("size", s.size);
+  put("steps", s.steps);
+  setStrength(s.style_weight);
+  put("preserve-color", s.preserve_color || "");
+  $("original-colors").checked = Boolean(s.original_colors);
+  put("seed", s.seed);
+  for (const [id, key] of [["padding", "padding"], ["content-weight", "content_weight"], ["tv-weight", "tv_weight"],
+    ["color-match", "color_match"], ["init", "init"], ["optimizer", "optimizer"], ["pooling", "pooling"],
+    ["scales", "scales"], ["style-anchor", "style_anchor"]]) put(id, s[key]);
+  put("content-layers", (s.content_layers || []).join(","));
+  put("style-layers", (s.style_layers || []).join(","));
+  const images = job.images;
+  setContent(fromServer(images.content));
+  const blend = s.style_blend || [], scale = s.style_scale || [];
+  state.styles = images.styles.map((info, i) => ({
+    ...fromServer(info),
+    weight: blend.length > 1 ? blend[i] : (blend[0] ?? 1),
+    scale: scale.length > 1 ? scale[i] : (scale[0] ?? 1),
+  }));
+  renderStyles();
+  state.fineStyle = fromServer(images.fine_style);
+  state.masks = images.masks.map(fromServer);
+  renderExtras();
+  updateSchedule();
+}
+
+// The Steps field's help: the iterations the schedule runs at the chosen size (the server's numbers).
+function updateSchedule() {
+  clearTimeout(state.scheduleTimer);
+  state.scheduleTimer = setTimeout(async () => {
+    const params = new URLSearchParams();
+    for (const id of ["size", "steps", "scales"]) {
+      const text = $(id).value.trim();
+      if (text) params.set(id, text);
+    }
+    const help = $("steps-help");
+    try {
+      const plan = await api("GET", `/api/schedule?${params}`);
+      const empty = $("steps").value.trim() === "" ? `Empty: the default, ${state.defaults.steps}. ` : "";
+      help.textContent = plan.sizes.length > 1
+        ? `${empty}At ${plan.size} px: ${plan.steps.join(" + ")} = ${plan.total} iterations over ` +
+          `${plan.sizes.length} scales (${plan.sizes.join(", ")} px); finer scales need fewer.`
+        : `${empty}At ${plan.size} px: ${plan.total} iterations at one scale.`;
+      help.dataset.total = String(plan.total);
+    } catch (err) {
+      help.textContent = err.message;
+      help.dataset.total = "";
+    }
+  }, 150);
+}
+
 // ---------------------------------------------------------------- jobs
 
 async function start() {
@@ -292,22 +437,38 @@ async function start() {
   try {
     const job = await api("POST", "/api/jobs", body, { "Content-Type": "application/json" });
     follow(job);
+    $("cancel").focus();
+    refreshHistory();
   } catch (err) {
     showError(err.message);
     updateButtons();
   }
 }
 
+// Follow a job: its id goes in the address (#job=ID) and in local storage, so a reload or a new
+// page comes back to it.
 function follow(job) {
   if (state.events) state.events.close();
   state.job = job.id;
+  state.jobContent = job.images && job.images.content ? imageUrl(job.images.content.id) : null;
   state.losses = [];
   state.shownPreview = 0;
+  state.milestone = "";
+  history.replaceState(null, "", `#job=${encodeURIComponent(job.id)}`);
+  try { localStorage.setItem(STORED_JOB, job.id); } catch (err) { /* private mode: the address is enough */ }
   $("preview").hidden = true;
+  $("before").hidden = true;
+  $("compare-row").hidden = true;
   $("preview-empty").hidden = false;
+  $("orphan").hidden = true;
   setDownload(null);
   show(job);
-  const events = new EventSource(`/api/jobs/${encodeURIComponent(job.id)}/events`);
+  if (!ACTIVE.includes(job.status)) {
+    // A finished job: one look at its losses is enough.
+    api("GET", jobUrl(job.id)).then(show).catch(() => {});
+    return;
+  }
+  const events = new EventSource(jobUrl(job.id, "events"));
   state.events = events;
   events.onmessage = (message) => show(JSON.parse(message.data));
   events.onerror = () => {
@@ -320,10 +481,35 @@ async function cancel() {
   if (!state.job) return;
   $("cancel").disabled = true;
   try {
-    show(await api("POST", `/api/jobs/${encodeURIComponent(state.job)}/cancel`));
+    show(await api("POST", jobUrl(state.job, "cancel")));
   } catch (err) {
     showError(err.message);
   }
+}
+
+function where(job) {
+  if (!job.width) return "";
+  const edge = Math.max(job.width, job.height);
+  return job.scales > 1 ? `scale ${job.scale + 1} of ${job.scales}, ${edge} px` : `${job.width}x${job.height}`;
+}
+
+function showProgress(job) {
+  const wrap = $("progress-wrap");
+  const bar = $("progress");
+  const running = job.status === "running" || job.status === "cancelling";
+  wrap.hidden = !(running || job.status === "done");
+  bar.max = Math.max(job.steps, 1);
+  bar.value = job.status === "done" ? bar.max : job.iteration;
+  const parts = [];
+  if (job.iteration) {
+    parts.push(`${where(job)}`, `iteration ${job.iteration} of ${job.steps}`);
+    if (job.rate) parts.push(job.rate >= 1 ? `${job.rate.toFixed(1)} it/s` : `${(1 / job.rate).toFixed(2)} s/it`);
+    if (running && job.eta != null) parts.push(`ETA ${formatDuration(job.eta)}`);
+    parts.push(`${formatDuration(job.seconds)} elapsed`);
+  }
+  $("progress-text").textContent = parts.join(" \u00b7 ");
+  const percent = job.steps ? Math.round((100 * bar.value) / bar.max) : 0;
+  bar.setAttribute("aria-valuetext", `${percent}%${job.iteration ? `, ${where(job)}` : ""}`);
 }
 
 function show(job) {
@@ -332,60 +518,88 @@ function show(job) {
   status.dataset.status = job.status;
   status.dataset.iteration = String(job.iteration);
   state.steps = job.steps;
-  if (job.losses_from !== undefined) {
+  if (job.losses_from !== undefined && job.losses.length + job.losses_from >= state.losses.length) {
     state.losses.length = Math.min(state.losses.length, job.losses_from);
     state.losses.push(...job.losses);
   }
-  const where = job.width ? `${job.width}x${job.height}` + (job.scales > 1 ? ` (scale ${job.scale + 1} of ${job.scales})` : "") : "";
   const seconds = `${job.seconds.toFixed(1)} s`;
   switch (job.status) {
     case "queued":
       status.textContent = `Waiting in the queue: place ${job.position} ` +
         `(${job.position === 1 ? "next, after the run in progress" : `${job.position - 1} more before it`}).`;
+      announce("queued", status.textContent);
       break;
     case "running":
       status.textContent = job.iteration
-        ? `Painting ${where}: iteration ${job.iteration} of ${job.steps}, loss ${formatLoss(job.loss)}, ${seconds}.`
+        ? `Painting ${where(job)}: iteration ${job.iteration} of ${job.steps}, loss ${formatLoss(job.loss)}, ${seconds}.`
         : "Preparing the run\u2026";
+      if (job.iteration) {
+        announce(`scale:${job.scale}`, `Painting ${where(job)}; ${job.steps} iterations in all.`);
+      } else {
+        announce("preparing", "Run started; preparing.");
+      }
       break;
     case "cancelling":
       status.textContent = "Cancelling\u2026";
       break;
     case "done":
       status.textContent = `Done: ${job.output_width}x${job.output_height}, ${job.iteration} iterations in ${seconds} (seed ${job.seed}).`;
+      announce("done", status.textContent);
       break;
     case "cancelled":
-      status.textContent = `Cancelled${job.iteration ? ` at iteration ${job.iteration} of ${job.steps}` : ""}.` +
+      status.textContent = (job.iteration ? `Cancelled at iteration ${job.iteration} of ${job.steps}.` : "Cancelled before the first iteration; there is no image.") +
         (job.result ? " The image so far can be downloaded." : "");
+      announce("cancelled", status.textContent);
       break;
     case "failed":
       status.textContent = "The run failed.";
+      announce("failed", `The run failed: ${job.error}`);
       showError(job.error);
       break;
     default:
       status.textContent = job.status;
   }
+  showProgress(job);
+  document.body.classList.toggle("running", ACTIVE.includes(job.status));
   if (job.preview > state.shownPreview) {
     state.shownPreview = job.preview;
     const preview = $("preview");
-    preview.src = `/api/jobs/${encodeURIComponent(job.id)}/preview.jpg?v=${job.preview}`;
+    preview.src = `${jobUrl(job.id, "preview.jpg")}?v=${job.preview}`;
     preview.dataset.version = String(job.preview);
     preview.hidden = false;
     $("preview-empty").hidden = true;
   }
+  if (job.result && state.jobContent) {
+    $("preview").alt = `The result: ${job.output_width}x${job.output_height}, seed ${job.seed}`;
+    $("before").src = state.jobContent;
+    $("before").hidden = false;
+    $("compare-row").hidden = false;
+    compare();
+  }
   setDownload(job.result ? job : null);
-  if (!ACTIVE.includes(job.status) && state.events) {
-    state.events.close();
-    state.events = null;
+  if (!ACTIVE.includes(job.status)) {
+    if (state.events) {
+      state.events.close();
+      state.events = null;
+      refreshHistory();
+    }
   }
   updateButtons();
   drawLoss();
 }
 
+// Before / after: the photo over the result, cut at the slider's place (0: all result, 100: all photo).
+function compare() {
+  const value = Number($("compare").value);
+  $("before").style.clipPath = `inset(0 ${100 - value}% 0 0)`;
+  $("compare").setAttribute("aria-valuetext", value === 0 ? "the result" : value === 100 ? "the photo"
+    : `the photo on the left ${value}%, the result on the right`);
+}
+
 function setDownload(job) {
   const link = $("download");
   if (job) {
-    link.href = `/api/jobs/${encodeURIComponent(job.id)}/result.png`;
+    link.href = jobUrl(job.id, "result.png");
     link.setAttribute("download", "");
     link.classList.remove("disabled");
     link.setAttribute("aria-disabled", "false");
@@ -397,9 +611,96 @@ function setDownload(job) {
 }
 
 function updateButtons() {
-  const active = ACTIVE.includes($("status").dataset.status);
+  const status = $("status");
+  const active = ACTIVE.includes(status.dataset.status);
+  if (status.dataset.status === "idle") {
+    status.textContent = state.content && state.styles.length ? "Ready: press Start."
+      : state.content ? "Now choose a style." : "Choose a photo and a style.";
+  }
   $("start").disabled = active || !state.content || !state.styles.length;
   $("cancel").disabled = !active || $("status").dataset.status === "cancelling";
+}
+
+// ---------------------------------------------------------------- history
+
+function describeSettings(job) {
+  const s = job.settings;
+  const names = [job.images.content, ...job.images.styles].map((i) => sampleLabel(i.name)).join(" + ");
+  const size = job.output_width ? `${job.output_width}x${job.output_height}` : `${s.size} px`;
+  return `${names}; ${size}, ${job.steps || s.steps} iterations, style weight ${s.style_weight}` +
+    `${s.preserve_color ? `, colours: ${s.preserve_color}` : ""}`;
+}
+
+function historyItem(job, number) {
+  const item = document.createElement("li");
+  item.dataset.id = job.id;
+  item.dataset.status = job.status;
+  const label = `result ${number}`;
+  const thumb = document.createElement("button");
+  thumb.type = "button";
+  thumb.className = "thumb";
+  thumb.setAttribute("aria-label", `Show ${label}`);
+  if (job.preview) {
+    const img = document.createElement("img");
+    img.src = `${jobUrl(job.id, "preview.jpg")}?v=${job.preview}`;
+    img.alt = "";
+    thumb.append(img);
+  }
+  thumb.addEventListener("click", () => follow(job));
+  const meta = document.createElement("p");
+  meta.className = "meta small";
+  const head = document.createElement("strong");
+  head.textContent = ACTIVE.includes(job.status) ? `${job.status}` :
+    `${job.status}, ${job.seconds.toFixed(1)} s, seed ${job.seed ?? "-"}`;
+  const text = document.createElement("span");
+  text.textContent = describeSettings(job);
+  meta.append(head, document.createElement("br"), text);
+  const reuse = document.createElement("button");
+  reuse.type = "button";
+  reuse.className = "small-button reuse";
+  reuse.textContent = "Use settings";
+  reuse.setAttribute("aria-label", `Use settings of ${label} (seed ${job.seed ?? "random"})`);
+  reuse.addEventListener("click", () => {
+    restoreForm(job);
+    $("status").textContent = `The settings of ${label} are in the form; Start paints it again.`;
+  });
+  item.append(thumb, meta, reuse);
+  if (job.result) {
+    const link = document.createElement("a");
+    link.className = "button small-button";
+    link.href = jobUrl(job.id, "result.png");
+    link.setAttribute("download", "");
+    link.textContent = "PNG";
+    link.setAttribute("aria-label", `PNG of ${label}, download`);
+    item.append(link);
+  }
+  return item;
+}
+
+async function refreshHistory() {
+  let jobs;
+  try {
+    jobs = await api("GET", "/api/jobs");
+  } catch (err) {
+    return [];
+  }
+  const list = $("history");
+  const finished = jobs.filter((j) => !ACTIVE.includes(j.status) && j.status !== "failed");
+  list.replaceChildren(...finished.map((job, i) => historyItem(job, finished.length - i)));
+  list.dataset.count = String(finished.length);
+  // A run started from a page that is gone (closed, or another browser): offer to watch or cancel it,
+  // so a new Start does not wait behind it unknowingly.
+  const orphan = jobs.find((j) => ACTIVE.includes(j.status) && j.id !== state.job);
+  const banner = $("orphan");
+  if (orphan && !ACTIVE.includes($("status").dataset.status)) {
+    $("orphan-text").textContent = `A run started earlier is ${orphan.status === "queued" ? "waiting in the queue" : "running"} ` +
+      `(${describeSettings(orphan)}). A new Start would wait for it.`;
+    banner.dataset.id = orphan.id;
+    banner.hidden = false;
+  } else {
+    banner.hidden = true;
+  }
+  return jobs;
 }
 
 // ---------------------------------------------------------------- loss curve
@@ -412,14 +713,20 @@ function drawLoss() {
   if (canvas.width !== Math.round(width * ratio)) canvas.width = Math.round(width * ratio);
   if (canvas.height !== Math.round(height * ratio)) canvas.height = Math.round(height * ratio);
   const ctx = canvas.getContext("2d");
+  const colours = getComputedStyle(document.documentElement);
+  const colour = (name) => colours.getPropertyValue(name).trim();
   ctx.setTransform(ratio, 0, 0, ratio, 0, 0);
   ctx.clearRect(0, 0, width, height);
   const values = state.losses.filter((v) => v > 0 && Number.isFinite(v)).map(Math.log10);
   canvas.dataset.points = String(state.losses.length);
+  canvas.setAttribute("aria-label", values.length
+    ? `Loss per iteration, log scale: ${state.losses.length} of ${state.steps} iterations, from ` +
+      `${formatLoss(state.losses[0])} to ${formatLoss(state.losses[state.losses.length - 1])}`
+    : "Loss per iteration: no iterations yet");
   const left = 46, right = 10, top = 10, bottom = 24;
   const plotW = width - left - right, plotH = height - top - bottom;
-  ctx.strokeStyle = "#ddd6c8";
-  ctx.fillStyle = "#6f6a60";
+  ctx.strokeStyle = colour("--line");
+  ctx.fillStyle = colour("--muted");
   ctx.font = "11px system-ui, sans-serif";
   ctx.lineWidth = 1;
   ctx.strokeRect(left, top, plotW, plotH);
@@ -448,7 +755,7 @@ function drawLoss() {
   ctx.fillText("1", left, top + plotH + 6);
   ctx.fillText(String(steps), left + plotW, top + plotH + 6);
   ctx.fillText("iteration", left + plotW / 2, top + plotH + 6);
-  ctx.strokeStyle = "#2c5d8f";
+  ctx.strokeStyle = colour("--accent");
   ctx.lineWidth = 2;
   ctx.beginPath();
   values.forEach((v, i) => (i ? ctx.lineTo(x(i), y(v)) : ctx.moveTo(x(i), y(v))));
@@ -457,20 +764,62 @@ function drawLoss() {
 
 // ---------------------------------------------------------------- start-up
 
+// The job to come back to: the address's #job=ID, else the one this browser last followed.
+function rememberedJob() {
+  const match = /(?:^|[#&])job=([^&]+)/.exec(location.hash);
+  if (match) return decodeURIComponent(match[1]);
+  try { return localStorage.getItem(STORED_JOB); } catch (err) { return null; }
+}
+
+async function reattach() {
+  const id = rememberedJob();
+  if (!id) return;
+  try {
+    const job = await api("GET", jobUrl(id));
+    restoreForm(job);
+    follow(job);
+  } catch (err) {
+    // Forgotten (the studio was restarted, or it is an old id): start afresh.
+    history.replaceState(null, "", location.pathname);
+    try { localStorage.removeItem(STORED_JOB); } catch (e) { /* nothing kept */ }
+  }
+}
+
 async function init() {
   wireDrop("content-drop", "content-file", "content");
   wireDrop("style-drop", "style-file", "style");
   wireExtra("fine-style-file", "fine");
   wireExtra("mask-files", "mask");
   const strength = $("style-strength");
-  strength.addEventListener("input", () => { $("style-strength-value").textContent = formatWeight(Number(strength.value)); });
+  strength.addEventListener("input", showStrength);
   $("start").addEventListener("click", start);
   $("cancel").addEventListener("click", cancel);
+  $("compare").addEventListener("input", compare);
+  for (const id of ["size", "steps", "scales"]) $(id).addEventListener("input", updateSchedule);
+  $("orphan-watch").addEventListener("click", async () => {
+    try {
+      const job = await api("GET", jobUrl($("orphan").dataset.id));
+      restoreForm(job);
+      follow(job);
+    } catch (err) {
+      showError(err.message);
+    }
+  });
+  $("orphan-cancel").addEventListener("click", async () => {
+    try {
+      await api("POST", jobUrl($("orphan").dataset.id, "cancel"));
+    } catch (err) {
+      showError(err.message);
+    }
+    $("orphan").hidden = true;
+    setTimeout(refreshHistory, 500);
+  });
   window.addEventListener("resize", drawLoss);
   try {
     const status = await api("GET", "/api/status");
     const { limits, defaults } = status;
     state.limits = limits;
+    state.defaults = defaults;
     $("device").textContent = `ArtiStyle ${status.version} on ${status.device}`;
     $("limits").textContent = `Images up to ${megabytes(limits.max_upload_bytes)} and ` +
       `${(limits.max_pixels / 1e6).toPrecision(3).replace(/\.?0+$/, "")} megapixels each; output up to ${limits.max_size} px.`;
@@ -478,8 +827,8 @@ async function init() {
     $("size").max = limits.max_size;
     $("steps").value = defaults.steps;
     $("steps").max = limits.max_steps;
-    strength.value = Math.log10(defaults.style_weight);
-    $("style-strength-value").textContent = formatWeight(Number(strength.value));
+    $("steps").placeholder = String(defaults.steps);
+    setStrength(defaults.style_weight);
     $("content-weight").value = defaults.content_weight;
     $("tv-weight").value = defaults.tv_weight;
     $("padding").value = defaults.padding;
@@ -491,6 +840,9 @@ async function init() {
     $("content-layers").value = defaults.content_layers.join(",");
     $("style-layers").value = defaults.style_layers.join(",");
     await loadSamples();
+    updateSchedule();
+    await reattach();
+    await refreshHistory();
   } catch (err) {
     showError(err.message);
   }

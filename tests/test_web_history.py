@@ -1,0 +1,171 @@
+"""The studio's API for pages that come back (issue 16): jobs listed with their settings and images, the
+schedule behind the Steps field, progress with a rate and an ETA, no result before the first iteration,
+and the settings and seed recorded in the PNG (read back by ``artistyle --info``)."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from artistyle.cli import main
+from artistyle.config import StyleConfig
+from artistyle.metadata import METADATA_KEY, read_image_metadata
+
+from .conftest import make_content, make_style
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx2")
+    from starlette.testclient import TestClient
+
+from artistyle.web import jobs as web_jobs
+from artistyle.web.app import create_app
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    app = create_app(device="cpu", preview_interval=0.0)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def images(client: TestClient) -> tuple[str, str]:
+    ids = []
+    for image, name in ((make_content(), "content.png"), (make_style(), "style.png")):
+        response = client.post("/api/images", content=png(image), headers={"x-filename": name})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids[0], ids[1]
+
+
+def submit(client: TestClient, content: str, styles: list[str], **settings: Any) -> dict[str, Any]:
+    response = client.post("/api/jobs", json={"content": content, "styles": styles, "settings": settings})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def wait_for(client: TestClient, job: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.get(f"/api/jobs/{job}").json()
+        if state["status"] in statuses:
+            return state  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"job {job} still {state['status']}"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("query", [{"size": 512}, {"size": 900, "steps": 100}, {"size": 256, "scales": 1}, {}])
+def test_the_schedule_is_the_engines(client: TestClient, query: dict[str, int]) -> None:
+    plan = client.get("/api/schedule", params=query).json()
+    config = StyleConfig(**query)  # type: ignore[arg-type]
+    size = config.output_size("cpu")
+    sizes = config.scale_sizes(size)
+    assert plan == {"size": size, "sizes": sizes, "steps": config.scale_schedule(len(sizes)),
+                    "total": sum(config.scale_schedule(len(sizes)))}
+
+
+def test_a_bad_schedule_query_is_one_line(client: TestClient) -> None:
+    for query, fragment in (({"size": "big"}, "size must be a whole number"), ({"size": 10}, "size"),
+                            ({"size": 99999}, "at most")):
+        response = client.get("/api/schedule", params=query)
+        assert response.status_code == 400 and fragment in response.json()["error"]
+        assert "\n" not in response.json()["error"]
+
+
+def test_a_job_says_how_to_show_it_again(client: TestClient, images: tuple[str, str]) -> None:
+    content, style = images
+    job = submit(client, content, [style], size=64, steps=12, seed=5, preserve_color="luminance")
+    seen_eta = False
+    while True:
+        state = client.get(f"/api/jobs/{job['id']}").json()
+        seen_eta |= state["status"] == "running" and state["eta"] is not None and state["rate"] is not None
+        if state["status"] not in ("queued", "running"):
+            break
+        time.sleep(0.02)
+    assert state["status"] == "done" and seen_eta
+    assert state["sizes"] == [64] and state["schedule"] == [12] and state["eta"] is None
+    # Everything the form needs: the settings with the seed actually used, and the images by id.
+    assert state["settings"]["seed"] == 5 and state["settings"]["preserve_color"] == "luminance"
+    assert state["settings"]["size"] == 64 and "device" not in state["settings"]
+    assert state["images"]["content"]["id"] == content and state["images"]["styles"][0]["name"] == "style.png"
+    photo = client.get(f"/api/images/{content}")
+    assert photo.status_code == 200 and photo.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(photo.content)).size == (80, 64)
+    assert client.get("/api/images/sample:starry_night.jpg").headers["content-type"] == "image/jpeg"
+    assert client.get("/api/images/nope").status_code == 404
+    # The history lists it, newest first, without its losses.
+    listed = client.get("/api/jobs").json()
+    assert listed[0]["id"] == job["id"] and listed[0]["losses"] == [] and listed[0]["seconds"] > 0
+
+
+def test_the_png_records_its_settings_and_seed(client: TestClient, images: tuple[str, str], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    content, style = images
+    job = submit(client, content, [style], size=48, steps=3, seed=11, scales=1)
+    assert wait_for(client, job["id"], ("done", "failed"))["status"] == "done"
+    result = client.get(f"/api/jobs/{job['id']}/result.png").content
+    path = tmp_path / "studio.png"
+    path.write_bytes(result)
+    record = read_image_metadata(path)
+    assert record is not None and record["seed"] == 11 and record["settings"]["steps"] == 3
+    assert json.loads(Image.open(path).text[METADATA_KEY]) == record  # type: ignore[attr-defined]
+    assert main(["--info", str(path)]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown == record
+
+    # The command line records the same for the same run, in a file with the same pixels.
+    make_content().save(tmp_path / "content.png")
+    make_style().save(tmp_path / "style.png")
+    out = tmp_path / "cli.png"
+    assert main([str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(out), "--device", "cpu",
+                 "--size", "48", "--steps", "3", "--seed", "11", "--scales", "1", "-q"]) == 0
+    assert read_image_metadata(out) == record
+    assert Image.open(out).tobytes() == Image.open(path).tobytes()
+    capsys.readouterr()
+
+    # A picture without the record says so in one line.
+    plain = tmp_path / "plain.png"
+    make_style().save(plain)
+    assert main(["--info", str(plain)]) == 1
+    err = capsys.readouterr().err
+    assert "has no ArtiStyle settings" in err and err.count("\n") == 1
+    assert main(["--info", str(tmp_path / "missing.png")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def test_a_cancel_before_the_first_iteration_gives_no_image(
+    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The cancel lands just as the painting is prepared: the start image (noise) is no result.
+    studio = client.app.state.studio  # type: ignore[attr-defined]
+    real = web_jobs.NST
+
+    class CancelledWhilePreparing(real):  # type: ignore[misc, valid-type]
+        def transfer(self, *args: Any, **kwargs: Any) -> Any:
+            transfer = super().transfer(*args, **kwargs)  # the first scale's start image exists
+            studio.cancel(studio.status()["running"])
+            return transfer
+
+    monkeypatch.setattr(web_jobs, "NST", CancelledWhilePreparing)
+    content, style = images
+    job = submit(client, content, [style], size=64, steps=50, seed=1, scales=1)
+    state = wait_for(client, job["id"], ("cancelled", "done", "failed"))
+    assert state["status"] == "cancelled" and state["iteration"] == 0 and not state["result"]
+    assert client.get(f"/api/jobs/{job['id']}/result.png").status_code == 404
