@@ -83,6 +83,8 @@ def main() -> int:
     p.add_argument("--frames", type=int, default=12)
     p.add_argument("--pan", type=int, default=2)
     p.add_argument("--vx", type=int, default=3)
+    p.add_argument("--clip-size", type=int, nargs=2, default=None, metavar=("W", "H"),
+                   help="the clip's frame size (default video_clip.py's 160 112)")
     p.add_argument("--first-steps", type=int, default=300)
     p.add_argument("--steps", type=int, nargs="+", default=[100])
     p.add_argument("--temporal-weight", type=float, nargs="+", default=[None])
@@ -100,6 +102,8 @@ def main() -> int:
     if not (clip / "truth.npz").is_file():
         make = [sys.executable, str(SHARED / "bench" / "video_clip.py"), str(clip), "--frames", str(args.frames),
                 "--pan", str(args.pan), "--vx", str(args.vx)]
+        if args.clip_size:
+            make += ["--width", str(args.clip_size[0]), "--height", str(args.clip_size[1])]
         subprocess.run(make, check=True, capture_output=True)
     frames, truth = clip / "frames", clip / "truth.npz"
     middle = sorted(frames.glob("*.png"))[args.frames // 2]
