@@ -241,6 +241,10 @@ def test_the_fast_schedule_applies_to_what_was_not_given() -> None:
     assert cli_config("--init", "fast", "--scale-steps", "20,10").scales is None
     three = cli_config("--init", "fast", "--scales", "3")
     assert (three.steps, three.scales) == (80, 3)
+    # The content weight: the fast schedule's unless given (a given one wins, the schedule still applies).
+    assert fast_default.content_weight == FAST_SCHEDULE["content_weight"] == 4.0
+    assert cli_config("--init", "fast", "--content-weight", "2").content_weight == 2.0
+    assert cli_config("--init", "fast", "--steps", "300").content_weight == StyleConfig().content_weight
     assert cli_config() == StyleConfig() and cli_config("--init", "content") == StyleConfig(init="content")
     # The library: the helper, for drivers that know what their user set; a plain config keeps the paper's.
     assert StyleConfig(init="fast").steps == 300

@@ -39,10 +39,13 @@ FIRST_SCALE = 256
 SCALE_FACTOR = math.sqrt(2)
 INITS = ("noise", "content", "style", "fast")  # or the path of an image
 # The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
-# give (StyleConfig.with_fast_schedule). TO BE CHOSEN BY MEASUREMENT (issue 15, benchmarks/bench_fast.py): for
-# now the issue's probe, one scale of 80 iterations at the output size, which on tubingen + starry_night at
-# 448 px scored content 0.62 / style 0.021 against the default run's 0.638 / 0.041, in about 40% of its time.
-FAST_SCHEDULE: dict[str, Any] = {"steps": 80, "scales": 1}
+# give (StyleConfig.with_fast_schedule). One scale of 80 iterations at the output size with 4 times the content
+# weight: from the feed-forward picture the style term pulls the photo's structure away (content distance 0.84
+# against the default run's 0.63 at weight 1); measured on tubingen + starry_night at 448 px
+# (benchmarks/bench_fast.py, docs/benchmarks.md): content weight 1 / 3 / 4 / 5 / 10 gave content 1.33 / 1.01 /
+# 0.93 / 0.86 / 0.69 and style 0.58 / 0.78 / 0.86 / 0.95 / 1.31 times the default run's, at 0.28x its time.
+# Still to be confirmed on the other pairs (issue 15).
+FAST_SCHEDULE: dict[str, Any] = {"steps": 80, "scales": 1, "content_weight": 4.0}
 Optimizer = Literal["lbfgs", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -157,7 +160,8 @@ class StyleConfig:
     init: str = setting(
         "noise", OPTIMISATION, "starting image (default white noise, as in the paper); fast = a feed-forward "
         "network's picture (needs the fast extra; without --steps/--scales/--scale-steps it runs "
-        f"{FAST_SCHEDULE['steps']} iterations on {FAST_SCHEDULE['scales']} scale)",
+        f"{FAST_SCHEDULE['steps']} iterations on {FAST_SCHEDULE['scales']} scale, content weight "
+        f"{FAST_SCHEDULE['content_weight']:g} unless given)",
         metavar="noise|content|style|fast|PATH",
         choices=INITS, path=True)
     seed: int | None = setting(None, OPTIMISATION, "random seed (default: random, reported with --json)")
@@ -252,8 +256,8 @@ class StyleConfig:
 
         ``given``: the names of the settings the user set (the command line's options present in argv,
         whatever their value). Unchanged unless ``init`` is ``fast`` and neither ``steps`` nor
-        ``scale_steps`` is given; then ``steps`` and ``scales`` take the fast schedule's values unless
-        given (so ``--scales 3`` alone runs the fast schedule's steps over three scales). Drivers call
+        ``scale_steps`` is given; then ``steps``, ``scales`` and ``content_weight`` take the fast schedule's
+        values unless given (so ``--scales 3`` alone runs the fast schedule's steps over three scales). Drivers call
         it; ``StyleConfig(init="fast")`` alone keeps the paper's schedule, as a library can't tell a
         default from a value that was set.
         """
