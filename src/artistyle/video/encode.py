@@ -190,8 +190,10 @@ def _write_video(
     width, height = size
     notes: list[str] = []
     if codec.name != "gif" and suffix != ".webm" and (width % 2 or height % 2):
-        width, height = width + width % 2, height + height % 2
-        notes.append(f"the video is {width}x{height}: H.264 needs even sides, so the last row or column is repeated")
+        padded = width + width % 2, height + height % 2
+        notes.append(f"the frames are {width}x{height} and H.264 needs even sides: the video is {padded[0]}x"
+                     f"{padded[1]}, its last row or column repeated")
+        width, height = padded
     palette = _gif_palette(first_rgb, frames) if codec.name == "gif" else None
     label = f"output '{path}'"
     with atomic_path(path, label) as temporary:
