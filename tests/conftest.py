@@ -69,6 +69,12 @@ def style_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
+def images(content_path: Path, style_path: Path) -> tuple[Path, Path]:
+    """The made content and style pictures as files: (content.png, style.png) in tmp_path."""
+    return content_path, style_path
+
+
+@pytest.fixture
 def shared_images() -> Path:
     if not SHARED_IMAGES.is_dir():
         pytest.skip("../shared/images is not present")

@@ -48,14 +48,6 @@ def refused(capsys: pytest.CaptureFixture[str], output: Path, inputs: list[Path]
     return err
 
 
-@pytest.fixture
-def images(tmp_path: Path) -> tuple[Path, Path]:
-    content, style = tmp_path / "content.png", tmp_path / "style.png"
-    make_content().save(content)
-    make_style().save(style)
-    return content, style
-
-
 # -- D6: images whose short side drops under what the deepest layer needs ------------------------
 
 @pytest.mark.parametrize(

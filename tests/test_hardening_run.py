@@ -29,14 +29,6 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 COMMAND = [sys.executable, "-m", "artistyle"]
 
 
-@pytest.fixture
-def images(tmp_path: Path) -> tuple[Path, Path]:
-    content, style = tmp_path / "content.png", tmp_path / "style.png"
-    make_content().save(content)
-    make_style().save(style)
-    return content, style
-
-
 def one_line(err: str) -> str:
     assert err.count("\n") == 1 and err.endswith("\n") and "Traceback" not in err, err
     return err

@@ -15,7 +15,6 @@ line, not a traceback or an abort.
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -98,20 +97,6 @@ def _main(argv: list[str]) -> int:
             return exc.exit_code
     if (not args.content or not args.style) and not args.resume:
         parser.error("a CONTENT and a STYLE image are needed")
-    try:
-        return run_paint(args)
-    except ArtiStyleError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except MemoryError:
-        print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
-        return 1
-    except Exception as exc:  # a bug or a device failure: still one line, unless debugging
-        if os.environ.get("ARTISTYLE_DEBUG"):
-            raise
-        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "out of memory" in text.lower():
-            print(f"{PROG}: error: the device ran out of memory; try a smaller --size", file=sys.stderr)
-        else:
-            print(f"{PROG}: error: {type(exc).__name__}: {text} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
-        return 1
+    from .report import reported
+
+    return reported(lambda: run_paint(args))

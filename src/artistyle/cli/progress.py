@@ -16,23 +16,22 @@ if TYPE_CHECKING:
     from ..video.painter import VideoProgress
 
 
+def loss_bar(enabled: bool, *, count: bool) -> Progress:
+    """A rich bar on stderr: description, bar, [done/total,] loss, rate, elapsed and ETA."""
+    counted = [MofNCompleteColumn()] if count else []
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), *counted, TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+        console=Console(file=sys.stderr), disable=not enabled,
+    )
+
+
 class ProgressBar:
     """Shows a :class:`artistyle.Progress` stream on stderr; does nothing when disabled."""
 
     def __init__(self, steps: int, enabled: bool = True):
         self.enabled = enabled
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
-            disable=not enabled,
-        )
+        self._bar = loss_bar(enabled, count=True)
         self._task = self._bar.add_task("painting", total=steps, loss="-", rate="- s/it")
 
     def __enter__(self) -> ProgressBar:
@@ -92,17 +91,7 @@ class VideoBar:
     """A clip's progress on stderr: the frame being painted, iterations of the whole clip, loss, ETA."""
 
     def __init__(self, total: int, enabled: bool = True):
-        self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TextColumn("loss {task.fields[loss]}"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            console=Console(file=sys.stderr),
-            disable=not enabled,
-        )
+        self._bar = loss_bar(enabled, count=False)
         self._task = self._bar.add_task("video", total=total, loss="-", rate="")
 
     def __enter__(self) -> VideoBar:

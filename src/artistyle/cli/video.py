@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import ArtiStyleError, UsageError
+from ..errors import UsageError
 from .options import PROG, Parser, add_settings, config_from_args, positive_int
 from .signals import exit_status, stopped_by
 
@@ -78,18 +78,16 @@ def build_video_parser() -> argparse.ArgumentParser:
 
 def run_video(argv: Sequence[str]) -> int:
     """``artistyle video``: returns the exit status."""
-    args = build_video_parser().parse_args(argv)
-    try:
-        from ..video.extra import require_video
+    from ..video.extra import require_video
+    from .report import reported
 
+    args = build_video_parser().parse_args(argv)
+
+    def run() -> int:
         require_video()
         return paint_clip(args)
-    except ArtiStyleError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except MemoryError:
-        print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
-        return 1
+
+    return reported(run)
 
 
 def work_folder(output: Path) -> Path:
