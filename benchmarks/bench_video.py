@@ -63,6 +63,45 @@ def score(script: str, *args: str) -> dict[str, float]:
     return {k: float(v) for k, v in re.findall(r"(\w+)=([0-9.eE+-]+)", out)}
 
 
+def long_range_errors(out: Path, truth_path: Path, pan: int, vx: int, frames: int, gap: int) -> tuple[float, float]:
+    """Warping error between frames ``gap`` apart, on the background only (its motion is the pan):
+    ``(every background pixel seen at both ends, those of them the disc hid in between)``.
+
+    The shared ``video_eval.py`` compares neighbours only; this looks at what long-term consistency is
+    for: does a region look the same after the disc has passed over it? The disc's masks are read back
+    from ``truth.npz`` (a disc pixel's source is not the pan's).
+    """
+    import numpy as np
+    from PIL import Image
+
+    truth = np.load(truth_path)
+    height, width = truth["valid_1"].shape
+    ys, xs = np.mgrid[0:height, 0:width]
+    discs = [truth[f"src_{t}"][..., 0] != xs + pan for t in range(1, frames)]
+    first = np.zeros_like(discs[0])  # frame 0's disc: frame 1's moved back by (vx, 1), video_clip's default vy
+    y1, x1 = np.nonzero(discs[0])
+    keep = (y1 >= 1) & (x1 >= vx)
+    first[y1[keep] - 1, x1[keep] - vx] = True
+    discs.insert(0, first)
+    painted = [np.asarray(Image.open(f).convert("RGB").resize((width, height)), np.float32) / 255
+               for f in sorted(out.glob("*.png"))]
+    errors, hidden_errors = [], []
+    for t in range(max(gap, 1), frames):
+        source = xs + pan * gap  # the background point of frame t at frame t - gap
+        seen = ~discs[t] & (source < width)
+        seen[seen] &= ~discs[t - gap][ys[seen], source[seen]]
+        between = np.zeros_like(seen)
+        for k in range(1, gap):
+            shifted = xs + pan * k
+            inside = shifted < width
+            between[inside] |= discs[t - k][ys[inside], shifted[inside]]
+        diff = ((painted[t] - painted[t - gap][ys, np.clip(source, 0, width - 1)]) ** 2).mean(axis=2)
+        errors.append(diff[seen].mean())
+        if (seen & between).any():
+            hidden_errors.append(diff[seen & between].mean())
+    return float(np.mean(errors)), float(np.mean(hidden_errors)) if hidden_errors else float("nan")
+
+
 def flow_seconds(frames: Path, size: int, preset: str) -> float:
     """Seconds for the flows and weights of every consecutive pair at the working size, alone."""
     import numpy as np
@@ -90,6 +129,11 @@ def main() -> int:
     p.add_argument("--temporal-weight", type=float, nargs="+", default=[None])
     p.add_argument("--flow-preset", default="medium")
     p.add_argument("--style", type=Path, default=STYLE)
+    p.add_argument("--variant", action="append", default=[], metavar="NAME=OPTIONS",
+                   help="also run the video with these extra options, e.g. 'long-term=--long-term 1,10,20,40' "
+                   "(repeatable; each is a row)")
+    p.add_argument("--gap", type=int, default=0, help="also score the background's warping error between frames "
+                   "this far apart, and where the disc hid it in between (long-term consistency)")
     p.add_argument("--skip-baseline", action="store_true")
     p.add_argument("--keep", type=Path, help="keep the clip and the painted frames in this folder")
     args = p.parse_args()
@@ -126,23 +170,28 @@ def main() -> int:
                 **score("video_eval.py", str(out), str(truth)),
                 **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style), "--size", size)}
         rows.append(base)
-    for steps in args.steps:
-        for weight in args.temporal_weight:
-            out = root / f"video_{steps}_{'default' if weight is None else f'{weight:.0e}'}"  # no dot: a folder
-            extra = [] if weight is None else ["--temporal-weight", str(weight)]
-            started = time.time()
-            seconds = timed(command("video", str(frames), str(args.style), "-o", str(out), "--size", size,
-                                    "--first-steps", first, "--steps", str(steps), "--seed", "1", "-q",
-                                    "--restart", "--flow-preset", args.flow_preset, *extra))
-            # Each frame's file is written when it is done: their times give the seconds per frame.
-            done = sorted(p.stat().st_mtime for p in out.glob("*.png"))
-            later = [b - a for a, b in itertools.pairwise(done)]
-            rows.append({"label": f"video, {first} + {steps} it, temporal weight {weight or 'default'}",
-                         "seconds": seconds, "first_s": done[0] - started,
-                         "later_s": statistics.median(later) if later else float("nan"),
-                         **score("video_eval.py", str(out), str(truth)),
-                         **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style),
-                                 "--size", size)})
+    variants = [(name, options.split()) for name, _, options in (v.partition("=") for v in args.variant)]
+    runs = [(steps, weight, "", []) for steps in args.steps for weight in args.temporal_weight]
+    runs += [(args.steps[0], args.temporal_weight[0], name, options) for name, options in variants]
+    for steps, weight, variant, options in runs:
+        out = root / f"video_{steps}_{'default' if weight is None else f'{weight:.0e}'}"  # no dot: a folder
+        out = out.with_name(out.name + (f"_{variant}" if variant else ""))
+        extra = ([] if weight is None else ["--temporal-weight", str(weight)]) + options
+        started = time.time()
+        seconds = timed(command("video", str(frames), str(args.style), "-o", str(out), "--size", size,
+                                "--first-steps", first, "--steps", str(steps), "--seed", "1", "-q",
+                                "--restart", "--flow-preset", args.flow_preset, *extra))
+        # Each frame's file is written when it is done: their times give the seconds per frame.
+        done = sorted(p.stat().st_mtime for p in out.glob("*.png"))
+        later = [b - a for a, b in itertools.pairwise(done)]
+        gaps = long_range_errors(out, truth, args.pan, args.vx, args.frames, args.gap) if args.gap else None
+        rows.append({"label": f"video, {first} + {steps} it, temporal weight {weight or 'default'}"
+                              + (f", {variant} ({' '.join(options)})" if variant else ""), "gaps": gaps,
+                     "seconds": seconds, "first_s": done[0] - started,
+                     "later_s": statistics.median(later) if later else float("nan"),
+                     **score("video_eval.py", str(out), str(truth)),
+                     **score("gatys_eval.py", str(out / middle.name), str(middle), str(args.style),
+                             "--size", size)})
     flow = flow_seconds(frames, args.size, args.flow_preset)
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
@@ -152,6 +201,8 @@ def main() -> int:
     print("| run | wall s | first frame s | later s/frame | warp error | content (middle) | style (middle) | "
           "warp / base | content / base | style / base | time / base |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    if base is not None and args.gap:
+        base["gaps"] = long_range_errors(root / "frame_by_frame", truth, args.pan, args.vx, args.frames, args.gap)
     for r in rows:
         per_frame = f"{r['first_s']:.1f} | {r['later_s']:.2f}" if "first_s" in r else "- | -"
         ratios = ["-"] * 4
@@ -162,6 +213,11 @@ def main() -> int:
               f"{r['style']:.3f} | "
               + " | ".join(ratios) + " |")
     print(f"\nflow share of the video's wall time: {flow / rows[-1]['seconds']:.1%} (last row)")
+    if args.gap:
+        print(f"\nBackground warping error {args.gap} frames apart (all / where the disc hid it in between):\n")
+        for r in rows:
+            if r.get("gaps"):
+                print(f"- {r['label']}: {r['gaps'][0]:.5f} / {r['gaps'][1]:.5f}")
     return 0
 
 

@@ -19,6 +19,7 @@ pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from artistyle import NST, StyleConfig
+from artistyle.errors import UsageError
 from artistyle.video.painter import STATE_FILE, VideoSettings, paint_video
 
 from .conftest import make_clip, make_style, probe, run
@@ -99,6 +100,33 @@ def test_later_frames_follow_the_motion(tmp_path: Path, style: Path) -> None:
     assert probe(encoded.path)["count"] == 3 and encoded.size == (64, 48)
 
 
+def test_long_term_consistency_resumes_to_the_same_frames(tmp_path: Path) -> None:
+    """With long-term offsets, a stopped clip resumes from the earlier results it needs (read back
+    from the work folder) and ends with the same frames as a run that was not stopped."""
+    frames = moving_frames(tmp_path / "frames", count=7, size=(40, 32))
+    config = StyleConfig(size=40, seed=3, device="cpu", scales=1)
+    settings = VideoSettings(first_steps=6, steps=4, long_term=(1, 2, 4))
+    whole = tmp_path / "whole"
+    assert [e.frame for e in paint_video(NST(config), frames, make_style(), whole, settings) if e.done] == list(range(7))
+
+    stopped = tmp_path / "stopped"
+    painting = paint_video(NST(config), frames, make_style(), stopped, settings)
+    for event in painting:
+        if event.done and event.frame == 4:
+            painting.stop()
+    assert painting.finished == 5
+    resumed = paint_video(NST(config), frames, make_style(), stopped, settings)
+    assert resumed.finished == 5
+    assert [e.frame for e in resumed if e.done] == list(range(7))
+    assert pixels(stopped).keys() == pixels(whole).keys()
+    assert all(np.array_equal(pixels(stopped)[k], v) for k, v in pixels(whole).items())
+    # Other long-term offsets are other settings: the folder is not taken as theirs.
+    with pytest.raises(UsageError, match="other settings"):
+        paint_video(NST(config), frames, make_style(), stopped, VideoSettings(first_steps=6, steps=4))
+    with pytest.raises(UsageError, match="rising from 1"):
+        VideoSettings(long_term=(2, 4))
+
+
 def run_until_frames(command: list[str], folder: Path, frames: int) -> subprocess.Popen[str]:
     process = subprocess.Popen(command, env=ENV, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 180
@@ -151,6 +179,9 @@ def test_bad_inputs_are_one_line(capsys: pytest.CaptureFixture[str], tmp_path: P
         ([str(clip), str(style), "-o", str(clip)], "is the input"),
         ([str(mixed), str(style), "-o", str(tmp_path / "o.mp4")], "shot_3"),
         ([str(clip), str(style), "-o", str(tmp_path / "o.mp4"), "--end", "0"], "end"),
+        ([str(clip), str(style), "-o", str(tmp_path / "o.mp4"), "--long-term", "1,10,5"], "rising from 1"),
+        ([str(clip), str(style), "-o", str(tmp_path / "o.mp4"), "--long-term", "a,b"], "whole numbers"),
+        ([str(clip), str(style), "-o", str(tmp_path / "o.mp4"), "--color-tolerance", "2"], "at most 1, or off"),
     ]
     for argv, words in cases:
         code, _, err = run(capsys, "video", *argv, *TINY)

@@ -18,9 +18,11 @@ from artistyle.objective import StyleObjective
 from artistyle.video.flow import (
     FLOW_THREAD_PREFIX,
     FlowPrefetcher,
+    colour_consistency,
     consistency_weights,
     estimate_flow,
     flow_pair,
+    flow_step,
     long_term_weights,
 )
 from artistyle.video.warp import warp
@@ -126,6 +128,60 @@ def test_long_term_weights_take_the_closest_frame_first() -> None:
     c3 = np.array([[1, 1, 1, 0]], np.float32)
     out = long_term_weights([c1, c2, c3])
     assert [o.tolist() for o in out] == [[[1, 0, 0, 1]], [[0, 1, 0, 0]], [[0, 0, 1, 0]]]
+
+
+def test_colour_check_distrusts_pixels_whose_colour_changes_along_the_flow() -> None:
+    previous = texture(12, 16)
+    current = shifted(previous, 2, 0)  # current(x) = previous(x + 2): the flow (2, 0) is exact
+    current[4:7, 3:6] = np.clip(current[4:7, 3:6] + (0.3, -0.2, 0.05), 0, 1)  # a patch changed colour
+    current[9, 9] += 0.08  # a small change, within the tolerance
+    kept = colour_consistency(previous, current, constant_flow(12, 16, 2, 0), tolerance=0.1)
+    expected = np.ones((12, 16), np.float32)
+    expected[4:7, 3:6] = 0
+    expected[:, 14:] = 0  # sources outside the frame are clamped copies: their colour differs
+    assert kept.dtype == np.float32 and np.array_equal(kept[:, :14], expected[:, :14])
+    # 8-bit frames give the same answer (the prefetcher keeps its history as 8-bit copies).
+    as8 = (previous * 255 + 0.5).astype(np.uint8)
+    assert (colour_consistency(as8, current, constant_flow(12, 16, 2, 0), 0.1)[:, :14] == expected[:, :14]).all()
+
+
+def test_flow_step_adds_the_colour_check_to_the_papers() -> None:
+    """A grey patch turns red at the same brightness: the flow (on grey images) sees nothing, the flows
+    agree, and only the colour check distrusts the patch."""
+    pytest.importorskip("cv2")
+    previous = texture(64, 80)
+    previous[20:36, 30:50] = 0.5
+    current = previous.copy()
+    current[20:36, 30:50] = (0.8, 0.35, 0.5)  # grey 0.299 R + 0.587 G + 0.114 B = 0.501
+    _, _, paper = flow_step(previous, current, colour_tolerance=None)
+    _, _, checked = flow_step(previous, current)
+    assert paper[20:36, 30:50].mean() > 0.9  # the paper's check trusts the patch
+    assert checked[20:36, 30:50].max() == 0
+    assert checked[:, 60:].mean() > 0.9 and np.array_equal(checked, paper * (checked > 0))
+
+
+def test_prefetcher_gives_long_term_frames_closest_first() -> None:
+    pytest.importorskip("cv2")
+    base = texture(40, 48)
+    frames = [shifted(base, k, 0) for k in range(7)]
+    steps = list(FlowPrefetcher(iter(frames), offsets=(1, 2, 4)))
+    assert [tuple(e.offset for e in s.earlier) for s in steps] == [(), (1,), (1, 2), (1, 2), (1, 2, 4), (1, 2, 4),
+                                                                     (1, 2, 4)]
+    step = steps[5]
+    assert step.weights is not None and step.backward is not None
+    assert np.array_equal(step.earlier[0].weights, step.weights) and step.earlier[0].backward is step.backward
+    assert float(np.median(step.earlier[2].backward[8:-8, 8:-8, 0])) == pytest.approx(4, abs=0.5)
+    taken = step.weights > 0
+    for earlier in step.earlier[1:]:  # an older frame only where no closer one is trusted
+        assert not (earlier.weights > 0)[taken].any()
+        taken |= earlier.weights > 0
+    # A resumed clip needs flows only from its first unfinished frame on.
+    resumed = list(FlowPrefetcher(iter(frames[1:]), offsets=(1, 2, 4), first_needed=4))
+    assert [s.backward is not None for s in resumed] == [False] * 4 + [True, True]
+    assert np.array_equal(resumed[5].earlier[2].weights, steps[6].earlier[2].weights)
+    with pytest.raises(ValueError, match="offsets"):
+        FlowPrefetcher(iter(frames), offsets=(2, 4))
+    assert not flow_threads()
 
 
 # -- optical flow ------------------------------------------------------------------------------

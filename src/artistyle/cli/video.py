@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
+from ..video.flow import COLOUR_TOLERANCE
 from .options import PROG, Parser, add_settings, config_from_args, positive_int
 from .signals import exit_status, stopped_by
 
@@ -59,6 +60,12 @@ def build_video_parser() -> argparse.ArgumentParser:
     g.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method (default dis)")
     g.add_argument("--flow-preset", choices=("ultrafast", "fast", "medium"), default="medium",
                    help="DIS preset: faster or more accurate flow (default medium)")
+    g.add_argument("--long-term", type=offsets, default=(1,), metavar="1,J,K,...",
+                   help="long-term consistency: also hold each frame to these earlier frames' results where "
+                   "only they saw a region (Ruder et al. use 1,10,20,40; default 1, the previous frame)")
+    g.add_argument("--color-tolerance", type=tolerance, default=COLOUR_TOLERANCE, metavar="T|off",
+                   help=f"repaint pixels whose colour changes along the flow by more than T (0-1; default "
+                   f"{COLOUR_TOLERANCE}); off: the paper's flow check alone")
     g.add_argument("--start", type=float, default=None, metavar="SECONDS", help="paint from this time on")
     g.add_argument("--end", type=float, default=None, metavar="SECONDS", help="paint up to this time")
     g.add_argument("--every", type=positive_int, default=1, metavar="N", help="paint every N-th frame (the rate "
@@ -74,6 +81,30 @@ def build_video_parser() -> argparse.ArgumentParser:
             action.help = f"iterations of every frame after the first (default {DEFAULT_STEPS})"
             action.default = None
     return p
+
+
+def offsets(text: str) -> tuple[int, ...]:
+    """``1,10,20,40`` -> (1, 10, 20, 40): rising whole numbers from 1."""
+    try:
+        values = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, such as 1,10,20,40, "
+                                         f"not {text!r}") from None
+    if values[0] != 1 or list(values) != sorted(set(values)):
+        raise argparse.ArgumentTypeError(f"expected offsets rising from 1, such as 1,10,20,40, not {text!r}")
+    return values
+
+
+def tolerance(text: str) -> float | None:
+    if text.strip().lower() == "off":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, or off, not {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1, or off, not {text!r}")
+    return value
 
 
 def run_video(argv: Sequence[str]) -> int:
@@ -111,7 +142,8 @@ def paint_clip(args: argparse.Namespace) -> int:
     steps, first_steps = args.steps or DEFAULT_STEPS, args.first_steps or DEFAULT_FIRST_STEPS
     args.steps = first_steps  # the config's steps: the first frame's, painted like an image
     config = config_from_args(args)
-    settings = VideoSettings(first_steps=first_steps, steps=steps, flow=args.flow, flow_preset=args.flow_preset)
+    settings = VideoSettings(first_steps=first_steps, steps=steps, flow=args.flow, flow_preset=args.flow_preset,
+                             long_term=args.long_term, color_tolerance=args.color_tolerance)
     if args.fps is not None and args.fps <= 0:
         raise UsageError(f"--fps must be positive, not {args.fps}")
     fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None

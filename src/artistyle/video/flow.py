@@ -17,7 +17,7 @@ OpenCV is imported inside the functions, so importing this module needs no OpenC
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -28,8 +28,9 @@ import torch
 from .warp import warp
 
 __all__ = [
-    "DIS_PRESETS", "FLOW_METHODS", "FLOW_THREAD_PREFIX", "FlowPrefetcher", "FlowStep", "consistency_weights",
-    "estimate_flow", "flow_pair", "flow_step", "long_term_weights",
+    "COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "FLOW_THREAD_PREFIX", "EarlierFrame", "FlowPrefetcher",
+    "FlowStep", "colour_consistency", "consistency_weights", "estimate_flow", "flow_pair", "flow_step",
+    "long_term_weights",
 ]
 
 FlowMethod = Literal["dis", "farneback"]
@@ -37,6 +38,9 @@ FLOW_METHODS: tuple[FlowMethod, ...] = ("dis", "farneback")
 DIS_PRESETS = ("ultrafast", "fast", "medium")
 # The prefetcher's worker thread is named with this prefix (tests look for leftovers by it).
 FLOW_THREAD_PREFIX = "artistyle-flow"
+# The largest change of a pixel's colour along the flow (0-1, any channel) that is still trusted: see
+# colour_consistency. Measured on video_clip.py's clips against their true motion (docs/benchmarks.md).
+COLOUR_TOLERANCE = 0.1
 
 
 def grey8(frame: np.ndarray) -> np.ndarray:
@@ -124,6 +128,41 @@ def consistency_weights(forward: np.ndarray, backward: np.ndarray) -> np.ndarray
     return reliable.astype(np.float32)
 
 
+def colour_consistency(
+    previous: np.ndarray, current: np.ndarray, backward: np.ndarray, tolerance: float = COLOUR_TOLERANCE
+) -> np.ndarray:
+    """1 where the input frame keeps its colour along the flow, 0 where it does not, ``(H, W)`` float32.
+
+    ``c_colour(x) = 0`` where ``max_channel |current(x) - previous(x + ŵ(x))| > tolerance`` (frames in
+    [0, 1]). Not in the paper: its check looks at the flows only, and where an object leaves the
+    frame, or over flat sky, DIS can return flows that agree with each other and are both wrong;
+    the old strokes are then carried as trusted pixels and leave a ghost. A pixel whose photo colour
+    changed along the flow cannot be the same brush stroke either, so it is repainted instead.
+    """
+    warped, _ = warp(_as_image_tensor(previous), backward)
+    change = np.abs(warped[0].permute(1, 2, 0).numpy() - _as_float_rgb(current)).max(axis=2)
+    kept: np.ndarray = (change <= tolerance).astype(np.float32)
+    return kept
+
+
+def _as_float_rgb(frame: np.ndarray) -> np.ndarray:
+    array = np.asarray(frame)
+    array = array.astype(np.float32) / 255.0 if array.dtype == np.uint8 else array.astype(np.float32)
+    return array[..., None] if array.ndim == 2 else array
+
+
+def _as_uint8(frame: np.ndarray) -> np.ndarray:
+    """An 8-bit copy of a frame for the history (a float frame is 4 times larger; DIS reads 8-bit anyway)."""
+    array: np.ndarray = np.array(frame, copy=True)
+    if array.dtype != np.uint8:
+        array = (np.clip(array.astype(np.float32), 0, 1) * 255 + 0.5).astype(np.uint8)
+    return array
+
+
+def _as_image_tensor(frame: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(_as_float_rgb(frame))).permute(2, 0, 1)[None]
+
+
 def long_term_weights(weights: Iterable[np.ndarray]) -> list[np.ndarray]:
     """Ruder's long-term weights, closest frame first: ``c_j ← max(c_j - sum_{k<j} c_k, 0)``.
 
@@ -140,11 +179,23 @@ def long_term_weights(weights: Iterable[np.ndarray]) -> list[np.ndarray]:
 
 
 @dataclass(frozen=True)
+class EarlierFrame:
+    """Frame ``index - offset`` seen from frame ``index``: the flow that warps it here and its long-term weights."""
+
+    offset: int
+    backward: np.ndarray
+    weights: np.ndarray
+
+
+@dataclass(frozen=True)
 class FlowStep:
     """One frame and, after the first, its flows from and to the previous frame and the weights ``c``.
 
     ``backward`` (this frame's grid, into the previous one) warps the previous result here;
-    ``weights`` are :func:`consistency_weights` of ``(forward, backward)``.
+    ``weights`` are :func:`consistency_weights` of ``(forward, backward)``, times
+    :func:`colour_consistency` unless that check is off. ``earlier``: with long-term consistency,
+    every earlier frame the temporal loss looks at, the previous one first, with the long-term
+    weights of :func:`long_term_weights` (the previous frame's are ``weights`` less nothing).
     """
 
     index: int
@@ -152,45 +203,91 @@ class FlowStep:
     forward: np.ndarray | None = None
     backward: np.ndarray | None = None
     weights: np.ndarray | None = None
+    earlier: tuple[EarlierFrame, ...] = ()
 
 
 def flow_step(
-    previous: np.ndarray, current: np.ndarray, method: FlowMethod = "dis", preset: str = "medium"
+    previous: np.ndarray,
+    current: np.ndarray,
+    method: FlowMethod = "dis",
+    preset: str = "medium",
+    colour_tolerance: float | None = COLOUR_TOLERANCE,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(forward, backward, weights)`` of a frame pair: the work the prefetcher does ahead."""
+    """``(forward, backward, weights)`` of a frame pair: the work the prefetcher does ahead.
+
+    ``colour_tolerance``: also distrust pixels whose colour changes along the flow by more than it
+    (:func:`colour_consistency`); None: the paper's check alone.
+    """
     forward, backward = flow_pair(previous, current, method, preset)
-    return forward, backward, consistency_weights(forward, backward)
+    weights = consistency_weights(forward, backward)
+    if colour_tolerance is not None:
+        weights = weights * colour_consistency(previous, current, backward, colour_tolerance)
+    return forward, backward, weights
+
+
+def flow_steps(
+    earlier: Sequence[tuple[int, np.ndarray]],
+    current: np.ndarray,
+    method: FlowMethod = "dis",
+    preset: str = "medium",
+    colour_tolerance: float | None = COLOUR_TOLERANCE,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[EarlierFrame, ...]]:
+    """:func:`flow_step` from every ``(offset, frame)`` of ``earlier`` (offset 1, the previous frame,
+    first) to ``current``, the weights made long-term: ``(forward, backward, weights, earlier frames)``
+    of the previous frame, then every offset (the previous frame's included) with its long-term weights."""
+    pairs = [(offset, *flow_step(frame, current, method, preset, colour_tolerance)) for offset, frame in earlier]
+    long_term = long_term_weights(weights for _, _, _, weights in pairs)
+    _, forward, backward, weights = pairs[0]
+    frames = tuple(EarlierFrame(offset, back, c) for (offset, _, back, _), c in zip(pairs, long_term, strict=True))
+    return forward, backward, weights, frames
 
 
 class FlowPrefetcher:
     """Iterate :class:`FlowStep` s in order while the flows of the next ``ahead`` frames are computed.
 
     ``frames``: any iterable of frames at the working size (read lazily, at most ``ahead + 1``
-    beyond the one being used). One worker thread computes :func:`flow_step` for the coming pairs
-    while the caller paints (OpenCV releases the GIL). Iterate once; leaving the loop early and
-    then calling :meth:`close` (or using it as a context manager) cancels what is queued and
-    joins the thread. An error of a pair is raised when its frame is reached.
+    beyond the one being used). One worker thread computes :func:`flow_steps` for the coming frames
+    while the caller paints (OpenCV releases the GIL). ``offsets``: the earlier frames each frame is
+    compared with (1: the previous one; long-term consistency adds more, e.g. 1, 10, 20, 40); the
+    last ``max(offsets)`` frames are kept, as 8-bit copies. Frames before ``first_needed`` are
+    yielded without flows (a resumed clip reads them only as the earlier frames of the next ones).
+    Iterate once; leaving the loop early and then calling :meth:`close` (or using it as a context
+    manager) cancels what is queued and joins the thread. An error of a frame is raised when it is
+    reached.
     """
 
     def __init__(
-        self, frames: Iterable[np.ndarray], *, ahead: int = 2, method: FlowMethod = "dis", preset: str = "medium"
+        self,
+        frames: Iterable[np.ndarray],
+        *,
+        ahead: int = 2,
+        method: FlowMethod = "dis",
+        preset: str = "medium",
+        offsets: Sequence[int] = (1,),
+        colour_tolerance: float | None = COLOUR_TOLERANCE,
+        first_needed: int = 0,
     ):
         if ahead < 1:
             raise ValueError(f"ahead must be at least 1, not {ahead}")
         if method not in FLOW_METHODS:
             raise ValueError(f"unknown flow method {method!r}; choose {' or '.join(FLOW_METHODS)}")
+        if not offsets or sorted(set(offsets)) != list(offsets) or offsets[0] != 1:
+            raise ValueError(f"offsets must rise from 1 without repeats, not {tuple(offsets)}")
         self.frames = iter(frames)
         self.ahead = ahead
         self.method: FlowMethod = method
         self.preset = preset
+        self.offsets = tuple(offsets)
+        self.colour_tolerance = colour_tolerance
+        self.first_needed = first_needed
         self.executor: ThreadPoolExecutor | None = None
-        self.pending: deque[tuple[int, np.ndarray, Future[tuple[np.ndarray, np.ndarray, np.ndarray]] | None]] = deque()
+        self.pending: deque[tuple[int, np.ndarray, Future[Any] | None]] = deque()
 
     def __iter__(self) -> Iterator[FlowStep]:
         if self.executor is not None:
             raise RuntimeError("a FlowPrefetcher can be iterated once")
         self.executor = executor = ThreadPoolExecutor(1, thread_name_prefix=FLOW_THREAD_PREFIX)
-        previous: np.ndarray | None = None
+        history: deque[np.ndarray] = deque(maxlen=self.offsets[-1])  # the last frames, the newest last, 8-bit
         index, done, end = 0, False, object()
         try:
             while True:
@@ -199,19 +296,22 @@ class FlowPrefetcher:
                     if frame is end:
                         done = True
                         break
+                    earlier = [(k, history[-k]) for k in self.offsets if k <= len(history)]
                     future = None
-                    if previous is not None:
-                        future = executor.submit(flow_step, previous, frame, self.method, self.preset)
+                    if earlier and index >= self.first_needed:
+                        future = executor.submit(flow_steps, earlier, frame, self.method, self.preset,
+                                                 self.colour_tolerance)
                     self.pending.append((index, frame, future))
-                    previous, index = frame, index + 1
+                    history.append(_as_uint8(frame))
+                    index += 1
                 if not self.pending:
                     return
                 number, frame, future = self.pending.popleft()
                 if future is None:
                     yield FlowStep(number, frame)
                 else:
-                    forward, backward, weights = future.result()
-                    yield FlowStep(number, frame, forward, backward, weights)
+                    forward, backward, weights, earlier_frames = future.result()
+                    yield FlowStep(number, frame, forward, backward, weights, earlier_frames)
         finally:
             self.close()
 

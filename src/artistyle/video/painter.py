@@ -39,7 +39,7 @@ from ..images.tensors import array_to_tensor, tensor_to_array
 from ..nst import NST
 from ..transfer import Progress
 from .encode import EncodedVideo, encode_video
-from .flow import FlowMethod, FlowPrefetcher
+from .flow import COLOUR_TOLERANCE, FlowMethod, FlowPrefetcher, FlowStep
 from .frames import FrameSource, open_frames
 from .warp import warp
 
@@ -54,18 +54,31 @@ class VideoSettings:
     """How a clip is painted, beyond the per-frame :class:`StyleConfig`.
 
     ``first_steps``: iterations of the first frame (None: the config's ``steps``, over its scales);
-    ``steps``: iterations of every later frame (one scale, from the warped previous result).
+    ``steps``: iterations of every later frame (one scale, from the warped previous result);
+    ``long_term``: the earlier frames the temporal loss looks at, as offsets rising from 1 (the
+    previous frame; Ruder et al.'s long-term consistency uses e.g. 1, 10, 20, 40);
+    ``color_tolerance``: the colour check of :func:`artistyle.video.flow.colour_consistency`
+    (None: the paper's flow check alone).
     """
 
     first_steps: int | None = None
     steps: int = 100
     flow: FlowMethod = "dis"
     flow_preset: str = "medium"
+    long_term: tuple[int, ...] = (1,)
+    color_tolerance: float | None = COLOUR_TOLERANCE
 
     def __post_init__(self) -> None:
         for name, value in (("first_steps", self.first_steps), ("steps", self.steps)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise UsageError(f"{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}")
+        offsets = self.long_term
+        if (not offsets or any(isinstance(k, bool) or not isinstance(k, int) for k in offsets)
+                or offsets[0] != 1 or list(offsets) != sorted(set(offsets))):
+            raise UsageError(f"long-term offsets must be whole numbers rising from 1, such as 1,10,20,40, "
+                             f"not {','.join(map(str, offsets)) or 'nothing'}")
+        if self.color_tolerance is not None and not self.color_tolerance > 0:
+            raise UsageError(f"color-tolerance must be above 0 (or off), not {self.color_tolerance}")
 
 
 @dataclass(frozen=True)
@@ -190,12 +203,16 @@ class VideoPainting:
                                 self.total_iterations)
         if self.finished >= count:
             return
-        first = max(0, self.finished - 1)  # the flow into the first frame to paint needs the one before
+        # The flows into the first frame to paint need the earlier frames it is compared with.
+        first = max(0, self.finished - self.settings.long_term[-1])
         frames = (self.working(frame.rgb) for frame in self.source.frames(first))
         previous: np.ndarray | None = None
         if self.finished > 0:
             previous = self._load_raw(names[self.finished - 1])
-        with FlowPrefetcher(frames, method=self.settings.flow, preset=self.settings.flow_preset) as steps:
+        prefetcher = FlowPrefetcher(frames, method=self.settings.flow, preset=self.settings.flow_preset,
+                                    offsets=self.settings.long_term, colour_tolerance=self.settings.color_tolerance,
+                                    first_needed=self.finished - first)
+        with prefetcher as steps:
             for step in steps:
                 index = first + step.index
                 if index < self.finished:
@@ -205,7 +222,7 @@ class VideoPainting:
                 if index == 0 or step.backward is None or step.weights is None or previous is None:
                     painting = self.first_nst.paint(step.frame, self.styles)
                 else:
-                    painting = self._later(step.frame, previous, step.backward, step.weights)
+                    painting = self._later(index, step, previous)
                 self._painting = painting
                 for event in painting:
                     yield VideoProgress(index, count, names[index], event, False,
@@ -235,12 +252,27 @@ class VideoPainting:
         return encode_video(self.frame_paths(), output, fps=self.source.fps, audio_from=self.source,
                             protect=[s.path for s in self.styles if s.path is not None])
 
-    def _later(self, frame: np.ndarray, previous: np.ndarray, backward: np.ndarray, weights: np.ndarray) -> Any:
-        """Frame ``i > 0``: start from the warped previous result (the frame itself where ``c = 0``)."""
-        warped, _ = warp(array_to_tensor(previous), backward)
-        trust = torch.from_numpy(weights)[None, None] > 0
-        start = torch.where(trust, warped, array_to_tensor(frame))
-        return self.later_nst.paint(frame, self.styles, init=start, temporal=[(warped, weights)])
+    def _later(self, index: int, step: FlowStep, previous: np.ndarray) -> Any:
+        """Frame ``i > 0``: start from the warped previous result, and where its ``c = 0`` from the
+        closest earlier result that is trusted there (with long-term consistency), else the frame itself.
+
+        Ruder et al. start from the previous result and the frame only; an older result that saw a
+        disoccluded region is a better start there, as the long-term loss pulls those pixels to it anyway.
+        """
+        assert step.backward is not None and step.weights is not None
+        frame = array_to_tensor(step.frame)
+        warped, _ = warp(array_to_tensor(previous), step.backward)
+        start = torch.where(torch.from_numpy(step.weights)[None, None] > 0, warped, frame)
+        temporal = [(warped, step.weights)]  # the previous frame's long-term weights are its own
+        for earlier in step.earlier[1:]:
+            if not earlier.weights.any():
+                continue  # nothing of that frame is trusted here beyond what closer ones give
+            older, _ = warp(array_to_tensor(self._load_raw(self.source.names[index - earlier.offset])),
+                            earlier.backward)
+            # Long-term weights are 0 wherever a closer frame is trusted, so this only fills the rest.
+            start = torch.where(torch.from_numpy(earlier.weights)[None, None] > 0, older, start)
+            temporal.append((older, earlier.weights))
+        return self.later_nst.paint(step.frame, self.styles, init=start, temporal=temporal)
 
     def _write(self, name: str, painting: Any) -> np.ndarray:
         """Write the frame (and its pre-colour result, when they differ); return the result to warp from,
