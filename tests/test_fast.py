@@ -269,3 +269,33 @@ def test_init_fast_is_a_choice_everywhere() -> None:
     assert "fast" in next(s for s in StyleConfig.settings() if s.name == "init").choices
     with pytest.raises(UsageError):
         StyleConfig.from_mapping({"init": "fastest"}, files=False)
+
+
+@pytest.mark.slow
+def test_a_clip_starts_its_first_frame_fast(fast, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:  # type: ignore[no-untyped-def]
+    """``artistyle video --init fast``: the fast schedule on the first frame only; the later frames keep the
+    user's content weight and start from the warped previous result."""
+    import json
+
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from artistyle import NST
+    from artistyle.video.frames import open_frames
+    from artistyle.video.painter import VideoPainting, VideoSettings
+
+    from .conftest import make_clip
+
+    clip = make_clip(tmp_path / "in.mp4", frames=3, size=(64, 48))
+    out = tmp_path / "out"
+    code, stdout, err = run(capsys, "video", str(clip), str(STYLE), "-o", str(out), "--init", "fast", "--size", "48",
+                            "--steps", "2", "--seed", "1", "--device", "cpu", "-q", "--json")
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["first_steps"] == 80 and summary["steps"] == 2 and len(list(out.glob("*.png"))) == 3
+
+    config = StyleConfig(init="fast", size=48, device="cpu", seed=1)
+    painting = VideoPainting(NST(config), open_frames(clip), [STYLE], tmp_path / "work", VideoSettings(steps=2),
+                             first_config=config.with_fast_schedule(()))
+    assert painting.first_nst.config.init == "fast" and painting.first_nst.config.content_weight == 4
+    assert painting.first_frame_steps == 80
+    assert painting.later_nst.config.init == "content" and painting.later_nst.config.content_weight == 1

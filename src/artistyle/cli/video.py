@@ -17,9 +17,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..config import StyleConfig
 from ..errors import UsageError
 from ..video.flow import COLOUR_TOLERANCE
-from .options import PROG, Parser, add_settings, config_from_args, positive_int
+from .options import PROG, Parser, add_settings, explicit_settings, given_settings, positive_int
 from .signals import exit_status, stopped_by
 
 if TYPE_CHECKING:
@@ -139,9 +140,13 @@ def paint_clip(args: argparse.Namespace) -> int:
     from ..video.painter import VideoPainting, VideoSettings
 
     output = Path(args.output)
-    steps, first_steps = args.steps or DEFAULT_STEPS, args.first_steps or DEFAULT_FIRST_STEPS
-    args.steps = first_steps  # the config's steps: the first frame's, painted like an image
-    config = config_from_args(args)
+    # Here --steps is the later frames'; the config's steps are the first frame's, painted like an image.
+    explicit = explicit_settings(args) - {"steps"} | ({"steps"} if args.first_steps is not None else set())
+    steps, args.steps = args.steps or DEFAULT_STEPS, args.first_steps or DEFAULT_FIRST_STEPS
+    config = StyleConfig(**given_settings(args)).validate()
+    # A fast start (--init fast) without --first-steps runs its own schedule on the first frame only.
+    first_config = config.with_fast_schedule(explicit)
+    first_steps = args.first_steps or (first_config.steps if first_config != config else DEFAULT_FIRST_STEPS)
     settings = VideoSettings(first_steps=first_steps, steps=steps, flow=args.flow, flow_preset=args.flow_preset,
                              long_term=args.long_term, color_tolerance=args.color_tolerance)
     if args.fps is not None and args.fps <= 0:
@@ -154,7 +159,8 @@ def paint_clip(args: argparse.Namespace) -> int:
         check_video_output(output, style)
     keep_freed_memory()
     nst = NST(config)
-    painting = VideoPainting(nst, source, styles, work_folder(output), settings, restart=args.restart)
+    painting = VideoPainting(nst, source, styles, work_folder(output), settings, restart=args.restart,
+                             first_config=first_config)
     painting.check()  # a clip too large for --max-memory, or too elongated, fails now
     started = time.perf_counter()
     stop = watch(painting, quiet=args.quiet)

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from .. import __version__
+from ..config import StyleConfig
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
@@ -107,17 +108,21 @@ class VideoPainting:
         settings: VideoSettings = VideoSettings(),
         *,
         restart: bool = False,
+        first_config: StyleConfig | None = None,
     ):
         self.source = source
         self.styles = [as_loaded(s, "style image") for s in styles]
         self.settings = settings
         self.work = Path(os.fspath(work))
         self.config = nst.config
+        # The first frame's own settings, e.g. a fast start's schedule (StyleConfig.with_fast_schedule),
+        # which would not suit the later frames: its content weight is raised to hold the feed-forward start.
+        self.first_config = first_config or nst.config
         self.seed = nst.seed
         self._state = self._open_work(restart)
         self.seed = int(self._state["seed"])
-        first = dataclasses.replace(self.config, seed=self.seed,
-                                    steps=settings.first_steps or self.config.steps)
+        first = dataclasses.replace(self.first_config, seed=self.seed,
+                                    steps=settings.first_steps or self.first_config.steps)
         later = dataclasses.replace(self.config, seed=self.seed, steps=settings.steps, scales=1, scale_steps=None,
                                     init="content", style_anchor=0)
         self.first_nst, self.later_nst = NST(first), NST(later)
@@ -133,8 +138,10 @@ class VideoPainting:
         """What decides the frames: every setting but the device and memory budget, the video settings,
         the style images' bytes and the input's identity."""
         settings = {k: v for k, v in self.config.to_dict().items() if k not in ("device", "max_memory", "seed")}
+        first = {k: v for k, v in self.first_config.to_dict().items() if k not in ("device", "max_memory", "seed")}
         record = {
             "config": settings,
+            **({"first_config": first} if first != settings else {}),
             "seed": self.config.seed,
             "video": dataclasses.asdict(self.settings),
             "styles": [file_sha256(s.path) if s.path is not None else _array_digest(s.rgb) for s in self.styles],
@@ -300,13 +307,15 @@ def paint_video(
     end: float | None = None,
     every: int = 1,
     restart: bool = False,
+    first_config: StyleConfig | None = None,
 ) -> VideoPainting:
     """The library's ``artistyle video``: a :class:`VideoPainting` of ``clip`` (a video file or a folder
     of frames) in the style of ``styles``, its finished frames in ``work``; iterate it, then
-    :meth:`VideoPainting.encode` the result. (A function here rather than a method of :class:`NST`:
+    :meth:`VideoPainting.encode` the result. ``first_config``: the first frame's settings when they
+    differ from ``nst``'s (a fast start's schedule). (A function here rather than a method of :class:`NST`:
     the core never imports the video package, which needs PyAV and OpenCV.)"""
     return VideoPainting(nst, open_frames(clip, start=start, end=end, every=every), image_list(styles), work, settings,
-                         restart=restart)
+                         restart=restart, first_config=first_config)
 
 
 def _array_digest(array: np.ndarray) -> str:
