@@ -8,6 +8,10 @@ import importlib.util
 import json
 import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
 from pathlib import Path
 
@@ -20,7 +24,7 @@ from artistyle.batch import JOURNAL_NAME, SHEET_NAME, Batch, BatchProgress, JobS
 from artistyle.errors import UsageError
 from artistyle.video.extra import INSTALL_HINT
 
-from .conftest import make_clip, make_content, make_style, probe, run
+from .conftest import REPO, make_clip, make_content, make_style, probe, run
 
 FAST = ["--device", "cpu", "--size", "48", "--steps", "2", "--seed", "1", "--quiet"]
 CONFIG = StyleConfig(size=48, steps=2, seed=1, device="cpu")
@@ -173,6 +177,44 @@ def test_a_stopped_clip_resumes_from_its_work_folder(
     painted, expected = pngs(kept / "out"), pngs(kept / "whole")
     assert sorted(painted) == sorted(expected) == [f"frame_00000{i}.png" for i in (1, 2, 3)]
     assert all(np.array_equal(painted[name], expected[name]) for name in expected)
+
+
+@pytest.mark.slow
+def test_ctrl_c_keeps_a_clips_frames_and_the_same_command_finishes_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, inputs: tuple[Path, Path], clip: Path
+) -> None:
+    """A real Ctrl-C to the command while the clip's second frame is painted, then the same command again."""
+    _, style = inputs
+    out = tmp_path / "out"
+    argv = ["batch", str(clip), str(style), "-o", str(out), *FAST]
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src"), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "artistyle", *argv], env=env, stderr=subprocess.PIPE,
+                               text=True)
+    first = out / ".clip__wave.mp4.frames" / "frame_000001.png"
+    deadline = time.monotonic() + 120
+    while not first.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+    assert [(r["status"], r["error"]) for r in journal(out)] == [("failed", "interrupted")]
+    assert first.exists() and not (out / "clip__wave.mp4").exists()
+    stamp = first.stat().st_mtime_ns
+
+    seen: list[int] = []
+    real = shutil.rmtree
+
+    def noting(path: str | os.PathLike[str], *args: object, **kwargs: object) -> None:
+        if Path(path) == first.parent and first.exists():  # the work folder, as it is removed
+            seen.append(first.stat().st_mtime_ns)
+        real(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(shutil, "rmtree", noting)
+        assert run(capsys, *argv)[0] == 0
+    assert seen == [stamp]  # the first frame was kept, not painted again, up to the end
+    assert [r["status"] for r in journal(out)] == ["failed", "ok"]
+    assert probe(out / "clip__wave.mp4")["count"] == 3 and hidden(out) == []
 
 
 @pytest.mark.slow
