@@ -1,5 +1,6 @@
 """``artistyle batch`` and :mod:`artistyle.batch`: job lists, names, the journal, skipping, failures, the contact
-sheet, bad input, and stopping (Ctrl-C, kill -9) then finishing. Tiny images, 2 steps, CPU."""
+sheet, bad input, and stopping (Ctrl-C, kill -9) then finishing. Tiny images, 2 steps, CPU. Video jobs:
+tests/test_batch_video.py."""
 
 from __future__ import annotations
 
@@ -18,7 +19,6 @@ from artistyle import StyleConfig
 from artistyle.batch import (
     JOURNAL_NAME,
     SHEET_NAME,
-    VIDEO_REASON,
     Batch,
     JobSpec,
     make_jobs,
@@ -269,17 +269,6 @@ def test_memory_and_nan_failures_stay_local(tmp_path: Path, photos: Path, painti
     assert [r.status for r in outcome.results if r] == ["ok", "failed", "failed"]
     assert outcome.results[1] is not None and outcome.results[1].error == "out of memory; try a smaller --size"
     assert outcome.results[2] is not None and "nan" in (outcome.results[2].error or "")
-
-
-def test_video_contents_are_skipped_jobs(capsys: pytest.CaptureFixture[str], tmp_path: Path, photos: Path,
-                                         paintings: Path) -> None:
-    (photos / "clip.mp4").write_bytes(b"\0\0\0\x18ftypmp42")
-    out = tmp_path / "out"
-    code, _, _ = run(capsys, "batch", str(photos), str(paintings / "wave.png"), "-o", str(out), *FAST)
-    assert code == 0
-    clip = [r for r in journal(out) if r["content"].endswith("clip.mp4")]
-    assert [(r["status"], r["error"]) for r in clip] == [("skipped", VIDEO_REASON)]
-    assert not (out / "clip__wave.png").exists()
 
 
 class Sheet(HTMLParser):

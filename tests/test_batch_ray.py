@@ -23,7 +23,7 @@ from artistyle import StyleConfig
 from artistyle.batch import JOURNAL_NAME, Batch, BatchProgress, Job, LocalExecutor, make_jobs, product_jobs
 from artistyle.batch.ray_executor import INSTALL_HINT, RayExecutor
 
-from .conftest import REPO, make_content, make_style, other_style, run
+from .conftest import REPO, make_clip, make_content, make_style, other_style, run
 
 ray = pytest.importorskip("ray")
 
@@ -118,6 +118,33 @@ def test_stop_cancels_running_jobs_unwritten(local_ray: None, tmp_path: Path, in
     outcome = batch.run(stop_after_first)
     assert [(r.status, r.error) for r in outcome.results if r] == [("ok", None), ("failed", "interrupted")]
     assert short.output.exists() and not long.output.exists()
+
+
+def test_a_clip_is_painted_from_its_bytes_and_comes_back_encoded(
+    local_ray: None, tmp_path: Path, inputs: tuple[Path, Path]
+) -> None:
+    """A video job on Ray: the clip travels as bytes, the worker paints in its temporary folder, the driver writes
+    the video; the same frames as the local executor paints, and no work folder in OUTDIR. (A GIF output: its
+    encoding is exact, where H.264 through FFmpeg may differ between two encodes of the same frames.)"""
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from artistyle.batch import JobSpec
+    from artistyle.video.frames import open_frames
+
+    _, paintings = inputs
+    clip = make_clip(tmp_path / "clip.mp4", frames=3)
+    config = StyleConfig(size=48, steps=2, seed=1, device="cpu")
+    specs = [JobSpec(clip, (paintings / "wave.png",), output="painted.gif")]
+    local = Batch(make_jobs(specs, tmp_path / "local", config), tmp_path / "local").run()
+    out = tmp_path / "ray"
+    remote = Batch(make_jobs(specs, out, config), out, executor=RayExecutor()).run()
+    assert [r.status for r in remote.results if r] == [r.status for r in local.results if r] == ["ok"]
+    [record] = journal(out)
+    assert record["worker"].startswith("ray:") and record["status"] == "ok"
+    painted = [f.rgb for f in open_frames(out / "painted.gif")]
+    expected = [f.rgb for f in open_frames(tmp_path / "local" / "painted.gif")]
+    assert len(painted) == 3 and all(np.array_equal(a, b) for a, b in zip(painted, expected))
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 def test_unreachable_address_is_one_line_within_30_s(tmp_path: Path, inputs: tuple[Path, Path]) -> None:

@@ -1,7 +1,8 @@
 """Batch painting: many contents, many styles, one journal, resumable (``artistyle batch``).
 
 A driver of the engine, like the command line and the studio: it builds :class:`~.jobs.Job` s,
-runs each through :class:`artistyle.NST` and never changes the engine; the core never imports it.
+runs each through :class:`artistyle.NST` (a clip through :class:`artistyle.video.painter.VideoPainting`)
+and never changes the engine; the core never imports it.
 
 * :mod:`.jobs` -- the job list: files, folders and globs, every content with every style or in
   pairs (:func:`product_jobs`), output names (:func:`make_jobs`).
@@ -12,6 +13,7 @@ runs each through :class:`artistyle.NST` and never changes the engine; the core 
 * :mod:`.pool` -- :class:`~.pool.PoolExecutor`, N worker processes on this machine (``--workers``).
 * :mod:`.ray_executor` -- :class:`~.ray_executor.RayExecutor`, Ray tasks on a cluster (``--ray``).
 * :mod:`.paint` -- one job painted in a worker, its picture returned for the driver to write.
+* :mod:`.clips` -- video jobs: a clip painted frame by frame (resumable), then encoded.
 * :mod:`.sheet` -- ``OUTDIR/index.html``, the contact sheet.
 
 Library use::
@@ -25,14 +27,14 @@ Library use::
 
 from __future__ import annotations
 
-from .jobs import VIDEO_REASON, VIDEO_SUFFIXES, Job, JobSpec, expand_inputs, make_jobs, product_jobs
+from .jobs import VIDEO_SUFFIXES, Job, JobSpec, expand_inputs, make_jobs, product_jobs
 from .jobsfile import read_jobs_file
 from .journal import JOURNAL_NAME, Journal, settings_hash
 from .run import Batch, BatchProgress, BatchResult, Executor, JobResult, LocalExecutor, Update
 from .sheet import SHEET_NAME, write_contact_sheet
 
 __all__ = [
-    "JOURNAL_NAME", "SHEET_NAME", "VIDEO_REASON", "VIDEO_SUFFIXES", "Batch", "BatchProgress", "BatchResult",
+    "JOURNAL_NAME", "SHEET_NAME", "VIDEO_SUFFIXES", "Batch", "BatchProgress", "BatchResult",
     "Executor", "Job", "JobResult", "JobSpec", "Journal", "LocalExecutor", "Update", "expand_inputs", "make_jobs",
     "product_jobs", "read_jobs_file", "settings_hash", "write_contact_sheet",
 ]

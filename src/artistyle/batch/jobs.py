@@ -10,9 +10,11 @@ Outputs are ``OUTDIR/<content stem>__<style stem>.png`` (several styles joined w
 are given in job order; a name already taken by an earlier job, or one that is an input file, gets
 ``__2``, ``__3``, ... before its extension, so the same job list always gets the same names.
 
-Video files (:data:`VIDEO_SUFFIXES`) are not painted yet: a video in a CONTENTS folder or glob, or
-given as the content, becomes a job that is recorded as ``skipped`` with :data:`VIDEO_REASON`; a
-video among the styles is left out (a style is a still image).
+A video file (:data:`VIDEO_SUFFIXES`) in a CONTENTS folder or glob, or given as the content, is a
+video job (:attr:`Job.is_video`, painted by :mod:`.clips`): its output is
+``<content stem>__<style stem>`` with the clip's own extension where the encoder writes it (.mp4,
+.mov, .webm), else ``.mp4``. A video among the styles is left out (a style is a still image). An
+animated GIF stays an image: the first frame is painted, as by the painting command.
 """
 
 from __future__ import annotations
@@ -31,11 +33,12 @@ from ..errors import UsageError
 from ..files import same_file
 from ..images.decode import IMAGE_SUFFIXES
 
-__all__ = ["VIDEO_REASON", "VIDEO_SUFFIXES", "Job", "JobSpec", "expand_inputs", "make_jobs", "natural_key",
-           "product_jobs"]
+__all__ = ["VIDEO_SUFFIXES", "Job", "JobSpec", "default_suffix", "expand_inputs", "is_video", "make_jobs",
+           "natural_key", "product_jobs"]
 
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
-VIDEO_REASON = "video jobs need artistyle video; batch paints still images only for now"
+# The clip extensions a video job's output keeps (what encode_video writes but GIF, which is no content here).
+KEPT_VIDEO_SUFFIXES = (".mp4", ".mov", ".webm")
 GLOB_CHARACTERS = re.compile(r"[*?\[]")
 
 
@@ -48,7 +51,11 @@ class Job:
     output: Path
     config: StyleConfig
     source: str = ""  # where the job was given, for messages: "jobs.csv line 4"
-    unsupported: str | None = None  # why the job cannot run here (a video): recorded as skipped
+
+    @property
+    def is_video(self) -> bool:
+        """Whether the content is a clip: painted frame by frame into a video (see :mod:`.clips`)."""
+        return is_video(self.content)
 
     @property
     def name(self) -> str:
@@ -67,7 +74,7 @@ class JobSpec:
 
     content: Path
     styles: tuple[Path, ...]
-    output: str | None = None  # a file name in OUTDIR; default <content>__<styles>.png
+    output: str | None = None  # a file name in OUTDIR; default <content>__<styles>.png (or a video's suffix)
     settings: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # typed, as StyleConfig holds them
     source: str = ""
 
@@ -81,7 +88,7 @@ def natural_key(path: Path) -> tuple[Any, ...]:
 def expand_inputs(spec: str, role: str, *, videos: bool) -> list[Path]:
     """The files ``spec`` names: a file as given, a folder's images, or a glob's image files.
 
-    ``videos``: also keep video files (the contents; they become skipped jobs). ``role`` is
+    ``videos``: also keep video files (the contents; they become video jobs). ``role`` is
     "content" or "style", for messages. Raises :class:`UsageError` with one line for a missing
     path, an empty folder, a folder or glob with no images.
     """
@@ -123,7 +130,16 @@ def product_jobs(contents: str, styles: str, *, pairs: bool = False) -> list[Job
 
 
 def is_video(path: Path) -> bool:
+    """Whether ``path`` names a clip (by its extension, as the folders and globs are filtered)."""
     return path.suffix.lower() in VIDEO_SUFFIXES
+
+
+def default_suffix(content: Path) -> str:
+    """A job's output extension: ``.png``, or a clip's own where it can be written, else ``.mp4``."""
+    if not is_video(content):
+        return ".png"
+    suffix = content.suffix.lower()
+    return suffix if suffix in KEPT_VIDEO_SUFFIXES else ".mp4"
 
 
 def make_jobs(specs: Sequence[JobSpec], outdir: Path, config: StyleConfig, device_type: str = "cpu") -> list[Job]:
@@ -149,8 +165,7 @@ def make_jobs(specs: Sequence[JobSpec], outdir: Path, config: StyleConfig, devic
         job_config = checked_config(spec, config, device_type)
         name = spec.output if spec.output is not None else free_name(spec, outdir, reserved, inputs)
         reserved.add(os.path.normcase(name))
-        unsupported = VIDEO_REASON if is_video(spec.content) else None
-        jobs.append(Job(spec.content, spec.styles, outdir / name, job_config, spec.source, unsupported))
+        jobs.append(Job(spec.content, spec.styles, outdir / name, job_config, spec.source))
     return jobs
 
 
@@ -169,12 +184,13 @@ def default_name(spec: JobSpec) -> str:
 
 
 def free_name(spec: JobSpec, outdir: Path, taken: set[str], inputs: Iterable[Path]) -> str:
-    """``<content>__<styles>.png``, or with ``__2``, ``__3``, ... when taken or an input file."""
-    stem = default_name(spec)
-    name, number = f"{stem}.png", 1
+    """``<content>__<styles>.png`` (a video's suffix for a clip), or with ``__2``, ``__3``, ... when taken or an
+    input file."""
+    stem, suffix = default_name(spec), default_suffix(spec.content)
+    name, number = f"{stem}{suffix}", 1
     while os.path.normcase(name) in taken or is_input(outdir / name, inputs):
         number += 1
-        name = f"{stem}__{number}.png"
+        name = f"{stem}__{number}{suffix}"
     return name
 
 

@@ -2,9 +2,11 @@
 
 CSV (``.csv``, or any file whose first character is not ``{``) has a header row naming its columns:
 
-* ``content`` (required): the photo;
+* ``content`` (required): the photo, or a clip (a video job, see :mod:`.clips`);
 * ``style`` or ``styles`` (required): one style image, or several separated by ``;`` (blended);
-* ``output`` (optional): the output's file name in OUTDIR (``.png`` added when it has no extension);
+* ``output`` (optional): the output's file name in OUTDIR (``.png`` added when it has no extension;
+  for a video content a video extension, ``.mp4`` ``.mov`` ``.webm`` or ``.gif``, the clip's default
+  added when it has none);
 * any setting of :class:`~artistyle.StyleConfig` by name, with ``_`` or ``-`` (``size``,
   ``style_weight``, ``style-weight``); an empty cell leaves the batch's value. Lists are written as
   on the command line: ``conv1_1,conv2_1``, ``0.7 0.3``; booleans ``true``/``false``.
@@ -30,7 +32,7 @@ from typing import Any
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
 from ..images.encode import SAVE_FORMATS
-from .jobs import JobSpec
+from .jobs import JobSpec, default_suffix, is_video
 
 __all__ = ["STYLE_SEPARATOR", "read_jobs_file"]
 
@@ -149,7 +151,7 @@ def spec_of(row: Mapping[str, Any], path: Path, line: int) -> JobSpec:
     styles = styles_of(row, where)
     output = row.get("output")
     if output is not None:
-        output = output_name(output, where)
+        output = output_name(output, where, within(folder, content))
     given = {setting_name(k): v for k, v in row.items() if k not in COLUMNS}
     try:
         read = StyleConfig.from_mapping(given)  # the command line's checks and messages
@@ -175,8 +177,11 @@ def styles_of(row: Mapping[str, Any], where: str) -> list[str]:
     return [s.strip() for s in value]
 
 
-def output_name(value: Any, where: str) -> str:
-    """An output file name in OUTDIR: no folders, an image extension (``.png`` when it has none)."""
+def output_name(value: Any, where: str, content: Path) -> str:
+    """An output file name in OUTDIR: no folders, an image extension (``.png`` when it has none), or for a clip
+    a video extension encode_video writes (the clip's default when it has none)."""
+    from ..video.extra import OUTPUT_SUFFIXES  # standard library only: checked with or without PyAV
+
     if not isinstance(value, str) or not value.strip():
         raise UsageError(f"{where}: output must be a file name")
     name = value.strip()
@@ -184,8 +189,12 @@ def output_name(value: Any, where: str) -> str:
         raise UsageError(f"{where}: output '{name}' must be a plain file name in OUTDIR (no folders, not hidden)")
     suffix = Path(name).suffix.lower()
     if not suffix:
-        return name + ".png"
-    if suffix not in SAVE_FORMATS:
+        return name + default_suffix(content)
+    if is_video(content):
+        if suffix not in OUTPUT_SUFFIXES:
+            raise UsageError(f"{where}: output '{name}': cannot write '{Path(name).suffix}' video (use "
+                             f"{', '.join(OUTPUT_SUFFIXES)})")
+    elif suffix not in SAVE_FORMATS:
         raise UsageError(f"{where}: output '{name}' has an unsupported extension; use one of "
                          f"{', '.join(SAVE_FORMATS)}")
     return name

@@ -10,7 +10,8 @@ kill is ignored when the journal is read, and the next line starts on a line of 
 :func:`settings_hash` is the SHA-256 of everything that decides what a job paints: its settings
 (all but ``device`` and ``max_memory``, which decide where and how it runs), the SHA-256 of its
 content and style files and of every file a setting names (an init image, masks, a fine style,
-weights), and the output's format. It is the same in every run for the same job.
+weights), and the output's format. It is the same in every run for the same job. A video job is
+hashed the same way: its content's SHA-256 is the clip's, and its format the video's extension.
 
 A job is skipped when its output exists and the journal's last ``ok`` line for that output has the
 job's settings hash (:meth:`Journal.is_done`).

@@ -13,6 +13,12 @@ write). The executor's driver side then writes those bytes atomically (:func:`wr
 Inputs may travel as bytes (:func:`read_inputs`, read by the driver): the worker writes them into
 a private temporary folder under their own file names and paints from there, so decoding is the
 very code a local run uses; messages name the driver's paths, not the temporary ones.
+
+A video job (:mod:`.clips`) is painted the same way. From bytes (Ray) its frames go to the private
+temporary folder and the encoded video comes back as bytes. From paths (``--workers``, this machine)
+its frames go to the work folder in OUTDIR, so a stopped batch resumes the clip, and the video is
+encoded there: the :class:`Painted` names that file, and the driver renames it into place (one
+file system, so as atomic as writing bytes, without sending a video through a pipe).
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..config import StyleConfig
-from ..files import atomic_write, short_reason
+from ..files import atomic_write, check_writable, short_reason
 from .jobs import Job
 from .run import JobResult, failure, release_memory
 
@@ -59,6 +65,7 @@ class Painted:
     result: JobResult
     data: bytes | None = None
     stopped: bool = False  # ended by a stop request (the driver fills in its reason)
+    file: Path | None = None  # or the encoded output in the job's work folder (a video painted on this machine)
 
 
 def input_paths(job: Job) -> list[Path]:
@@ -115,11 +122,12 @@ def paint_job(
     seed: int | None = None
     used: str | None = None
 
-    def ended(status: str, error: str | None = None, data: bytes | None = None, halted: bool = False) -> Painted:
+    def ended(status: str, error: str | None = None, data: bytes | None = None, halted: bool = False,
+              file: Path | None = None) -> Painted:
         if error is not None:
             for temporary, original in originals.items():
                 error = error.replace(temporary, original)
-        return Painted(JobResult(job, status, error, clock() - started, seed, used, worker), data, halted)
+        return Painted(JobResult(job, status, error, clock() - started, seed, used, worker), data, halted, file)
 
     try:
         local = job
@@ -127,6 +135,30 @@ def paint_job(
             local, originals = unpacked(job, inputs, folder)
         if device is not None:
             local = dataclasses.replace(local, config=dataclasses.replace(local.config, device=device))
+        if local.is_video:
+            from .clips import ClipPainting, tidy, work_folder
+
+            work = folder / "work" if folder is not None else work_folder(job.output)
+            try:
+                clip = ClipPainting(local, work, check_output=folder is None)
+                seed, used = clip.seed, clip.device
+                halted = False
+                for fraction in clip:
+                    if on_progress is not None:
+                        on_progress(fraction)
+                    if stopped is not None and not halted and stopped():
+                        halted = True
+                        clip.stop()
+                if halted or (stopped is not None and stopped()):
+                    tidy(work)  # the finished frames stay for the next run
+                    return ended("failed", "interrupted", halted=True)
+                encoded = clip.encode(work / job.output.name)
+            except BaseException:
+                tidy(work)
+                raise
+            if folder is not None:  # Ray: the bytes go back to the driver, the folder goes with the task
+                return ended("ok", data=encoded.read_bytes())
+            return ended("ok", file=encoded)
         from ..images import encode_image
         from ..images.tensors import tensor_to_array
         from ..nst import NST
@@ -154,17 +186,28 @@ def paint_job(
 
 
 def write_output(painted: Painted) -> JobResult:
-    """Write an ``ok`` job's bytes to its output atomically (never over an input); the result to record."""
+    """Write an ``ok`` job's bytes (or move its encoded video) to its output atomically, never over an input;
+    a video job's work folder goes once its output is written. The result to record."""
     from ..images.encode import check_output_path
+    from .clips import discard, work_folder
 
     result = painted.result
-    if result.status != "ok" or painted.data is None:
+    if result.status != "ok" or (painted.data is None and painted.file is None):
         return result
     job = result.job
-    data = painted.data
+    data, file = painted.data, painted.file
+    label, protect = f"output '{job.output}'", [job.content, *job.styles]
     try:
-        check_output_path(job.output, protect=[job.content, *job.styles], probe=False)
-        atomic_write(job.output, lambda fh: fh.write(data), f"output '{job.output}'")
+        if job.is_video:  # the extension was checked with the job; no PyAV needed here (a Ray driver)
+            check_writable(job.output, label, protect=protect, probe=False)
+        else:
+            check_output_path(job.output, protect=protect, probe=False)
+        if file is not None:
+            os.replace(file, job.output)  # the work folder is in OUTDIR: one file system, an atomic rename
+        elif data is not None:
+            atomic_write(job.output, lambda fh: fh.write(data), label)
+        if job.is_video:
+            discard(work_folder(job.output))  # on Ray too: frames an earlier local run left are done with
     except Exception as exc:  # a full disk, a removed folder: this job fails, the batch goes on
         reason = short_reason(exc) if isinstance(exc, OSError) else failure(exc)
         return dataclasses.replace(result, status="failed", error=reason)

@@ -19,6 +19,10 @@ the whole process group; the driver decides what it means), stop by themselves w
 process is gone (no orphans after ``kill -9``), and are terminated if they outlive the run. A worker
 that dies (the kernel's out-of-memory killer, a crash) fails its job with the exit status, and a
 new worker takes its place for the remaining jobs.
+
+A video job (:mod:`.clips`) paints its frames into its work folder in OUTDIR (the workers share this
+machine's disk), so a clip stopped or whose worker died goes on from its last finished frame in the
+next run; the worker encodes the video there and the driver renames it into place.
 """
 
 from __future__ import annotations

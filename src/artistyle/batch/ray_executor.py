@@ -19,6 +19,12 @@ that ended well, a node lost mid-write cannot leave a partial file, and a retrie
 dead attempt writing the same file; OUTDIR needs only to be reachable by the driver. The cost is
 one picture's bytes through the object store per job (a few MB at most), negligible next to a job.
 
+A video job (:mod:`.clips`) is one task too: the clip goes to the worker as bytes, its frames are
+painted in the worker's private temporary folder, and the encoded video comes back as bytes (a clip's
+input and output through the object store: sized like the files). Nothing of it is kept on the node,
+so a retry after a lost worker or node paints the clip again from its first frame; the work folder
+that makes a stopped clip resumable is the local executors' (``--workers`` and the default).
+
 Progress: a job is "running" from the moment it is handed to Ray (at most as many at once as the
 cluster has room for), and its result comes back when it ends. :meth:`RayExecutor.stop` cancels the
 running tasks (their pictures are never written) and submits no more. The worker id in the journal

@@ -4,14 +4,16 @@ An :class:`Executor` takes the jobs to paint and yields :class:`Update` s as the
 it writes each finished output itself (atomically, with :func:`artistyle.images.save_image`), so a
 remote worker can write to a shared OUTDIR. :class:`LocalExecutor` paints the jobs one after
 another in this process; the VGG-19 weights stay loaded between jobs (:func:`artistyle.load_weights`
-caches them per process), so a job costs only its own images. A Ray executor plugs in here.
+caches them per process), so a job costs only its own images. A video job (:mod:`.clips`) is painted
+frame by frame into its work folder in OUTDIR, then encoded; its fraction done is the clip's.
 
 A failure stays with its job: an unreadable image, a NaN loss, running out of memory make that job
 ``failed`` with a one-line reason, and the batch goes on. :meth:`Batch.stop` (the driver's Ctrl-C)
 ends the running job after its current iteration: its partial picture is not written and it is
 recorded as ``failed`` with the reason given to ``stop`` ("interrupted"); finished outputs stay, and
-the jobs not started are left for the next run. The library never prints: progress goes to the
-``on_event`` callback as :class:`BatchProgress`.
+the jobs not started are left for the next run (a clip's finished frames stay too, and the next run
+continues it from there). The library never prints: progress goes to the ``on_event`` callback as
+:class:`BatchProgress`.
 """
 
 from __future__ import annotations
@@ -115,6 +117,8 @@ class LocalExecutor:
             yield Update(job, 1.0, result)
 
     def _paint(self, job: Job, started: float) -> Generator[Update, None, JobResult]:
+        if job.is_video:
+            return (yield from self._paint_clip(job, started))
         from ..images import save_image
         from ..images.tensors import tensor_to_array
         from ..nst import NST
@@ -132,6 +136,28 @@ class LocalExecutor:
         protect = [job.content, *job.styles]
         save_image(tensor_to_array(painting.image), job.output, alpha=painting.alpha, protect=protect)
         return self._ended(job, "ok", None, started, nst.seed, device)
+
+    def _paint_clip(self, job: Job, started: float) -> Generator[Update, None, JobResult]:
+        """A video job: its frames into the work folder (resumed from), then the video encoded as its output."""
+        from .clips import ClipPainting, discard, tidy, work_folder
+
+        work = work_folder(job.output)
+        clip = ClipPainting(job, work)
+        self._painting = clip
+        if self._stopped.is_set():
+            clip.stop()
+        try:
+            for fraction in clip:
+                yield Update(job, fraction)
+        except BaseException:
+            tidy(work)
+            raise
+        if self._stopped.is_set():  # the finished frames stay for the next run
+            tidy(work)
+            return self._ended(job, "failed", self._reason, started, clip.seed, clip.device)
+        clip.encode(job.output)  # atomic, and never over an input
+        discard(work)
+        return self._ended(job, "ok", None, started, clip.seed, clip.device)
 
     def _ended(
         self, job: Job, status: str, error: str | None, started: float, seed: int | None = None,
@@ -220,15 +246,13 @@ class Batch:
         """Skip what is done, paint the rest, append a journal line as each job ends; never raises for a job."""
         journal = journal or self.prepare()
         digests = Digests()
-        hashes = {id(job): None if job.unsupported else settings_hash(job, digests) for job in self.jobs}
+        hashes = {id(job): settings_hash(job, digests) for job in self.jobs}
         outcome = BatchResult(self.jobs, [None] * len(self.jobs))
         index = {id(job): i for i, job in enumerate(self.jobs)}
         to_run = []
         for job in self.jobs:
             done = journal.last_ok(job.output) if not self.force else None
-            if job.unsupported is not None:
-                result = JobResult(job, "skipped", job.unsupported)
-            elif done is not None and journal.is_done(job, hashes[id(job)] or ""):
+            if done is not None and journal.is_done(job, hashes[id(job)]):
                 result = JobResult(job, "skipped", None, 0.0, done.get("seed"), done.get("device"))
             else:
                 to_run.append(job)

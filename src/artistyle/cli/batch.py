@@ -1,10 +1,12 @@
 """``artistyle batch CONTENTS STYLES -o OUTDIR``: paint many jobs, resumable, with a journal and a contact sheet.
 
 Every painting option applies to every job (the options are generated from StyleConfig, as for the
-painting command). Exit status: 0 when every job is ok or skipped, 1 when any failed, 2 for bad
-usage or input (one line), 130 / 143 / 129 when Ctrl-C, SIGTERM or SIGHUP stopped the batch: the
-running job ends after its current iteration and is recorded as failed ("interrupted"), its partial
-picture is not written, finished outputs stay, and the next run goes on from there.
+painting command); a video among the contents is a video job (:mod:`artistyle.batch.clips`), its
+``--steps`` the first frame's. Exit status: 0 when every job is ok or skipped, 1 when any failed, 2
+for bad usage or input (one line), 130 / 143 / 129 when Ctrl-C, SIGTERM or SIGHUP stopped the batch:
+the running job ends after its current iteration and is recorded as failed ("interrupted"), its
+partial picture is not written, finished outputs (and a clip's finished frames) stay, and the next
+run goes on from there.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from ..batch.clips import LATER_STEPS
 from ..batch.run import failure
 from ..errors import ArtiStyleError, UsageError
 from .options import PROG, Parser, add_settings, config_from_args, positive_int
@@ -38,10 +41,12 @@ examples:
   {PROG} batch --jobs jobs.csv -o out/ --size 256  one job per row (content,style,output,size,...)
   {PROG} batch photos/ paintings/ -o out/ --workers 2   two jobs at once on this machine
   {PROG} batch photos/ paintings/ -o out/ --ray auto    on the Ray cluster started with `ray start`
+  {PROG} batch clips/ wave.jpg -o out/ --steps 300      every clip painted as a video (needs the video extra)
 
-Outputs are OUTDIR/<content>__<style>.png; OUTDIR/batch.jsonl records every job and
-OUTDIR/index.html shows them all. Run the same command again to finish a stopped batch:
-jobs whose output exists with the same settings are skipped (--force redoes them).
+Outputs are OUTDIR/<content>__<style>.png (a clip's: its own video extension, else .mp4);
+OUTDIR/batch.jsonl records every job and OUTDIR/index.html shows them all. Run the same command
+again to finish a stopped batch: jobs whose output exists with the same settings are skipped
+(--force redoes them), and a stopped clip goes on from its last finished frame.
 """
 
 
@@ -52,7 +57,9 @@ def build_batch_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("contents", nargs="?", metavar="CONTENTS", help="a photo, a folder of photos or a quoted glob")
+    p.add_argument("contents", nargs="?", metavar="CONTENTS", help="a photo or video, a folder of them or a "
+                   f"quoted glob (a video is painted as a clip: --steps for its first frame, {LATER_STEPS} for each "
+                   "later one)")
     p.add_argument("styles", nargs="?", metavar="STYLES", help="a style image, a folder of them or a quoted glob")
     p.add_argument("-o", "--output", required=True, metavar="OUTDIR", help="the folder for the outputs (made if "
                    "missing), the journal batch.jsonl and the contact sheet index.html")

@@ -44,12 +44,11 @@ from PIL import Image, UnidentifiedImageError
 from ..errors import ImageError, UsageError
 from ..files import atomic_path, atomic_write, check_writable, same_file
 from .audio import AudioCarrier
+from .extra import OUTPUT_SUFFIXES
 from .frames import FrameSource, av_reason
 
 __all__ = ["OUTPUT_SUFFIXES", "EncodedVideo", "FrameInput", "check_video_output", "encode_video", "is_folder_output"]
 
-#: Video file extensions :func:`encode_video` writes (a path without an extension is a folder).
-OUTPUT_SUFFIXES = (".mp4", ".mov", ".webm", ".gif")
 _ENCODERS = {
     ".mp4": ("libx264", "h264"),
     ".mov": ("libx264", "h264"),

@@ -109,8 +109,14 @@ class VideoPainting:
         *,
         restart: bool = False,
         first_config: StyleConfig | None = None,
+        private: bool = False,
     ):
+        """``restart``: discard the finished frames. ``first_config``: the first frame's settings where they
+        differ from ``nst``'s (a fast start's schedule). ``private``: ``work`` is the driver's own folder (a
+        batch's hidden one), so frames it holds from other settings or another input are replaced, not
+        refused: nobody else's pictures can be there."""
         self.source = source
+        self.private = private
         self.styles = [as_loaded(s, "style image") for s in styles]
         self.settings = settings
         self.work = Path(os.fspath(work))
@@ -160,7 +166,7 @@ class VideoPainting:
                 state = None
             if isinstance(state, dict) and state.get("settings_hash") == digest and isinstance(state.get("seed"), int):
                 return state
-        existing = [] if restart else self._frame_files()
+        existing = [] if restart or self.private else self._frame_files()
         if existing:  # never paint over frames that this run cannot prove are its own
             why = "painted with other settings or from another input" if state_path.is_file() else "not painted here"
             raise UsageError(f"'{self.work}' already holds {existing[0].name} ({why}); "
