@@ -223,6 +223,32 @@ def test_only_the_first_scale_starts_fast(fast, monkeypatch: pytest.MonkeyPatch)
     assert sizes == [(height, width)] and width % 2 == 1  # odd sizes; the second scale starts from the first's result
 
 
+@pytest.mark.parametrize("settings", [{}, {"preserve_color": "luminance", "scale_steps": (2, 1)}])
+def test_the_start_image_is_made_once_and_changes_nothing(fast, settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Painting.start_image (the studio's first preview): the run starts from it, the result is unchanged."""
+    import artistyle.nst
+
+    calls = []
+    real = artistyle.nst.fast_start
+    monkeypatch.setattr(artistyle.nst, "fast_start", lambda *a: calls.append(1) or real(*a))
+
+    def painting():  # type: ignore[no-untyped-def]
+        return NST(size=67, device="cpu", seed=1, steps=2, init="fast", **settings).paint(CONTENT, STYLE)
+
+    plain = painting()
+    expected = plain.run()
+    assert len(calls) == 1
+    shown = painting()
+    start = shown.start_image()
+    assert len(calls) == 2 and shown.start_image().equal(start) and len(calls) == 2  # kept, not remade
+    # As `image` shows a picture: the output size, with the photo's colours back in luminance mode.
+    assert start.shape[2:] == expected.shape[2:] == shown.output_shape
+    assert (start[:, 0] - start[:, 2]).abs().mean() > 0.01
+    assert shown.run().equal(expected) and len(calls) == 2  # the run started from that very start
+    with pytest.raises(RuntimeError, match="before the run starts"):
+        shown.start_image()
+
+
 # --------------------------------------------------------------------------- the fast schedule
 
 

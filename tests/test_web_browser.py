@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -393,6 +394,8 @@ def test_a_closed_tab_leaves_its_run_in_the_history(browser: Any, context: Any, 
 
 def test_progress_history_and_before_after(context: Any, server: str, tmp_path: Path) -> None:
     page = open_studio(context, server)
+    page.click("summary")  # More settings
+    page.select_option("#init", "noise")  # the paper's start and schedule (the studio's fast one: below)
     page.fill("#size", "512")
     page.fill("#steps", "")
     config = StyleConfig(size=512)
@@ -403,7 +406,6 @@ def test_progress_history_and_before_after(context: Any, server: str, tmp_path: 
 
     choose_samples(page)
     settings(page, 96, 40, seed=4)  # 40 + 20 iterations: each scale lasts long enough to be seen
-    page.click("summary")  # More settings
     page.fill("#scales", "2")
     sync_api.expect(page.locator("#steps-help")).to_contain_text("40 + 20 = 60 iterations over 2 scales")
     page.evaluate("""() => {
@@ -457,6 +459,66 @@ def test_progress_history_and_before_after(context: Any, server: str, tmp_path: 
     assert page.get_attribute("#compare", "aria-valuetext") == "the photo"
 
 
+# ---------------------------------------------------------------- issue 15: the fast start
+
+
+def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
+    context: Any, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("onnxruntime")
+    from artistyle.fast import missing_dependencies
+
+    if missing_dependencies():
+        pytest.skip("the fast extra is not installed")
+    # The first scale's iterations are held back until the page has shown the first guess.
+    release = threading.Event()
+    real = web_jobs.NST
+
+    class HeldAtTheStart(real):  # type: ignore[misc, valid-type]
+        def transfer(self, *args: Any, **kwargs: Any) -> Any:
+            release.wait(60)
+            return super().transfer(*args, **kwargs)
+
+    monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
+    page = open_studio(context, server)
+    # The studio's default start is fast; Steps is empty and its help gives the fast start's schedule.
+    assert page.input_value("#init") == "fast" and page.input_value("#steps") == ""
+    assert page.input_value("#content-weight") == ""
+    help_line = page.locator("#steps-help")
+    sync_api.expect(help_line).to_have_text(
+        "Empty: the fast start's default, 80. At 448 px: 80 iterations on one scale (fast start).")
+    assert page.get_attribute("#steps", "placeholder") == "80"
+    assert "4" in page.get_attribute("#content-weight", "placeholder")
+    # Steps given: the usual coarse to fine from the fast start; noise: the paper's.
+    page.fill("#steps", "100")
+    sync_api.expect(help_line).to_contain_text("At 448 px: 100 + 50 + 25 = 175 iterations over 3 scales")
+    page.fill("#steps", "")
+    page.click("summary")  # More settings
+    assert "command line starts from noise" in page.inner_text("#init-help")
+    page.select_option("#init", "noise")
+    sync_api.expect(help_line).to_contain_text("Empty: the default, 300. At 448 px: 300 + 150 + 75 = 525 iterations")
+    page.select_option("#init", "fast")
+    sync_api.expect(help_line).to_contain_text("80 iterations on one scale (fast start)")
+
+    choose_samples(page)
+    page.fill("#size", "64")
+    page.fill("#seed", "5")
+    page.click("#start")
+    try:
+        page.wait_for_selector("#preview:not([hidden])", timeout=30_000)
+        assert status(page) == "running" and iteration(page) == 0
+        assert "first guess" in page.inner_text("#status")
+        assert page.evaluate("document.getElementById('preview').naturalWidth") == 64
+    finally:
+        release.set()
+    wait_status(page, "done")
+    assert page.get_attribute("#loss", "data-points") == "80"
+    # The run's settings back in the form leave Steps empty: it was the fast start's default.
+    page.locator("#history li button.reuse").first.click()
+    assert page.input_value("#init") == "fast" and page.input_value("#steps") == ""
+    assert page.input_value("#seed") == "5" and page.input_value("#content-weight") == ""
+
+
 # ---------------------------------------------------------------- issue 16: the bugs
 
 
@@ -505,7 +567,9 @@ def test_cancel_while_preparing_offers_no_download(
     choose_samples(page)
     settings(page, 48, 50)
     page.click("#start")
-    sync_api.expect(page.locator("#status")).to_contain_text("Preparing the run", timeout=30_000)
+    # Preparing, or (the studio's fast start) showing its first guess: no iteration has ended either way.
+    sync_api.expect(page.locator("#status")).to_contain_text(re.compile("Preparing the run|first guess"),
+                                                             timeout=30_000)
     page.click("#cancel")
     wait_status(page, "cancelled", timeout=30_000)
     assert "can be downloaded" not in page.inner_text("#status")

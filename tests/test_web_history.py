@@ -78,7 +78,7 @@ def test_the_schedule_is_the_engines(client: TestClient, query: dict[str, int]) 
     size = config.output_size("cpu")
     sizes = config.scale_sizes(size)
     assert plan == {"size": size, "sizes": sizes, "steps": config.scale_schedule(len(sizes)),
-                    "total": sum(config.scale_schedule(len(sizes)))}
+                    "total": sum(config.scale_schedule(len(sizes))), "fast": False}
 
 
 def test_a_bad_schedule_query_is_one_line(client: TestClient) -> None:

@@ -47,8 +47,9 @@ from .errors import UsageError, WeightsError
 from .files import file_sha256
 
 __all__ = [
-    "DEPENDENCIES", "INSTALL_HINT", "MODELS", "PAPER_START", "STYLE_SIZE", "TRANSFORM_SIZE", "VECTOR_SIZE",
-    "FastStyle", "blend_vectors", "fast_start", "fast_style", "find_models", "missing_dependencies", "model_folder",
+    "DEPENDENCIES", "INSTALL_HINT", "MODELS", "NEEDS_EXTRA", "PAPER_START", "STYLE_SIZE", "TRANSFORM_SIZE",
+    "VECTOR_SIZE", "FastStyle", "blend_vectors", "fast_start", "fast_style", "find_models", "missing_dependencies",
+    "model_folder",
 ]
 
 #: The package whose ``models`` folder holds the two files; its code is never imported.
@@ -64,7 +65,9 @@ VECTOR_SIZE = 100  # the style vector's length
 #: Top-level modules the fast start needs beyond the core library.
 DEPENDENCIES = ("onnxruntime", MODELS_PACKAGE)
 PAPER_START = "or drop --init fast for the paper's start from noise"
-INSTALL_HINT = f'the fast start needs the fast extra: pip install "artistyle[fast]"; {PAPER_START}'
+#: What is missing and how to install it; each driver adds how to do without (the studio: another start).
+NEEDS_EXTRA = 'the fast start needs the fast extra: pip install "artistyle[fast]"'
+INSTALL_HINT = f"{NEEDS_EXTRA}; {PAPER_START}"
 
 
 def missing_dependencies() -> list[str]:

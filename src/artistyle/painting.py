@@ -27,7 +27,7 @@ from .sizes import FINE_STYLE_LAYERS, FINE_STYLE_MAX_SIZE, check_image_sizes
 from .transfer import Progress, Transfer
 
 if TYPE_CHECKING:  # the NST facade makes paintings; importing it at run time would be a cycle
-    from .nst import NST
+    from .nst import NST, Inputs
 
 __all__ = ["FINE_STYLE_LAYERS", "FINE_STYLE_MAX_SIZE", "PLATEAU_WINDOW", "Painting", "TemporalTarget", "plateau"]
 
@@ -115,6 +115,8 @@ class Painting:
         # The result of the anchor scale, whose layout the finer scales keep.
         self._anchor_reference: Tensor | None = None
         self._preparing: Transfer | None = None  # the fine style's build, before the first scale
+        # The first scale's inputs and start, when start_image() made them before the run: used, not remade.
+        self._first: tuple[Inputs, Tensor] | None = None
 
     @staticmethod
     def _temporal_pair(target: ImageLike, weights: np.ndarray | Tensor, index: int) -> tuple[Tensor, Tensor]:
@@ -189,6 +191,28 @@ class Painting:
             self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, nst.size), nst.device)
         return nst.finish(image.to(nst.device), self._color_content).to(image.device)
 
+    def start_image(self) -> Tensor:
+        """The first scale's starting image as :attr:`image` would show it (output size, colour control applied).
+
+        Made now, before the first iteration, and kept: the run then starts from this very tensor, so nothing is
+        computed twice and the result is the same as without the call. For a driver's first preview: the studio
+        shows a fast start's feed-forward picture this way within about a second of Start. The fine style's
+        build (if any) runs first, as the start is made from its styles. Only before the run starts.
+        """
+        if self.transfer is not None or self._resume is not None:
+            raise RuntimeError("the start image is only known before the run starts")
+        if self._first is None:
+            self._combine_fine_style()
+            inputs = self.nst.load_images(self.content, self.styles, size=self.sizes[0], masks=self.masks)
+            start = self.nst.initial_image(inputs, self.init)
+            self._first = (inputs, start)
+        return self._finish(resize(self._first[1], self.output_shape).clamp(0, 1))
+
+    def _combine_fine_style(self) -> None:
+        """The styles with the fine style's brush texture, once (before the first scale)."""
+        if self.fine_style is not None:
+            self.styles, self.fine_style = self._combined_styles(self.fine_style), None
+
     def stop(self) -> None:
         """End the run after the current iteration."""
         self._stopped.set()
@@ -231,18 +255,21 @@ class Painting:
             self.history = list(resume["history"])
             reference = resume.get("anchor_reference")
             self._anchor_reference = None if reference is None else reference.to(nst.device)
-        if self.fine_style is not None:
-            self.styles, self.fine_style = self._combined_styles(self.fine_style), None
+        self._combine_fine_style()
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
             if scale < first:
                 continue
             if self._stopped.is_set():
                 return
             self.scale = scale
-            inputs = nst.load_images(self.content, self.styles, size=size, masks=self.masks)
-            init = None if previous is None else resize(previous, tuple(inputs.content.shape[2:]))
-            if init is None and self.init is not None:
-                init = nst.initial_image(inputs, self.init)
+            init: Tensor | None
+            if scale == 0 and self._first is not None:  # made by start_image(): the same inputs and start
+                (inputs, init), self._first = self._first, None
+            else:
+                inputs = nst.load_images(self.content, self.styles, size=size, masks=self.masks)
+                init = None if previous is None else resize(previous, tuple(inputs.content.shape[2:]))
+                if init is None and self.init is not None:
+                    init = nst.initial_image(inputs, self.init)
             plan = self.plans[scale]
             anchor = self._anchor_reference if nst.config.anchored(size) else None
             self.transfer = transfer = nst.transfer(

@@ -2,13 +2,13 @@
 
 API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a bug)::
 
-    GET  /api/status                  limits, defaults, device, what the worker is doing
+    GET  /api/status                  limits, the page's defaults, device, the fast start, what the worker is doing
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
     POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
                                        "fine_style": id (optional), "masks": [id, ...] (optional)}
     GET  /api/images/{id}             an upload, a sample or a kept job's image, as it was sent
-    GET  /api/schedule?size=&steps=&scales=   the scales and iterations of a run at that size
+    GET  /api/schedule?size=&steps=&scales=&init=   the scales and iterations of a run at that size
     GET  /api/jobs                    every job kept (running, queued, the newest finished), newest first
     GET  /api/jobs/{id}               the job's state, settings and images (a reloaded page reattaches)
     GET  /api/jobs/{id}/events        the same as server-sent events, until the job ends
@@ -21,6 +21,11 @@ Every POST must come from the studio's own page: a cross-site Origin or Sec-Fetc
 refused (403), and so is a POST with neither ``Content-Type: application/json`` nor the
 ``X-ArtiStyle: 1`` header (a "simple" request another site could send without a CORS
 preflight). Request bodies other than uploads are capped at :data:`MAX_BODY_BYTES` (413).
+
+A job's settings left out (or null) are :class:`StyleConfig`'s defaults, as on the command line:
+``init`` is ``noise`` there. The page's own defaults, from ``/api/status``, differ in one place: it
+starts from ``fast`` (:data:`STUDIO_INIT`) where the fast extra is installed, and ``fast`` in the
+status says whether it is, with the line to show where not.
 """
 
 from __future__ import annotations
@@ -43,7 +48,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import __version__
-from ..config import StyleConfig
+from ..config import FAST_SCHEDULE, StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..settings import short_repr
@@ -51,15 +56,21 @@ from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, Secur
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .job import Job, schedule
 from .jobs import PREVIEW_INTERVAL, Studio
-from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS
+from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, fast_missing
 
-__all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "create_app", "megabytes"]
+__all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "STUDIO_INIT", "create_app",
+           "megabytes"]
 
 STATIC = Path(__file__).parent / "static"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 EVENT_POLL = 0.1  # s between looks at a job for its event stream
 KEEPALIVE = 15.0  # s between comments on a quiet event stream, so proxies keep it open
 MAX_JSON_DEPTH = 16  # a job request nests 3 deep; deeper is refused before anything recurses over it
+# The page's start where the fast extra is installed (the library and the command line keep the paper's noise):
+# the fast start with its schedule matched the default run's quality (content 0.93x, style 0.86x) in 0.28x the
+# time on tubingen + starry_night at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md), and its picture
+# is a preview within about a second of Start (benchmarks/bench_studio.py).
+STUDIO_INIT = "fast"
 
 
 def megabytes(size: int) -> str:
@@ -87,7 +98,7 @@ def create_app(
     resolved = resolve_device(device)  # a bad --device fails now, not at the first job
     studio = Studio(device=device, max_memory=max_memory, max_pixels=max_pixels, max_size=max_size,
                     max_steps=max_steps, preview_interval=preview_interval)
-    # Every setting a page may send, at its default; the size is this device's default.
+    # Every setting a page may send, at its default; the size is this device's default (init: see status).
     defaults = {name: value for name, value in StyleConfig().to_dict().items() if name in SETTINGS}
     defaults["size"] = StyleConfig().output_size(resolved.type)
     # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
@@ -103,12 +114,16 @@ def create_app(
         return FileResponse(STATIC / "index.html", headers={"cache-control": "no-cache"})
 
     async def status(request: Request) -> Response:
+        missing = fast_missing()  # asked each time: cheap, and an extra installed meanwhile counts
         return JSONResponse({
             "version": __version__,
             "device": str(resolved),
             "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_size": max_size,
                        "max_steps": max_steps, "max_styles": MAX_STYLES},
-            "defaults": defaults,
+            # The page's defaults: StyleConfig's, but the studio's own start where it can run.
+            "defaults": {**defaults, "init": "noise" if missing else STUDIO_INIT},
+            # Whether the fast start can run here (else the line to show), and its schedule, for the help lines.
+            "fast": {"available": missing is None, "message": missing, "schedule": FAST_SCHEDULE},
             **studio.status(),
         })
 
@@ -130,7 +145,8 @@ def create_app(
         return Response(found.data, media_type=found.media_type, headers={"cache-control": "max-age=3600"})
 
     async def steps_schedule(request: Request) -> Response:
-        # The scales and iterations a run would do, for the Steps field's help: the engine's own numbers.
+        # The scales and iterations a run would do, for the Steps field's help: the engine's own numbers, with
+        # the fast start's schedule where a job with these fields would get it ("fast": true; parse_settings).
         query = request.query_params
         wanted: dict[str, object] = {}
         for name in ("size", "steps", "scales"):
@@ -140,10 +156,13 @@ def create_app(
                     wanted[name] = int(text)
                 except ValueError:
                     raise UsageError(f"{name} must be a whole number, not {short_repr(text)}") from None
+        if query.get("init", "").strip():
+            wanted["init"] = query["init"].strip()
         config = StyleConfig.from_mapping(wanted, allowed=SETTINGS, files=False).validate()
         if config.size is not None and config.size > max_size:
             raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
-        return JSONResponse(schedule(config, config.output_size(resolved.type)))
+        scheduled = config.with_fast_schedule(set(wanted))
+        return JSONResponse({**schedule(scheduled, scheduled.output_size(resolved.type)), "fast": scheduled != config})
 
     async def jobs(request: Request) -> Response:
         return JSONResponse(studio.history())

@@ -23,6 +23,8 @@ from ..errors import ImageError
 from ..images import LoadedImage, encode_image, load_image, tensor_to_array, to_pil
 
 if TYPE_CHECKING:
+    from torch import Tensor
+
     from ..nst import Painting
 
 __all__ = [
@@ -144,12 +146,13 @@ def bundled_samples() -> dict[str, StoredImage]:
     return samples
 
 
-def preview_jpeg(painting: Painting) -> bytes:
-    """The painting so far as a JPEG preview, at most PREVIEW_EDGE px."""
-    image = to_pil(tensor_to_array(painting.image))
-    image.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.BICUBIC)
+def preview_jpeg(image: Tensor) -> bytes:
+    """A painting's image (its :attr:`~artistyle.painting.Painting.image` so far, or its start image) as a JPEG
+    preview, at most PREVIEW_EDGE px."""
+    picture = to_pil(tensor_to_array(image))
+    picture.thumbnail((PREVIEW_EDGE, PREVIEW_EDGE), Image.Resampling.BICUBIC)
     buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=88)
+    picture.save(buffer, "JPEG", quality=88)
     return buffer.getvalue()
 
 

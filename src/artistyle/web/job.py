@@ -48,6 +48,9 @@ class Job:
     styles: list[StoredImage]
     fine_style: StoredImage | None = None
     masks: list[StoredImage] = field(default_factory=list)
+    # The settings the page sent with a value (the others were left at their default): a page puts only
+    # these back in its form, so an empty Steps box stays empty and a fast start keeps its own schedule.
+    given: list[str] = field(default_factory=list)
     status: str = "queued"  # queued, running, cancelling, done, cancelled, failed
     created: float = field(default_factory=time.time)
     iteration: int = 0
@@ -150,6 +153,7 @@ def job_state(job: Job, position: int, losses_from: int = 0) -> dict[str, Any]:
         "error": job.error,
         "version": job.version,
         "settings": recorded_settings(job.config, job.seed if job.seed is not None else job.config.seed),
+        "given": job.given,
         "images": {
             "content": image_info(job.content),
             "styles": [image_info(s) for s in job.styles],

@@ -26,7 +26,7 @@ from ..settings import short_repr
 from ..sizes import check_image_sizes
 from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg, result_png
 from .job import ACTIVE, Job, job_state
-from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
+from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings, sent_settings
 
 __all__ = ["ACTIVE", "MAX_FINISHED_JOBS", "MAX_IMAGES", "PREVIEW_INTERVAL", "Job", "Studio"]
 
@@ -171,7 +171,8 @@ class Studio:
         # Too wide or too tall for the network at some scale: refused now, not when the job starts.
         check_image_sizes(config, config.output_size(resolve_device(self.device).type), content_image, style_images,
                           fine_image, options=("Size", "Scales 1"))
-        job = Job(_token(), config, content_image, style_images, fine_image, mask_images, steps=config.steps)
+        job = Job(_token(), config, content_image, style_images, fine_image, mask_images, steps=config.steps,
+                  given=sorted(sent_settings(settings)))
         with self._lock:
             if self._closing:
                 raise ArtiStyleError("the studio is shutting down")
@@ -302,12 +303,22 @@ class Studio:
             if job.cancel_requested.is_set():
                 painting.stop()
             self._changed(job)
-        shown, last_preview, painting_started = 0, 0.0, time.perf_counter()
+        last_preview = 0.0
+        if job.config.init == "fast" and not job.cancel_requested.is_set():
+            # The feed-forward picture, shown at once (about a second on a CPU) while the optimisation that
+            # refines it starts: the painting keeps it as its first scale's start, so it is made only once.
+            first = preview_jpeg(painting.start_image())
+            last_preview = time.perf_counter()
+            with self._lock:
+                job.preview, job.preview_version = first, job.preview_version + 1
+                job.seconds = last_preview - started
+                self._changed(job)
+        shown, painting_started = 0, time.perf_counter()
         for event in painting:
             preview = None
             now = time.perf_counter()
             if now - last_preview >= self.preview_interval or event.iteration == painting.steps:
-                preview, shown, last_preview = preview_jpeg(painting), event.iteration, time.perf_counter()
+                preview, shown, last_preview = preview_jpeg(painting.image), event.iteration, time.perf_counter()
             with self._lock:
                 job.advanced(event, time.perf_counter() - painting_started)
                 job.seconds = time.perf_counter() - started
@@ -315,10 +326,10 @@ class Studio:
                     job.preview, job.preview_version = preview, job.preview_version + 1
                 self._changed(job)
         if painting.transfer is None or painting.iteration == 0:
-            return  # cancelled before the first iteration ended: nothing to show (the start image is noise)
+            return  # cancelled before the first iteration ended: no result (a start image is no painting)
         # The result at full size and quality: the very bytes the command line writes (settings and seed included).
         result = result_png(painting, image_metadata(job.config, nst.seed))
-        preview = preview_jpeg(painting) if shown != painting.iteration else None
+        preview = preview_jpeg(painting.image) if shown != painting.iteration else None
         with self._lock:
             job.result = result
             job.seconds = time.perf_counter() - started

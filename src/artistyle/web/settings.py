@@ -4,6 +4,10 @@ A page sends its settings as JSON; :func:`parse_settings` turns them into a
 validated :class:`StyleConfig` with the command line's messages, then applies
 the studio's own ceilings on size and steps (a run larger than that already
 takes hours on a CPU; bigger prints are for the command line).
+
+A fast start (``init: "fast"``) without ``steps`` or ``scale_steps`` gets the fast
+schedule for the schedule settings not sent (:meth:`StyleConfig.with_fast_schedule`),
+as on the command line; a setting sent as null counts as not sent, like an empty field.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ from typing import Any
 from ..config import StyleConfig
 from ..devices import resolve_device
 from ..errors import UsageError
+from ..fast import NEEDS_EXTRA, missing_dependencies
 
-__all__ = ["MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "parse_settings"]
+__all__ = ["FAST_HINT", "MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "fast_missing", "parse_settings",
+           "sent_settings"]
 
 MAX_SIZE = 4096
 MAX_STEPS = 10_000
@@ -27,6 +33,24 @@ MAX_STYLES = 8  # style images per run, and masks per run
 # memory limit are the server's.
 SETTINGS = tuple(s.name for s in StyleConfig.settings() if s.studio)
 
+#: The line a page shows (and a fast job's 400 says) where the fast extra is missing: the command line's
+#: install hint, with the studio's way to do without.
+FAST_HINT = f"{NEEDS_EXTRA}; or choose another start (More settings, Start from)"
+
+
+def fast_missing() -> str | None:
+    """None where the fast start can run here, else the one line saying what to install.
+
+    Asked at each call (importlib's look-up, no import): an extra installed while the studio runs counts.
+    """
+    missing = missing_dependencies()
+    return f"{FAST_HINT} (missing: {', '.join(missing)})" if missing else None
+
+
+def sent_settings(data: Any) -> set[str]:
+    """The names of the settings a page sent with a value: null is "the default", as an empty field is."""
+    return {name for name, value in data.items() if value is not None} if isinstance(data, dict) else set()
+
 
 def parse_settings(
     data: Any, styles: int, *, device: str = "auto", max_memory: int | None = None,
@@ -35,10 +59,16 @@ def parse_settings(
     """A validated :class:`StyleConfig` from a job's JSON settings, for ``styles`` style images on ``device``.
 
     Raises :class:`UsageError` naming the first bad setting, with the same
-    messages as the command line where the check is the same.
+    messages as the command line where the check is the same; a fast start
+    without the fast extra is refused here, before the job waits in the queue.
     """
     config = StyleConfig.from_mapping({} if data is None else data, allowed=SETTINGS, files=False)
     config = dataclasses.replace(config, device=device, max_memory=max_memory).validate()
+    config = config.with_fast_schedule(sent_settings(data))
+    if config.init == "fast":
+        missing = fast_missing()
+        if missing:
+            raise UsageError(missing)
     if config.size is not None and config.size > max_size:
         raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
     if config.steps > max_steps:

@@ -8,6 +8,7 @@ const STORED_JOB = "artistyle.job";  // localStorage: the job this browser last 
 const state = {
   limits: null,
   defaults: null,
+  fast: null,             // {available, message, schedule}: the fast start on this server
   samples: [],
   content: null,          // {id, name, url, width, height}
   styles: [],             // [{id, name, url, weight, scale}]
@@ -367,15 +368,21 @@ function showStrength() {
 function restoreForm(job) {
   const s = job.settings;
   const put = (id, value) => { $(id).value = value == null ? "" : String(value); };
+  // Steps, scales and the content weight go back only if the run was sent them: left empty they were the
+  // defaults, which a fast start fills with its own schedule (and an empty box keeps doing so).
+  const given = new Set(job.given || Object.keys(s));
+  const sent = (key) => (given.has(key) ? s[key] : null);
   put("size", s.size);
-  put("steps", s.steps);
+  put("steps", sent("steps"));
   setStrength(s.style_weight);
   put("preserve-color", s.preserve_color || "");
   $("original-colors").checked = Boolean(s.original_colors);
   put("seed", s.seed);
-  for (const [id, key] of [["padding", "padding"], ["content-weight", "content_weight"], ["tv-weight", "tv_weight"],
+  for (const [id, key] of [["padding", "padding"], ["tv-weight", "tv_weight"],
     ["color-match", "color_match"], ["init", "init"], ["optimizer", "optimizer"], ["pooling", "pooling"],
-    ["scales", "scales"], ["style-anchor", "style_anchor"]]) put(id, s[key]);
+    ["style-anchor", "style_anchor"]]) put(id, s[key]);
+  put("content-weight", sent("content_weight"));
+  put("scales", sent("scales"));
   put("content-layers", (s.content_layers || []).join(","));
   put("style-layers", (s.style_layers || []).join(","));
   const images = job.images;
@@ -393,24 +400,36 @@ function restoreForm(job) {
   updateSchedule();
 }
 
-// The Steps field's help: the iterations the schedule runs at the chosen size (the server's numbers).
+// The Steps field's help: the iterations the schedule runs at the chosen size (the server's numbers), with
+// the fast start's own schedule when it starts fast and Steps is empty; the empty boxes' placeholders follow.
 function updateSchedule() {
   clearTimeout(state.scheduleTimer);
   state.scheduleTimer = setTimeout(async () => {
     const params = new URLSearchParams();
-    for (const id of ["size", "steps", "scales"]) {
+    for (const id of ["size", "steps", "scales", "init"]) {
       const text = $(id).value.trim();
       if (text) params.set(id, text);
     }
     const help = $("steps-help");
     try {
       const plan = await api("GET", `/api/schedule?${params}`);
-      const empty = $("steps").value.trim() === "" ? `Empty: the default, ${state.defaults.steps}. ` : "";
-      help.textContent = plan.sizes.length > 1
-        ? `${empty}At ${plan.size} px: ${plan.steps.join(" + ")} = ${plan.total} iterations over ` +
-          `${plan.sizes.length} scales (${plan.sizes.join(", ")} px); finer scales need fewer.`
-        : `${empty}At ${plan.size} px: ${plan.total} iterations at one scale.`;
+      const fast = state.fast.schedule;
+      const empty = $("steps").value.trim() !== "" ? ""
+        : plan.fast ? `Empty: the fast start's default, ${fast.steps}. ` : `Empty: the default, ${state.defaults.steps}. `;
+      if (plan.sizes.length > 1) {
+        help.textContent = `${empty}At ${plan.size} px: ${plan.steps.join(" + ")} = ${plan.total} iterations over ` +
+          `${plan.sizes.length} scales (${plan.sizes.join(", ")} px)` +
+          (plan.fast ? ", from the fast start." : "; finer scales need fewer.");
+      } else {
+        help.textContent = plan.fast ? `${empty}At ${plan.size} px: ${plan.total} iterations on one scale (fast start).`
+          : `${empty}At ${plan.size} px: ${plan.total} iterations at one scale.`;
+      }
       help.dataset.total = String(plan.total);
+      help.dataset.fast = String(plan.fast);
+      $("steps").placeholder = String(plan.fast ? fast.steps : state.defaults.steps);
+      $("scales").placeholder = plan.fast ? `${fast.scales} (fast start)` : "auto";
+      $("content-weight").placeholder = plan.fast ? `${fast.content_weight} (fast start)`
+        : String(state.defaults.content_weight);
     } catch (err) {
       help.textContent = err.message;
       help.dataset.total = "";
@@ -532,7 +551,7 @@ function show(job) {
     case "running":
       status.textContent = job.iteration
         ? `Painting ${where(job)}: iteration ${job.iteration} of ${job.steps}, loss ${formatLoss(job.loss)}, ${seconds}.`
-        : "Preparing the run\u2026";
+        : job.preview ? "The fast start's first guess is in the preview; refining it\u2026" : "Preparing the run\u2026";
       if (job.iteration) {
         announce(`scale:${job.scale}`, `Painting ${where(job)}; ${job.steps} iterations in all.`);
       } else {
@@ -547,7 +566,8 @@ function show(job) {
       announce("done", status.textContent);
       break;
     case "cancelled":
-      status.textContent = (job.iteration ? `Cancelled at iteration ${job.iteration} of ${job.steps}.` : "Cancelled before the first iteration; there is no image.") +
+      status.textContent = (job.iteration ? `Cancelled at iteration ${job.iteration} of ${job.steps}.`
+        : `Cancelled before the first iteration; there is no ${job.preview ? "result (only the first guess)" : "image"}.`) +
         (job.result ? " The image so far can be downloaded." : "");
       announce("cancelled", status.textContent);
       break;
@@ -796,6 +816,7 @@ async function init() {
   $("cancel").addEventListener("click", cancel);
   $("compare").addEventListener("input", compare);
   for (const id of ["size", "steps", "scales"]) $(id).addEventListener("input", updateSchedule);
+  $("init").addEventListener("change", updateSchedule);
   $("orphan-watch").addEventListener("click", async () => {
     try {
       const job = await api("GET", jobUrl($("orphan").dataset.id));
@@ -817,19 +838,28 @@ async function init() {
   window.addEventListener("resize", drawLoss);
   try {
     const status = await api("GET", "/api/status");
-    const { limits, defaults } = status;
+    const { limits, defaults, fast } = status;
     state.limits = limits;
     state.defaults = defaults;
+    state.fast = fast;
     $("device").textContent = `ArtiStyle ${status.version} on ${status.device}`;
     $("limits").textContent = `Images up to ${megabytes(limits.max_upload_bytes)} and ` +
       `${(limits.max_pixels / 1e6).toPrecision(3).replace(/\.?0+$/, "")} megapixels each; output up to ${limits.max_size} px.`;
     $("size").value = defaults.size;
     $("size").max = limits.max_size;
-    $("steps").value = defaults.steps;
+    // Steps and the content weight start empty, meaning "the default": a fast start then gets its own schedule.
+    $("steps").value = "";
     $("steps").max = limits.max_steps;
-    $("steps").placeholder = String(defaults.steps);
     setStrength(defaults.style_weight);
-    $("content-weight").value = defaults.content_weight;
+    $("content-weight").value = "";
+    if (!fast.available) {
+      // Without the fast extra the page starts from noise and says what to install.
+      const option = $("init").querySelector("option[value=fast]");
+      option.disabled = true;
+      option.textContent = "fast: needs the fast extra";
+      option.title = fast.message;
+      $("init-help").textContent = fast.message;
+    }
     $("tv-weight").value = defaults.tv_weight;
     $("padding").value = defaults.padding;
     $("pooling").value = defaults.pooling;

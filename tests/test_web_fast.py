@@ -1,0 +1,196 @@
+"""The fast start in the studio (issue 15): the page's default where the fast extra is installed, the fast
+schedule only for the schedule settings a page did not send, the feed-forward picture as the preview before
+the first iteration, the same PNG as the command line, and one line where the extra is missing."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from PIL import Image
+
+from artistyle.cli import main
+from artistyle.config import CPU_DEFAULT_SIZE, FAST_SCHEDULE, StyleConfig
+from artistyle.errors import UsageError
+from artistyle.fast import missing_dependencies
+from artistyle.images import resized_shape
+
+from .conftest import make_content, make_style
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*httpx2")
+    from starlette.testclient import TestClient
+
+from artistyle.web import jobs as web_jobs
+from artistyle.web.app import create_app
+from artistyle.web.settings import FAST_HINT, parse_settings
+
+needs_fast = pytest.mark.skipif(bool(missing_dependencies()), reason="the fast extra is not installed")
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client() -> Iterator[TestClient]:
+    app = create_app(device="cpu", preview_interval=0.0)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def images(client: TestClient) -> tuple[str, str]:
+    ids = []
+    for image, name in ((make_content(), "content.png"), (make_style(), "style.png")):
+        response = client.post("/api/images", content=png(image), headers={"x-filename": name})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids[0], ids[1]
+
+
+def wait_for(client: TestClient, job: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        state = client.get(f"/api/jobs/{job}").json()
+        if state["status"] in statuses:
+            return state  # type: ignore[no-any-return]
+        assert time.monotonic() < deadline, f"job {job} still {state['status']}"
+        time.sleep(0.02)
+
+
+# ---------------------------------------------------------------- the settings
+
+
+def test_the_fast_schedule_fills_only_what_the_page_did_not_send() -> None:
+    def parsed(**settings: Any) -> StyleConfig:
+        return parse_settings({"init": "fast", "size": 64, **settings}, 1, device="cpu")
+
+    fast = parsed()
+    assert (fast.steps, fast.scales, fast.content_weight) == (80, 1, 4.0) == tuple(FAST_SCHEDULE.values())
+    # Null (an empty Scales box) is the default, so the fast schedule's; the page leaves out an empty Steps box.
+    assert parsed(scales=None, seed=None) == fast
+    # Steps sent, even at the library's default: the user's schedule, coarse to fine, with weight 1.
+    given = parsed(steps=300)
+    assert (given.steps, given.scales, given.content_weight) == (300, None, 1.0)
+    assert parsed(scale_steps=[20, 10]).steps == StyleConfig().steps
+    # Scales or the content weight sent: kept, the fast schedule fills the rest.
+    assert (parsed(scales=2).steps, parsed(scales=2).scales) == (80, 2)
+    assert (parsed(content_weight=1).steps, parsed(content_weight=1).content_weight) == (80, 1.0)
+    # Any other start keeps the library's defaults.
+    assert parse_settings({"size": 64}, 1, device="cpu").steps == StyleConfig().steps
+    assert parse_settings({"init": "noise"}, 1, device="cpu") == parse_settings({}, 1, device="cpu")
+
+
+@pytest.mark.parametrize(("query", "expected"), [
+    ({"init": "fast"}, {"sizes": [CPU_DEFAULT_SIZE], "steps": [80], "fast": True}),
+    ({"init": "fast", "size": 512, "scales": 2}, {"sizes": [362, 512], "steps": [80, 40], "fast": True}),
+    ({"init": "fast", "steps": 100, "size": 256}, {"sizes": [256], "steps": [100], "fast": False}),
+    ({"init": "noise"}, {"sizes": [224, 317, CPU_DEFAULT_SIZE], "steps": [300, 150, 75], "fast": False}),
+])
+def test_the_schedule_help_shows_the_fast_schedule(
+    client: TestClient, query: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    plan = client.get("/api/schedule", params=query).json()
+    assert {k: plan[k] for k in expected} == expected and plan["total"] == sum(expected["steps"])
+
+
+@needs_fast
+def test_the_page_starts_fast_where_the_extra_is_installed(client: TestClient) -> None:
+    status = client.get("/api/status").json()
+    assert status["defaults"]["init"] == "fast" and status["defaults"]["steps"] == StyleConfig().steps
+    assert status["fast"] == {"available": True, "message": None, "schedule": FAST_SCHEDULE}
+
+
+# ---------------------------------------------------------------- the preview before the first iteration
+
+
+@needs_fast
+def test_the_feed_forward_picture_is_the_preview_before_the_first_iteration(
+    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first scale's transfer is held until the test has seen the preview: no iteration can have run.
+    release = threading.Event()
+    real = web_jobs.NST
+
+    class HeldAtTheStart(real):  # type: ignore[misc, valid-type]
+        def transfer(self, *args: Any, **kwargs: Any) -> Any:
+            release.wait(60)
+            return super().transfer(*args, **kwargs)
+
+    monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
+    content, style = images
+    sent = time.monotonic()
+    response = client.post("/api/jobs", json={"content": content, "styles": [style],
+                                              "settings": {"size": 64, "seed": 2, "init": "fast"}})
+    assert response.status_code == 201, response.text
+    job = response.json()
+    assert job["settings"]["steps"] == 80 and job["given"] == ["init", "seed", "size"]
+    try:
+        while True:
+            state = client.get(f"/api/jobs/{job['id']}").json()
+            if state["preview"] or state["status"] not in ("queued", "running"):
+                break
+            assert time.monotonic() - sent < 60, "no preview"
+            time.sleep(0.02)
+        assert state["status"] == "running" and state["preview"] == 1 and state["iteration"] == 0
+        assert state["losses"] == [] and not state["result"]
+        preview = Image.open(io.BytesIO(client.get(f"/api/jobs/{job['id']}/preview.jpg").content))
+        assert preview.size == resized_shape(80, 64, 64)
+    finally:
+        release.set()
+    done = wait_for(client, job["id"], ("done", "failed"))
+    assert done["status"] == "done", done["error"]
+    assert done["iteration"] == 80 and done["preview"] >= 2 and done["schedule"] == [80]
+
+
+@pytest.mark.slow
+@needs_fast
+def test_a_fast_start_gives_the_command_lines_png(client: TestClient, images: tuple[str, str], tmp_path: Path) -> None:
+    content, style = images
+    response = client.post("/api/jobs", json={"content": content, "styles": [style],
+                                              "settings": {"size": 48, "seed": 11, "init": "fast"}})
+    assert response.status_code == 201, response.text
+    state = wait_for(client, response.json()["id"], ("done", "failed"))
+    assert state["status"] == "done", state["error"]
+    result = client.get(f"/api/jobs/{state['id']}/result.png").content
+    # The same settings on the command line (the fast schedule from what was not given): the very same bytes.
+    make_content().save(tmp_path / "content.png")
+    make_style().save(tmp_path / "style.png")
+    out = tmp_path / "cli.png"
+    assert main([str(tmp_path / "content.png"), str(tmp_path / "style.png"), "-o", str(out), "--device", "cpu",
+                 "--size", "48", "--seed", "11", "--init", "fast", "-q"]) == 0
+    assert out.read_bytes() == result
+
+
+# ---------------------------------------------------------------- without the extra
+
+
+def test_without_the_extra_the_page_starts_from_noise_and_a_fast_job_is_one_line(
+    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails as if not installed
+    status = client.get("/api/status").json()
+    assert status["defaults"]["init"] == "noise" and not status["fast"]["available"]
+    message = status["fast"]["message"]
+    assert message.startswith(FAST_HINT) and 'pip install "artistyle[fast]"' in message
+    assert "onnxruntime" in message and "\n" not in message
+    content, style = images
+    response = client.post("/api/jobs", json={"content": content, "styles": [style],
+                                              "settings": {"size": 48, "init": "fast"}})
+    assert response.status_code == 400 and response.json()["error"] == message
+    assert client.get("/api/status").json()["waiting"] == 0
+    with pytest.raises(UsageError, match="fast extra"):
+        parse_settings({"init": "fast"}, 1, device="cpu")
