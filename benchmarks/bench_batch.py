@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--steps", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2, help="W of the --workers and Ray rows (default 2)")
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
+    parser.add_argument("--no-workers", action="store_true", help="leave out the --workers row")
     args = parser.parse_args(argv)
     import_artistyle()
     import torch
@@ -88,12 +89,16 @@ def main(argv: list[str] | None = None) -> int:
             return Batch(make_jobs(specs, out, config), out, executor=executor)
 
         torch.set_num_threads(cpus)
+        from artistyle.memory import keep_freed_memory
+
+        keep_freed_memory()  # as the command does, and as every worker process does
         log(f"local, 1 x {cpus} threads ...")
         local = timed(batch("local", LocalExecutor()))
         rows.append((f"local, 1 job x {cpus} threads", local, None))
-        log(f"--workers {args.workers} ...")
-        rows.append((f"--workers {args.workers} ({max(1, cpus // args.workers)} threads each)",
-                     timed(batch("pool", PoolExecutor(args.workers))), None))
+        if not args.no_workers:
+            log(f"--workers {args.workers} ...")
+            rows.append((f"--workers {args.workers} ({max(1, cpus // args.workers)} threads each)",
+                         timed(batch("pool", PoolExecutor(args.workers))), None))
         ray_same = None
         if not args.no_ray:
             from artistyle.batch.ray_executor import RayExecutor

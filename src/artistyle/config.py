@@ -159,7 +159,7 @@ class StyleConfig:
     steps: int = setting(300, OPTIMISATION, "iterations = network evaluations (default {default})", positive=True)
     init: str = setting(
         "noise", OPTIMISATION, "starting image (default white noise, as in the paper); fast = a feed-forward "
-        "network's picture (needs the fast extra; without --steps/--scales/--scale-steps it runs "
+        "network's picture (needs the fast extra; without --steps/--scale-steps it runs "
         f"{FAST_SCHEDULE['steps']} iterations on {FAST_SCHEDULE['scales']} scale, content weight "
         f"{FAST_SCHEDULE['content_weight']:g} unless given)",
         metavar="noise|content|style|fast|PATH",
