@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 OUT = Path("docs/images/gallery/fast_start.jpg")
 COLUMNS = (("default", "default (525 it, 3 scales)"), ("fast_default", "--init fast (80 it)"),
            ("feedforward", "feed-forward picture alone"))
-HEIGHT = 200  # px per row in the composite
+HEIGHT = 170  # px per row in the composite
 LABEL = 18
 
 
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
             sheet.paste(tile, (x, LABEL + r * (HEIGHT + 4)))
             x += width + 4
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(OUT, quality=85, optimize=True)
+    sheet.save(OUT, quality=80, optimize=True)
     print(f"{OUT}: {len(rows)} pairs ({', '.join(stems)}), {OUT.stat().st_size // 1024} KB")
     return 0
 

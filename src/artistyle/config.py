@@ -40,11 +40,10 @@ SCALE_FACTOR = math.sqrt(2)
 INITS = ("noise", "content", "style", "fast")  # or the path of an image
 # The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
 # give (StyleConfig.with_fast_schedule). One scale of 80 iterations at the output size with 4 times the content
-# weight: from the feed-forward picture the style term pulls the photo's structure away (content distance 0.84
-# against the default run's 0.63 at weight 1); measured on tubingen + starry_night at 448 px
-# (benchmarks/bench_fast.py, docs/benchmarks.md): content weight 1 / 3 / 4 / 5 / 10 gave content 1.33 / 1.01 /
-# 0.93 / 0.86 / 0.69 and style 0.58 / 0.78 / 0.86 / 0.95 / 1.31 times the default run's, at 0.28x its time.
-# Still to be confirmed on the other pairs (issue 15).
+# weight: from the feed-forward picture the style term pulls the photo's structure away at weight 1. Measured on
+# five pairs at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md, "Fast start"): 0.35x the default run's
+# time, content 0.60-0.72x and style 0.75-0.95x its distances on four pairs, style 1.6x on Monet's water lilies.
+# Coarse to fine from the fast start (80 + 40 + 20) takes 0.27x but lets the style lag on three pairs of five.
 FAST_SCHEDULE: dict[str, Any] = {"steps": 80, "scales": 1, "content_weight": 4.0}
 Optimizer = Literal["lbfgs", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
