@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from artistyle import StyleConfig
@@ -135,7 +136,12 @@ def test_a_clip_is_painted_from_its_bytes_and_comes_back_encoded(
     clip = make_clip(tmp_path / "clip.mp4", frames=3)
     config = StyleConfig(size=48, steps=2, seed=1, device="cpu")
     specs = [JobSpec(clip, (paintings / "wave.png",), output="painted.gif")]
-    local = Batch(make_jobs(specs, tmp_path / "local", config), tmp_path / "local").run()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the Ray task (--cpus-per-job 1): float sums in the same order, the same pixels
+    try:
+        local = Batch(make_jobs(specs, tmp_path / "local", config), tmp_path / "local").run()
+    finally:
+        torch.set_num_threads(threads)
     out = tmp_path / "ray"
     remote = Batch(make_jobs(specs, out, config), out, executor=RayExecutor()).run()
     assert [r.status for r in remote.results if r] == [r.status for r in local.results if r] == ["ok"]
