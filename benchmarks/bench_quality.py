@@ -59,7 +59,7 @@ def score(image: Path, content: Path, style: Path, size: int) -> tuple[float, fl
 
 
 def run_pair(content_name: str, style_name: str, size: int, every: int, work: Path,
-             scale_steps: str | None = None) -> dict:
+             scale_steps: str | None = None, init: str = "content") -> dict:
     content, style = work / f"{content_name}.png", work / f"{style_name}.png"
     Image.open(find(content_name, "content")).convert("RGB").resize((size, size), Image.BILINEAR).save(content)
     Image.open(find(style_name, "style")).convert("RGB").resize((size, size), Image.BILINEAR).save(style)
@@ -75,7 +75,7 @@ def run_pair(content_name: str, style_name: str, size: int, every: int, work: Pa
     ours = work / "ours.png"
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "artistyle", str(content), str(style), "-o", str(ours), "--size", str(size),
-                    "--device", "cpu", "--seed", "0", "--init", "content",
+                    "--device", "cpu", "--seed", "0", "--init", init,
                     "--content-weight", f"{TUTORIAL_CONTENT:.6g}", "--style-weight", f"{TUTORIAL_STYLE * sum(inv):.6g}",
                     "--style-layer-weights", ",".join(f"{w:.6g}" for w in inv),
                     "--save-every", str(every), "--manifest", "-q",
@@ -105,6 +105,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--every", type=int, default=10, help="score ArtiStyle's image every N iterations")
+    p.add_argument("--init", default="content", help="ArtiStyle's start (default content, as the baseline's; fast: "
+                   "the feed-forward picture, with the tutorial's weights and the default schedule)")
     p.add_argument("--pairs", nargs="+", default=list(DEFAULT_PAIRS), metavar="CONTENT:STYLE")
     p.add_argument("--scale-steps", metavar="N1,N2,..",
                    help="ArtiStyle's iterations per scale (default: its own default schedule); a long last "
@@ -121,7 +123,7 @@ def main() -> int:
     for pair in args.pairs:
         content_name, style_name = pair.split(":")
         with tempfile.TemporaryDirectory() as tmp:
-            r = run_pair(content_name, style_name, args.size, args.every, Path(tmp), args.scale_steps)
+            r = run_pair(content_name, style_name, args.size, args.every, Path(tmp), args.scale_steps, args.init)
         bt, bc, bs = r["baseline"]
         ft, fc, fs, _ = r["ours_final"]
         if r["reached"]:
