@@ -3,15 +3,19 @@ and a linear ICC profile. Test modules import helpers from here, never from each
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import struct
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -252,3 +256,49 @@ def probe(path: Path) -> dict[str, object]:
             info["audio"] = audio.codec_context.name
             info["audio_seconds"] = float(max(ends))
     return info
+
+
+# -- the studio through its HTTP API (fastapi's TestClient; the web extra) ------------------------------
+def png(image: Image.Image) -> bytes:
+    """An image as PNG bytes, as a page uploads it."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def upload_pair(client: Any) -> tuple[str, str]:
+    """Upload the small content and style pictures; their image ids."""
+    ids = []
+    for image, name in ((make_content(), "content.png"), (make_style(), "style.png")):
+        response = client.post("/api/images", content=png(image), headers={"x-filename": name})
+        assert response.status_code == 201, response.text
+        ids.append(response.json()["id"])
+    return ids[0], ids[1]
+
+
+def wait_for_job(client: Any, job: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
+    """Poll ``/api/jobs/JOB`` until its status is one of ``statuses``; its last state."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state: dict[str, Any] = client.get(f"/api/jobs/{job}").json()
+        if state["status"] in statuses:
+            return state
+        assert time.monotonic() < deadline, f"job {job} still {state['status']}"
+        time.sleep(0.02)
+
+
+def hold_studio_runs(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Hold every studio job before its first scale's transfer is made, so no iteration can run until the
+    returned event is set (a test looks at what the page shows before the first iteration)."""
+    from artistyle.web import jobs as web_jobs
+
+    release = threading.Event()
+    real = web_jobs.NST
+
+    class HeldAtTheStart(real):  # type: ignore[misc, valid-type]
+        def transfer(self, *args: Any, **kwargs: Any) -> Any:
+            release.wait(60)
+            return super().transfer(*args, **kwargs)
+
+    monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
+    return release

@@ -23,7 +23,7 @@ from artistyle.config import StyleConfig
 from artistyle.images import resized_shape
 from artistyle.metadata import read_image_metadata
 
-from .conftest import REPO, SAMPLES
+from .conftest import REPO, SAMPLES, hold_studio_runs
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
@@ -471,15 +471,7 @@ def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
     if missing_dependencies():
         pytest.skip("the fast extra is not installed")
     # The first scale's iterations are held back until the page has shown the first guess.
-    release = threading.Event()
-    real = web_jobs.NST
-
-    class HeldAtTheStart(real):  # type: ignore[misc, valid-type]
-        def transfer(self, *args: Any, **kwargs: Any) -> Any:
-            release.wait(60)
-            return super().transfer(*args, **kwargs)
-
-    monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
+    release = hold_studio_runs(monkeypatch)
     page = open_studio(context, server)
     # The studio's default start is fast; Steps is empty and its help gives the fast start's schedule.
     assert page.input_value("#init") == "fast" and page.input_value("#steps") == ""

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import sys
-import threading
 import time
 import warnings
 from collections.abc import Iterator
@@ -22,7 +21,8 @@ from artistyle.errors import UsageError
 from artistyle.fast import missing_dependencies
 from artistyle.images import resized_shape
 
-from .conftest import make_content, make_style
+from .conftest import hold_studio_runs, make_content, make_style, upload_pair
+from .conftest import wait_for_job as wait_for
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
@@ -31,17 +31,10 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
     from starlette.testclient import TestClient
 
-from artistyle.web import jobs as web_jobs
 from artistyle.web.app import create_app
 from artistyle.web.settings import FAST_HINT, parse_settings
 
 needs_fast = pytest.mark.skipif(bool(missing_dependencies()), reason="the fast extra is not installed")
-
-
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -53,22 +46,7 @@ def client() -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def images(client: TestClient) -> tuple[str, str]:
-    ids = []
-    for image, name in ((make_content(), "content.png"), (make_style(), "style.png")):
-        response = client.post("/api/images", content=png(image), headers={"x-filename": name})
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    return ids[0], ids[1]
-
-
-def wait_for(client: TestClient, job: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = client.get(f"/api/jobs/{job}").json()
-        if state["status"] in statuses:
-            return state  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"job {job} still {state['status']}"
-        time.sleep(0.02)
+    return upload_pair(client)
 
 
 # ---------------------------------------------------------------- the settings
@@ -122,15 +100,7 @@ def test_the_feed_forward_picture_is_the_preview_before_the_first_iteration(
     client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The first scale's transfer is held until the test has seen the preview: no iteration can have run.
-    release = threading.Event()
-    real = web_jobs.NST
-
-    class HeldAtTheStart(real):  # type: ignore[misc, valid-type]
-        def transfer(self, *args: Any, **kwargs: Any) -> Any:
-            release.wait(60)
-            return super().transfer(*args, **kwargs)
-
-    monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
+    release = hold_studio_runs(monkeypatch)
     content, style = images
     sent = time.monotonic()
     response = client.post("/api/jobs", json={"content": content, "styles": [style],

@@ -19,7 +19,8 @@ from artistyle.cli import main
 from artistyle.config import StyleConfig
 from artistyle.metadata import METADATA_KEY, read_image_metadata
 
-from .conftest import make_content, make_style
+from .conftest import make_content, make_style, upload_pair
+from .conftest import wait_for_job as wait_for
 
 pytest.importorskip("starlette")
 pytest.importorskip("httpx")
@@ -32,12 +33,6 @@ from artistyle.web import jobs as web_jobs
 from artistyle.web.app import create_app
 
 
-def png(image: Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG")
-    return buffer.getvalue()
-
-
 @pytest.fixture(scope="module")
 def client() -> Iterator[TestClient]:
     app = create_app(device="cpu", preview_interval=0.0)
@@ -47,12 +42,7 @@ def client() -> Iterator[TestClient]:
 
 @pytest.fixture(scope="module")
 def images(client: TestClient) -> tuple[str, str]:
-    ids = []
-    for image, name in ((make_content(), "content.png"), (make_style(), "style.png")):
-        response = client.post("/api/images", content=png(image), headers={"x-filename": name})
-        assert response.status_code == 201, response.text
-        ids.append(response.json()["id"])
-    return ids[0], ids[1]
+    return upload_pair(client)
 
 
 def submit(client: TestClient, content: str, styles: list[str], **settings: Any) -> dict[str, Any]:
@@ -61,14 +51,6 @@ def submit(client: TestClient, content: str, styles: list[str], **settings: Any)
     return response.json()  # type: ignore[no-any-return]
 
 
-def wait_for(client: TestClient, job: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
-        state = client.get(f"/api/jobs/{job}").json()
-        if state["status"] in statuses:
-            return state  # type: ignore[no-any-return]
-        assert time.monotonic() < deadline, f"job {job} still {state['status']}"
-        time.sleep(0.05)
 
 
 @pytest.mark.parametrize("query", [{"size": 512}, {"size": 900, "steps": 100}, {"size": 256, "scales": 1}, {}])
