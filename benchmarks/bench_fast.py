@@ -12,8 +12,8 @@ an idle machine)::
 
 For each pair (content x style of ``SHARED/images``; tubingen + starry_night first) it
 
-1. paints the feed-forward picture alone (``artistyle.fast`` in this process, at the output size) and
-   scores it: what the optimisation starts from;
+1. paints the fast start's picture alone (``artistyle.fast`` in this process, at the output size: the
+   feed-forward picture with the style's colour moments) and scores it: what the optimisation starts from;
 2. runs, alternately and ``--rounds`` times, the default command (``artistyle C S --size SIZE --seed 0
    --device cpu`` plus ``--default-args``) and one fast command per point of the sweep
    (``--init fast`` plus ``--steps``/``--scales``/``--content-weight`` from the sweep's grid; a value
@@ -84,14 +84,22 @@ def paint(content: Path, style: Path, out: Path, size: int, extra: list[str]) ->
 
 
 def feed_forward(content: Path, style: Path, out: Path, size: int) -> float:
-    """The fast picture alone at the output size (the start of a one-scale fast run); returns its seconds."""
+    """The fast start's picture alone at the output size, as ``fast_start`` makes it (the feed-forward picture
+    with the style's colour moments; the run makes it at its first scale's size); returns its seconds."""
     import_artistyle()
+    import torch
+
+    from artistyle.color import match_color_stats, mixture_stats
     from artistyle.fast import fast_style
     from artistyle.images import load_image, save_image
 
     started = time.perf_counter()
     styler = fast_style("cpu")
-    picture = styler.stylize(load_image(content).rgb, styler.style_vector(load_image(style).rgb), size)
+    painting = load_image(style).rgb
+    picture = styler.stylize(load_image(content).rgb, styler.style_vector(painting), size)
+    as_tensor = torch.from_numpy(picture).permute(2, 0, 1)[None]
+    moments = mixture_stats([torch.from_numpy(painting).permute(2, 0, 1)[None].float()], [1.0])
+    picture = match_color_stats(as_tensor, *moments)[0].permute(1, 2, 0).numpy()
     seconds = time.perf_counter() - started
     save_image(picture, out)
     return seconds
@@ -174,7 +182,7 @@ def main() -> int:
         for label, run in runs.items():
             if label != "default":
                 print(row(label, run["seconds"], run, base))
-        print(f"| feed-forward picture alone | {ff_seconds:.1f} | {ff['content']:.3f} | {ff['style']:.4f} | | | | |\n")
+        print(f"| fast start's picture alone | {ff_seconds:.1f} | {ff['content']:.3f} | {ff['style']:.4f} | | | | |\n")
         results.append({"content": content.name, "style": style.name, "feed_forward": {**ff, "seconds": ff_seconds},
                         "runs": {k: {"seconds": v["times"], "content": v["content"], "style": v["style"]}
                                  for k, v in runs.items()}})

@@ -13,7 +13,7 @@ chelsea_cat + starry_night without ``../shared``) and submits, alternately and `
 page's two choices with Steps left empty, exactly what the page sends:
 
 * ``noise``: ``{"size": SIZE, "seed": 0, "init": "noise"}``, the default schedule (300 + 150 + 75 at 448 px);
-* ``fast``: ``{"size": SIZE, "seed": 0, "init": "fast"}``, the fast schedule (80 iterations on one scale).
+* ``fast``: ``{"size": SIZE, "seed": 0, "init": "fast"}``, the fast schedule (40 + 32 iterations over two scales).
 
 Each job is followed through its event stream (``/api/jobs/ID/events``, which the server sends at most
 every 0.1 s): the time from the POST to the first event with a preview (and at which iteration it came:

@@ -3,8 +3,8 @@ picture it started from, side by side, from the pictures ``benchmarks/bench_fast
 
 Run from the repository root after the benchmark (it takes about 20 minutes on a 2-core CPU)::
 
-    PYTHONPATH=src python benchmarks/bench_fast.py --keep /tmp/fast5
-    python docs/make_fast_gallery.py /tmp/fast5
+    PYTHONPATH=src python benchmarks/bench_fast.py --keep /tmp/fast6
+    python docs/make_fast_gallery.py /tmp/fast6
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 OUT = Path("docs/images/gallery/fast_start.jpg")
-COLUMNS = (("default", "default (525 it, 3 scales)"), ("fast_default", "--init fast (80 it)"),
-           ("feedforward", "feed-forward picture alone"))
+COLUMNS = (("default", "default (525 it, 3 scales)"), ("fast_default", "--init fast (40 + 32 it, 2 scales)"),
+           ("feedforward", "its start: feed-forward, colours matched"))
 HEIGHT = 170  # px per row in the composite
 LABEL = 18
 

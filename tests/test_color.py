@@ -12,7 +12,9 @@ from artistyle.color import (
     keep_content_chroma,
     luminance,
     match_color,
+    match_color_stats,
     match_luminance,
+    mixture_stats,
     rgb_to_yiq,
     yiq_to_rgb,
 )
@@ -105,3 +107,25 @@ def test_match_color_survives_a_flat_style_and_rejects_unknown_mode() -> None:
     assert torch.isfinite(out).all()
     with pytest.raises(ValueError, match="unknown colour match"):
         match_color(_image(14), _image(15), "lab")
+
+
+def test_mixture_stats_pool_the_pixels_at_the_weights() -> None:
+    a, b = _image(16, 10, 12, tint=(0.1, 0.0, -0.1)), _image(17, 6, 5)
+    # Weights proportional to the pixel counts: the moments of all pixels together.
+    mean, cov = mixture_stats([a, b], [120, 30])
+    pooled = torch.cat([a.reshape(1, 3, 1, -1), b.reshape(1, 3, 1, -1)], dim=3)
+    mean_p, cov_p = _moments(pooled)
+    assert torch.allclose(mean.view(3), mean_p, atol=1e-9) and torch.allclose(cov, cov_p, atol=1e-9)
+    # One image alone (any weight) is that image's moments; the weights must be usable.
+    mean_a, cov_a = mixture_stats([a], [5.0])
+    assert torch.allclose(mean_a.view(3), _moments(a)[0]) and torch.allclose(cov_a, _moments(a)[1])
+    with pytest.raises(ValueError):
+        mixture_stats([a, b], [0.0, 0.0])
+    with pytest.raises(ValueError):
+        mixture_stats([a, b], [1.0])
+
+
+def test_match_color_stats_is_match_color_with_given_moments() -> None:
+    style, content = _image(18, tint=(0.1, -0.2, 0.15)), _image(19, 30, 20)
+    moments = mixture_stats([content], [1.0])
+    assert torch.allclose(match_color_stats(style, *moments), match_color(style, content), atol=1e-6)

@@ -183,7 +183,9 @@ def test_the_fast_start_is_closer_to_the_style_than_noise(fast) -> None:  # type
     assert start.shape == inputs.content.shape and start.device == inputs.content.device
     c_fast, s_fast = distances(nst, start, inputs)
     c_noise, s_noise = distances(nst, nst.initial_image(inputs, "noise"), inputs)
-    assert s_fast < 0.5 * s_noise and c_fast < c_noise, (s_fast, s_noise, c_fast, c_noise)
+    # The colour match (fast_start) moves this 64 px start a little away from the style (0.43 -> 0.63 of noise's
+    # distance) but the run from it ends closer on every measured pair: the start is a means, not the goal.
+    assert s_fast < 0.75 * s_noise and c_fast < 0.5 * c_noise, (s_fast, s_noise, c_fast, c_noise)
     # ... and end to end, the first iteration already scores a lower style loss than a noise start's.
     first = {}
     for init in ("fast", "noise"):
@@ -204,6 +206,25 @@ def test_the_fast_start_blends_styles_and_follows_colour_control(fast) -> None: 
     grey = NST(size=64, device="cpu", seed=1, init="fast", preserve_color="luminance")
     start = grey.initial_image(grey.load_images(CONTENT, STYLE))
     assert torch.allclose(start[:, 0], start[:, 1], atol=1e-6) and torch.allclose(start[:, 1], start[:, 2], atol=1e-6)
+
+
+def test_the_fast_start_takes_the_styles_colour_moments(fast) -> None:  # type: ignore[no-untyped-def]
+    """The feed-forward picture gets the colour mean and covariance of the styles' pixels (pooled at the blend
+    weights), which the network's int8 palette misses for some paintings."""
+    from artistyle.color import mixture_stats
+    from artistyle.fast import fast_start
+
+    nst = NST(size=64, device="cpu", seed=1, init="fast", style_blend=(3.0, 1.0))
+    inputs = nst.load_images(CONTENT, [STYLE, OTHER])
+    cpu = torch.device("cpu")
+    start = fast_start(inputs.styles, inputs.content, [3.0, 1.0], cpu)
+    raw = fast_start(inputs.styles, inputs.content, [3.0, 1.0], cpu, match_colors=False)
+    wanted_mean, wanted_cov = mixture_stats(inputs.styles, [3.0, 1.0])
+    for picture, close in ((start, True), (raw, False)):
+        mean, cov = mixture_stats([picture], [1.0])
+        # Clipping to [0, 1] leaves the moments a little off; the raw network's are far off.
+        assert torch.allclose(mean, wanted_mean, atol=0.02) is close and torch.allclose(cov, wanted_cov, atol=0.005) is close
+    assert torch.equal(nst.initial_image(inputs), start)
 
 
 def test_only_the_first_scale_starts_fast(fast, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -258,17 +279,23 @@ def cli_config(*argv: str) -> StyleConfig:
 
 def test_the_fast_schedule_applies_to_what_was_not_given() -> None:
     fast_default = cli_config("--init", "fast")
-    assert (fast_default.steps, fast_default.scales) == (FAST_SCHEDULE["steps"], FAST_SCHEDULE["scales"]) == (80, 1)
-    assert fast_default.scale_sizes(448) == [448] and fast_default.scale_schedule(1) == [80]
+    assert (fast_default.steps, fast_default.scales, fast_default.scale_steps) == (40, 2, (40, 32))
+    assert {k: getattr(fast_default, k) for k in FAST_SCHEDULE} == FAST_SCHEDULE
+    assert fast_default.scale_sizes(448) == [317, 448] and fast_default.scale_schedule(2) == [40, 32]
     # --steps given, even at its default value: the user's schedule, coarse to fine as always.
     assert (cli_config("--init", "fast", "--steps", "300").steps, cli_config("--init", "fast", "--steps", "300").scales
             ) == (300, None)
     assert cli_config("--init", "fast", "--scale-steps", "20,10").scale_steps == (20, 10)
     assert cli_config("--init", "fast", "--scale-steps", "20,10").scales is None
     three = cli_config("--init", "fast", "--scales", "3")
-    assert (three.steps, three.scales) == (80, 3)
+    assert (three.steps, three.scales, three.scale_steps) == (40, 3, None) and three.scale_schedule(3) == [40, 20, 10]
+    # An output too small for two scales (the first would be under MIN_SIZE): their iterations on one.
+    tiny = cli_config("--init", "fast", "--size", "40")
+    assert (tiny.steps, tiny.scales, tiny.scale_steps) == (72, 1, None) and tiny.scale_sizes(40) == [40]
+    assert cli_config("--init", "fast", "--size", "46").scale_sizes(46) == [33, 46]
+    assert cli_config("--init", "fast", "--size", "40", "--scales", "1").steps == 40
     # The content weight: the fast schedule's unless given (a given one wins, the schedule still applies).
-    assert fast_default.content_weight == FAST_SCHEDULE["content_weight"] == 4.0
+    assert fast_default.content_weight == FAST_SCHEDULE["content_weight"] == 2.5
     assert cli_config("--init", "fast", "--content-weight", "2").content_weight == 2.0
     assert cli_config("--init", "fast", "--steps", "300").content_weight == StyleConfig().content_weight
     assert cli_config() == StyleConfig() and cli_config("--init", "content") == StyleConfig(init="content")
@@ -287,7 +314,7 @@ def test_the_command_runs_the_fast_schedule(fast, tmp_path: Path, capsys: pytest
                             "--seed", "3", "--quiet", "--json", "-o", str(out))
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary["steps"] == 80 and summary["scales"] == [48] and out.is_file()
+    assert summary["steps"] == 72 and summary["scales"] == [34, 48] and out.is_file()
 
 
 def test_init_fast_is_a_choice_everywhere() -> None:
@@ -317,11 +344,11 @@ def test_a_clip_starts_its_first_frame_fast(fast, tmp_path: Path, capsys: pytest
                             "--steps", "2", "--seed", "1", "--device", "cpu", "-q", "--json")
     assert code == 0, err
     summary = json.loads(stdout)
-    assert summary["first_steps"] == 80 and summary["steps"] == 2 and len(list(out.glob("*.png"))) == 3
+    assert summary["first_frame_iterations"] == 72 and summary["steps"] == 2 and len(list(out.glob("*.png"))) == 3
 
     config = StyleConfig(init="fast", size=48, device="cpu", seed=1)
     painting = VideoPainting(NST(config), open_frames(clip), [STYLE], tmp_path / "work", VideoSettings(steps=2),
                              first_config=config.with_fast_schedule(()))
-    assert painting.first_nst.config.init == "fast" and painting.first_nst.config.content_weight == 4
-    assert painting.first_frame_steps == 80
+    assert painting.first_nst.config.init == "fast" and painting.first_nst.config.content_weight == 2.5
+    assert painting.first_frame_steps == 72
     assert painting.later_nst.config.init == "content" and painting.later_nst.config.content_weight == 1

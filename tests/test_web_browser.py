@@ -478,9 +478,10 @@ def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
     assert page.input_value("#content-weight") == ""
     help_line = page.locator("#steps-help")
     sync_api.expect(help_line).to_have_text(
-        "Empty: the fast start's default, 80. At 448 px: 80 iterations on one scale (fast start).")
-    assert page.get_attribute("#steps", "placeholder") == "80"
-    assert "4" in page.get_attribute("#content-weight", "placeholder")
+        "Empty: the fast start's schedule. At 448 px: 40 + 32 = 72 iterations over 2 scales (317, 448 px), "
+        "from the fast start.")
+    assert page.get_attribute("#steps", "placeholder") == "40 + 32"
+    assert "2.5" in page.get_attribute("#content-weight", "placeholder")
     # Steps given: the usual coarse to fine from the fast start; noise: the paper's.
     page.fill("#steps", "100")
     sync_api.expect(help_line).to_contain_text("At 448 px: 100 + 50 + 25 = 175 iterations over 3 scales")
@@ -490,7 +491,7 @@ def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
     page.select_option("#init", "noise")
     sync_api.expect(help_line).to_contain_text("Empty: the default, 300. At 448 px: 300 + 150 + 75 = 525 iterations")
     page.select_option("#init", "fast")
-    sync_api.expect(help_line).to_contain_text("80 iterations on one scale (fast start)")
+    sync_api.expect(help_line).to_contain_text("72 iterations over 2 scales (317, 448 px), from the fast start")
 
     choose_samples(page)
     page.fill("#size", "64")
@@ -504,7 +505,7 @@ def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
     finally:
         release.set()
     wait_status(page, "done")
-    assert page.get_attribute("#loss", "data-points") == "80"
+    assert page.get_attribute("#loss", "data-points") == "72"
     # The run's settings back in the form leave Steps empty: it was the fast start's default.
     page.locator("#history li button.reuse").first.click()
     assert page.input_value("#init") == "fast" and page.input_value("#steps") == ""

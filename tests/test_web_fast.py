@@ -57,7 +57,8 @@ def test_the_fast_schedule_fills_only_what_the_page_did_not_send() -> None:
         return parse_settings({"init": "fast", "size": 64, **settings}, 1, device="cpu")
 
     fast = parsed()
-    assert (fast.steps, fast.scales, fast.content_weight) == (80, 1, 4.0) == tuple(FAST_SCHEDULE.values())
+    assert (fast.steps, fast.scales, fast.scale_steps, fast.content_weight) == (40, 2, (40, 32), 2.5)
+    assert {name: getattr(fast, name) for name in FAST_SCHEDULE} == FAST_SCHEDULE
     # Null (an empty Scales box) is the default, so the fast schedule's; the page leaves out an empty Steps box.
     assert parsed(scales=None, seed=None) == fast
     # Steps sent, even at the library's default: the user's schedule, coarse to fine, with weight 1.
@@ -65,16 +66,17 @@ def test_the_fast_schedule_fills_only_what_the_page_did_not_send() -> None:
     assert (given.steps, given.scales, given.content_weight) == (300, None, 1.0)
     assert parsed(scale_steps=[20, 10]).steps == StyleConfig().steps
     # Scales or the content weight sent: kept, the fast schedule fills the rest.
-    assert (parsed(scales=2).steps, parsed(scales=2).scales) == (80, 2)
-    assert (parsed(content_weight=1).steps, parsed(content_weight=1).content_weight) == (80, 1.0)
+    assert (parsed(scales=3).steps, parsed(scales=3).scales, parsed(scales=3).scale_steps) == (40, 3, None)
+    assert (parsed(content_weight=1).scale_steps, parsed(content_weight=1).content_weight) == ((40, 32), 1.0)
     # Any other start keeps the library's defaults.
     assert parse_settings({"size": 64}, 1, device="cpu").steps == StyleConfig().steps
     assert parse_settings({"init": "noise"}, 1, device="cpu") == parse_settings({}, 1, device="cpu")
 
 
 @pytest.mark.parametrize(("query", "expected"), [
-    ({"init": "fast"}, {"sizes": [CPU_DEFAULT_SIZE], "steps": [80], "fast": True}),
-    ({"init": "fast", "size": 512, "scales": 2}, {"sizes": [362, 512], "steps": [80, 40], "fast": True}),
+    ({"init": "fast"}, {"sizes": [317, CPU_DEFAULT_SIZE], "steps": [40, 32], "fast": True}),
+    ({"init": "fast", "size": 512, "scales": 3}, {"sizes": [256, 362, 512], "steps": [40, 20, 10], "fast": True}),
+    ({"init": "fast", "size": 40}, {"sizes": [40], "steps": [72], "fast": True}),
     ({"init": "fast", "steps": 100, "size": 256}, {"sizes": [256], "steps": [100], "fast": False}),
     ({"init": "noise"}, {"sizes": [224, 317, CPU_DEFAULT_SIZE], "steps": [300, 150, 75], "fast": False}),
 ])
@@ -89,7 +91,8 @@ def test_the_schedule_help_shows_the_fast_schedule(
 def test_the_page_starts_fast_where_the_extra_is_installed(client: TestClient) -> None:
     status = client.get("/api/status").json()
     assert status["defaults"]["init"] == "fast" and status["defaults"]["steps"] == StyleConfig().steps
-    assert status["fast"] == {"available": True, "message": None, "schedule": FAST_SCHEDULE}
+    schedule = {**FAST_SCHEDULE, "scale_steps": list(FAST_SCHEDULE["scale_steps"])}  # JSON has no tuples
+    assert status["fast"] == {"available": True, "message": None, "schedule": schedule}
 
 
 # ---------------------------------------------------------------- the preview before the first iteration
@@ -107,7 +110,7 @@ def test_the_feed_forward_picture_is_the_preview_before_the_first_iteration(
                                               "settings": {"size": 64, "seed": 2, "init": "fast"}})
     assert response.status_code == 201, response.text
     job = response.json()
-    assert job["settings"]["steps"] == 80 and job["given"] == ["init", "seed", "size"]
+    assert job["settings"]["scale_steps"] == [40, 32] and job["given"] == ["init", "seed", "size"]
     try:
         while True:
             state = client.get(f"/api/jobs/{job['id']}").json()
@@ -123,7 +126,7 @@ def test_the_feed_forward_picture_is_the_preview_before_the_first_iteration(
         release.set()
     done = wait_for(client, job["id"], ("done", "failed"))
     assert done["status"] == "done", done["error"]
-    assert done["iteration"] == 80 and done["preview"] >= 2 and done["schedule"] == [80]
+    assert done["iteration"] == 72 and done["preview"] >= 2 and done["schedule"] == [40, 32]
 
 
 @pytest.mark.slow

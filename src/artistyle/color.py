@@ -17,6 +17,7 @@ Images are ``(B, 3, H, W)`` RGB tensors in [0, 1]. Three tools:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 import torch
@@ -32,7 +33,9 @@ __all__ = [
     "keep_content_chroma",
     "luminance",
     "match_color",
+    "match_color_stats",
     "match_luminance",
+    "mixture_stats",
     "rgb_to_yiq",
     "yiq_to_rgb",
 ]
@@ -127,6 +130,30 @@ def _stats(image: Tensor) -> tuple[Tensor, Tensor]:
     return mean, cov + _EPS * torch.eye(3, dtype=cov.dtype, device=cov.device)
 
 
+def mixture_stats(images: Sequence[Tensor], weights: Sequence[float]) -> tuple[Tensor, Tensor]:
+    """Colour mean ``(3, 1)`` and covariance ``(3, 3)`` of the pixels of ``images`` pooled with ``weights``
+    (each image counts by its weight, whatever its size): ``mu = sum w_i mu_i``,
+    ``Sigma = sum w_i (Sigma_i + mu_i mu_i^T) - mu mu^T``, weights normalised to sum 1."""
+    total = float(sum(weights))
+    if not images or len(weights) != len(images) or total <= 0:
+        raise ValueError(f"need one positive-sum weight per image, got {len(weights)} for {len(images)}")
+    stats = [_stats(image) for image in images]
+    means = torch.stack([m for m, _ in stats])  # (k, 3, 1)
+    covs = torch.stack([c for _, c in stats])  # (k, 3, 3)
+    w = torch.tensor([float(x) / total for x in weights], dtype=means.dtype, device=means.device).view(-1, 1, 1)
+    mean = (w * means).sum(0)
+    second = (w * (covs + means @ means.transpose(1, 2))).sum(0)
+    return mean, second - mean @ mean.T
+
+
+def match_color_stats(image: Tensor, mean: Tensor, cov: Tensor, mode: str = DEFAULT_COLOR_MATCH) -> Tensor:
+    """``image`` with colour mean ``mean`` and covariance ``cov`` (an affine map as in :func:`match_color`),
+    clipped to [0, 1]."""
+    a, b = _transform(*_stats(image), mean.to(torch.float64), cov.to(torch.float64), mode)
+    matched = _apply(a.to(image.device), image.double()) + b.view(1, 3, 1, 1).to(image.device)
+    return matched.to(image.dtype).clamp(0, 1)
+
+
 def color_transform(style: Tensor, content: Tensor, mode: str = DEFAULT_COLOR_MATCH) -> tuple[Tensor, Tensor]:
     """``(A, b)`` such that ``A x + b`` gives the style's pixels the content's colour mean and covariance.
 
@@ -137,10 +164,14 @@ def color_transform(style: Tensor, content: Tensor, mode: str = DEFAULT_COLOR_MA
     * ``sym``: the symmetric ``A = Sigma_s^(-1/2) (Sigma_s^(1/2) Sigma_c Sigma_s^(1/2))^(1/2) Sigma_s^(-1/2)``,
       the map that moves colours least (Monge-Kantorovich for Gaussians).
     """
+    return _transform(*_stats(style), *_stats(content), mode)
+
+
+def _transform(mu_s: Tensor, cov_s: Tensor, mu_c: Tensor, cov_c: Tensor, mode: str) -> tuple[Tensor, Tensor]:
+    """:func:`color_transform` from the two images' colour moments."""
     if mode not in COLOR_MATCHES:
         raise ValueError(f"unknown colour match '{mode}'; choose {', '.join(COLOR_MATCHES)}")
-    mu_s, cov_s = _stats(style)
-    mu_c, cov_c = _stats(content)
+    mu_c, cov_c = mu_c.to(mu_s.device), cov_c.to(cov_s.device)
     if mode == "chol":
         a = torch.linalg.cholesky(cov_c) @ torch.linalg.inv(torch.linalg.cholesky(cov_s))
     elif mode == "pca":

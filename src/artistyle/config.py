@@ -39,12 +39,14 @@ FIRST_SCALE = 256
 SCALE_FACTOR = math.sqrt(2)
 INITS = ("noise", "content", "style", "fast")  # or the path of an image
 # The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
-# give (StyleConfig.with_fast_schedule). One scale of 80 iterations at the output size with 4 times the content
-# weight: from the feed-forward picture the style term pulls the photo's structure away at weight 1. Measured on
-# five pairs at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md, "Fast start"): 0.35x the default run's
-# time, content 0.60-0.72x and style 0.75-0.95x its distances on four pairs, style 1.6x on Monet's water lilies.
-# Coarse to fine from the fast start (80 + 40 + 20) takes 0.27x but lets the style lag on three pairs of five.
-FAST_SCHEDULE: dict[str, Any] = {"steps": 80, "scales": 1, "content_weight": 4.0}
+# give (StyleConfig.with_fast_schedule): two scales (317 and 448 px at 448), 40 + 32 iterations, 2.5 times the
+# content weight (from the feed-forward picture the style term pulls the photo's structure away at weight 1).
+# Measured on five pairs at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md, "Fast start"): both neutral
+# distances no worse than the default run's on every pair, in about a quarter of its time. One scale of 80
+# iterations (the first schedule) took 0.35x and left Monet's water lilies 1.6x behind on style; the colour
+# match of the start (fast_start) and the coarse scale closed that. Outputs too small for a first scale of
+# MIN_SIZE px run the same iterations on one scale.
+FAST_SCHEDULE: dict[str, Any] = {"steps": 40, "scales": 2, "scale_steps": (40, 32), "content_weight": 2.5}
 Optimizer = Literal["lbfgs", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -159,8 +161,8 @@ class StyleConfig:
     init: str = setting(
         "noise", OPTIMISATION, "starting image (default white noise, as in the paper); fast = a feed-forward "
         "network's picture (needs the fast extra; without --steps/--scale-steps it runs "
-        f"{FAST_SCHEDULE['steps']} iterations on {FAST_SCHEDULE['scales']} scale, content weight "
-        f"{FAST_SCHEDULE['content_weight']:g} unless given)",
+        f"{' + '.join(map(str, FAST_SCHEDULE['scale_steps']))} iterations on {FAST_SCHEDULE['scales']} scales, "
+        f"content weight {FAST_SCHEDULE['content_weight']:g} unless given)",
         metavar="noise|content|style|fast|PATH",
         choices=INITS, path=True)
     seed: int | None = setting(None, OPTIMISATION, "random seed (default: random, reported with --json)")
@@ -255,14 +257,22 @@ class StyleConfig:
 
         ``given``: the names of the settings the user set (the command line's options present in argv,
         whatever their value). Unchanged unless ``init`` is ``fast`` and neither ``steps`` nor
-        ``scale_steps`` is given; then ``steps``, ``scales`` and ``content_weight`` take the fast schedule's
-        values unless given (so ``--scales 3`` alone runs the fast schedule's steps over three scales). Drivers call
+        ``scale_steps`` is given; then ``steps``, ``scales``, ``scale_steps`` and ``content_weight`` take the fast
+        schedule's values unless given. ``--scales N`` alone spreads the schedule's ``steps`` over N scales (halved
+        at each finer one); an output ``size`` too small for two scales runs their iterations on one. Drivers call
         it; ``StyleConfig(init="fast")`` alone keeps the paper's schedule, as a library can't tell a
         default from a value that was set.
         """
         if self.init != "fast" or "steps" in given or "scale_steps" in given:
             return self
         changes = {name: value for name, value in FAST_SCHEDULE.items() if name not in given}
+        too_small = self.size is not None and round(self.size / self.scale_factor) < MIN_SIZE
+        if "scales" in given or too_small:
+            # Given scales spread the fast start's first-scale steps, halved at each finer scale, as any
+            # steps are; a size too small for two scales gets their iterations on one.
+            del changes["scale_steps"]
+            if too_small and "scales" not in given:
+                changes.update(scales=1, steps=sum(FAST_SCHEDULE["scale_steps"]))
         return dataclasses.replace(self, **changes).validate()
 
     def validate(self) -> StyleConfig:

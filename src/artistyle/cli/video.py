@@ -180,7 +180,7 @@ def paint_clip(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"output": str(output), "frames": len(source), "fps": str(source.fps),
                           "seconds": round(seconds, 3), "seed": painting.seed, "first_steps": first_steps,
-                          "steps": steps, "notes": list(notes)}))
+                          "first_frame_iterations": painting.first_frame_steps, "steps": steps, "notes": list(notes)}))
     return 0
 
 

@@ -67,8 +67,8 @@ EVENT_POLL = 0.1  # s between looks at a job for its event stream
 KEEPALIVE = 15.0  # s between comments on a quiet event stream, so proxies keep it open
 MAX_JSON_DEPTH = 16  # a job request nests 3 deep; deeper is refused before anything recurses over it
 # The page's start where the fast extra is installed (the library and the command line keep the paper's noise):
-# the fast start with its schedule matched the default run's quality (content 0.93x, style 0.86x) in 0.28x the
-# time on tubingen + starry_night at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md), and its picture
+# with its schedule it ends closer to both the photo and the painting than the default run, in about a quarter of
+# its time, on five pairs at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md, "Fast start"), and its picture
 # is a preview within about a second of Start (benchmarks/bench_studio.py).
 STUDIO_INIT = "fast"
 

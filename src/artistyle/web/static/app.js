@@ -415,7 +415,7 @@ function updateSchedule() {
       const plan = await api("GET", `/api/schedule?${params}`);
       const fast = state.fast.schedule;
       const empty = $("steps").value.trim() !== "" ? ""
-        : plan.fast ? `Empty: the fast start's default, ${fast.steps}. ` : `Empty: the default, ${state.defaults.steps}. `;
+        : plan.fast ? "Empty: the fast start's schedule. " : `Empty: the default, ${state.defaults.steps}. `;
       if (plan.sizes.length > 1) {
         help.textContent = `${empty}At ${plan.size} px: ${plan.steps.join(" + ")} = ${plan.total} iterations over ` +
           `${plan.sizes.length} scales (${plan.sizes.join(", ")} px)` +
@@ -426,8 +426,8 @@ function updateSchedule() {
       }
       help.dataset.total = String(plan.total);
       help.dataset.fast = String(plan.fast);
-      $("steps").placeholder = String(plan.fast ? fast.steps : state.defaults.steps);
-      $("scales").placeholder = plan.fast ? `${fast.scales} (fast start)` : "auto";
+      $("steps").placeholder = plan.fast ? plan.steps.join(" + ") : String(state.defaults.steps);
+      $("scales").placeholder = plan.fast ? `${plan.sizes.length} (fast start)` : "auto";
       $("content-weight").placeholder = plan.fast ? `${fast.content_weight} (fast start)`
         : String(state.defaults.content_weight);
     } catch (err) {
