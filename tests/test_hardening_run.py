@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from artistyle.cli.signals import signals_held
+from artistyle.cli.signals import STOP_SIGNALS, raise_if_stopped, signals_held, stop_on_signals
 
 from .conftest import FAST, make_content, make_style, run
 
@@ -192,6 +192,32 @@ def test_ctrl_c_while_the_program_starts_prints_one_line(images: tuple[Path, Pat
         assert process.returncode == 130, (delay, err)
         assert one_line(err).startswith("artistyle: interrupted"), (delay, err)
     no_temporaries(tmp_path)
+
+
+def test_a_signal_lost_in_a_finaliser_is_raised_again_after_the_iteration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python raises a signal's exception at the next bytecode; inside a ``__del__`` it is printed and lost, and
+    Ctrl-C did nothing (a CI run waited 120 s for it). The handlers record it; the loops raise it again."""
+
+    class Finalised:
+        def __del__(self) -> None:
+            os.kill(os.getpid(), signal.SIGINT)
+            for _ in range(1000):  # the handler runs here, in the finaliser, and its exception is lost
+                time.sleep(0)
+
+    lost: list[type[BaseException] | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: lost.append(unraisable.exc_type))
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    try:
+        stop_on_signals()
+        raise_if_stopped()  # nothing arrived yet
+        thing = Finalised()
+        del thing  # no exception escapes the finaliser
+        assert lost == [KeyboardInterrupt]  # what Python prints as "Exception ignored in ... __del__"
+        with pytest.raises(KeyboardInterrupt):
+            raise_if_stopped()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def test_signals_held_delivers_a_signal_after_the_block() -> None:

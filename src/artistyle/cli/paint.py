@@ -24,7 +24,7 @@ from ..config import INITS, StyleConfig
 from ..errors import FileError, UsageError
 from ..images.decode import IMAGE_SUFFIXES
 from .options import PROG, config_from_args, given_settings
-from .signals import exit_status, signals_held, stopped_by
+from .signals import exit_status, raise_if_stopped, signals_held, stopped_by
 
 if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
@@ -226,6 +226,7 @@ def run_paint(args: argparse.Namespace) -> int:
     try:
         with ProgressBar(painting.steps, enabled=not args.quiet) as bar:
             for event in painting:
+                raise_if_stopped()
                 bar.update(event)
                 if args.save_every and event.iteration % args.save_every == 0 and event.iteration < painting.steps:
                     save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))

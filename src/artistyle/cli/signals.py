@@ -6,6 +6,12 @@ and lose the image so far. :func:`stop_on_signals` makes them raise :class:`Stop
 a KeyboardInterrupt, so one ``except KeyboardInterrupt`` saves for all three.
 :func:`signals_held` keeps a signal from cutting short the final save: it is
 delivered when the save is done.
+
+Python raises a signal's exception at whatever bytecode runs next, and when that is
+a finaliser (``__del__``, a weakref callback, run by the garbage collector mid-run),
+the exception is printed as "Exception ignored" and lost: a rare Ctrl-C that does
+nothing. So the handlers also record the signal, and the drivers' loops call
+:func:`raise_if_stopped` after each iteration to raise it again if it was lost.
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-__all__ = ["STOP_SIGNALS", "Stopped", "exit_status", "signals_held", "stop_on_signals", "stopped_by"]
+__all__ = [
+    "STOP_SIGNALS", "Stopped", "exit_status", "raise_if_stopped", "signals_held", "stop_on_signals", "stopped_by",
+]
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
@@ -29,8 +37,23 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
-def _raise_stopped(signum: int, frame: FrameType | None) -> None:
-    raise Stopped(signum)
+# The stop signals that arrived while stop_on_signals' handlers were installed (the first one matters).
+_arrived: list[int] = []
+
+
+def _stop_exception(signum: int) -> KeyboardInterrupt:
+    return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+
+
+def _record_and_raise(signum: int, frame: FrameType | None) -> None:
+    _arrived.append(signum)
+    raise _stop_exception(signum)
+
+
+def raise_if_stopped() -> None:
+    """Raise the stop signal's exception again if one arrived and was lost in a finaliser (see above)."""
+    if _arrived:
+        raise _stop_exception(_arrived[0])
 
 
 def _in_main_thread() -> bool:
@@ -38,11 +61,12 @@ def _in_main_thread() -> bool:
 
 
 def stop_on_signals() -> None:
-    """Make SIGTERM and SIGHUP raise :class:`Stopped` in the main thread (a no-op elsewhere)."""
+    """Make SIGTERM and SIGHUP raise :class:`Stopped` and SIGINT KeyboardInterrupt in the main thread, recorded
+    for :func:`raise_if_stopped` (a no-op elsewhere)."""
     if _in_main_thread():
+        _arrived.clear()
         for signum in STOP_SIGNALS:
-            if signum != signal.SIGINT:
-                signal.signal(signum, _raise_stopped)
+            signal.signal(signum, _record_and_raise)
 
 
 def stopped_by(exc: KeyboardInterrupt) -> str:

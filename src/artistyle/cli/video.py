@@ -21,7 +21,7 @@ from ..config import StyleConfig
 from ..errors import UsageError
 from ..video.flow import COLOUR_TOLERANCE
 from .options import PROG, Parser, add_settings, explicit_settings, given_settings, positive_int
-from .signals import exit_status, stopped_by
+from .signals import exit_status, raise_if_stopped, stopped_by
 
 if TYPE_CHECKING:
     from ..video.painter import VideoPainting
@@ -191,6 +191,7 @@ def watch(painting: VideoPainting, *, quiet: bool) -> KeyboardInterrupt | None:
     try:
         with VideoBar(painting.total_iterations, enabled=not quiet) as bar:
             for event in painting:
+                raise_if_stopped()
                 bar.update(event)
     except KeyboardInterrupt as exc:
         painting.stop()
