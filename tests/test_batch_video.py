@@ -264,3 +264,30 @@ def test_without_the_video_extra_only_the_video_jobs_fail(
     page = (out / SHEET_NAME).read_text()
     assert "clip__wave.mov" in page and "<br>video<br>" in page  # labelled, with no frame count
     assert hidden(out) == []
+
+
+def test_a_fast_start_clip_job_raises_the_content_weight_of_its_first_frame_only(
+    inputs: tuple[Path, Path], clip: Path, tmp_path: Path
+) -> None:
+    """As ``artistyle video --init fast``: the fast start's schedule (and its content weight) is the first frame's;
+    the later frames keep the user's content weight. A job's own ``steps`` turns the schedule off, as a given
+    ``--steps`` does on the command line."""
+    from artistyle.batch.clips import ClipPainting
+    from artistyle.config import FAST_SCHEDULE
+
+    _, style = inputs
+    fast = StyleConfig(size=48, seed=1, device="cpu", init="fast")
+    [job] = make_jobs([JobSpec(clip, (style,))], tmp_path / "out", fast, given={"init", "size", "seed"})
+    assert job.config.scale_steps == FAST_SCHEDULE["scale_steps"] and job.config.content_weight == 2.5
+    assert job.later_content_weight == 1.0
+    painting = ClipPainting(job, tmp_path / "work", check_output=False).painting
+    assert painting.first_nst.config.content_weight == 2.5 and painting.later_nst.config.content_weight == 1.0
+    assert painting.first_frame_steps == 72
+    # A content weight given for all jobs holds on every frame.
+    weighted_config = StyleConfig(size=48, seed=1, device="cpu", init="fast", content_weight=3.0)
+    [weighted] = make_jobs([JobSpec(clip, (style,))], tmp_path / "out", weighted_config, given={"init", "content_weight"})
+    assert weighted.config.content_weight == 3.0 and weighted.later_content_weight is None
+    # A job's own steps: its schedule, not the fast start's.
+    [own] = make_jobs([JobSpec(clip, (style,), settings={"steps": 7})], tmp_path / "out", fast, given={"init"})
+    assert (own.config.steps, own.config.scale_steps, own.later_content_weight) == (7, None, None)
+

@@ -85,11 +85,14 @@ class ClipPainting:
         if check_output:
             for given in (job.content, *job.styles):
                 check_video_output(job.output, given)
-        nst = NST(config)  # the weights come from load_weights' per-process cache
+        # The first frame's settings are the job's; a fast start's raised content weight is the first frame's only.
+        later = config if job.later_content_weight is None else dataclasses.replace(
+            config, content_weight=job.later_content_weight)
+        nst = NST(later)  # the weights come from load_weights' per-process cache
         self.device = str(nst.device)
         try:
             self.painting: VideoPainting = VideoPainting(nst, source, styles, work, VideoSettings(steps=LATER_STEPS),
-                                                        private=True)
+                                                        private=True, first_config=config)
             self.painting.check()  # a clip too large for the memory budget fails now
         except BaseException:
             tidy(work)

@@ -62,6 +62,8 @@ def settings_hash(job: Job, digests: Digests | None = None) -> str:
     """The SHA-256 (hex) of what decides the job's picture (see the module)."""
     digest = digests or Digests()
     settings = {k: v for k, v in job.config.to_dict().items() if k not in UNHASHED}
+    if job.later_content_weight is not None:  # a clip's later frames' (only a fast start's clips have one)
+        settings["later_content_weight"] = job.later_content_weight
     for setting in StyleConfig.settings():
         value = settings.get(setting.name)
         if setting.path and value is not None:
