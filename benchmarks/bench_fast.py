@@ -87,21 +87,15 @@ def feed_forward(content: Path, style: Path, out: Path, size: int) -> float:
     """The fast start's picture alone at the output size, as ``fast_start`` makes it (the feed-forward picture
     with the style's colour moments; the run makes it at its first scale's size); returns its seconds."""
     import_artistyle()
-    import torch
+    from artistyle import NST
+    from artistyle.images import save_image, tensor_to_array
 
-    from artistyle.color import match_color_stats, mixture_stats
-    from artistyle.fast import fast_style
-    from artistyle.images import load_image, save_image
-
+    nst = NST(size=size, device="cpu", init="fast")
+    inputs = nst.load_images(content, style)
     started = time.perf_counter()
-    styler = fast_style("cpu")
-    painting = load_image(style).rgb
-    picture = styler.stylize(load_image(content).rgb, styler.style_vector(painting), size)
-    as_tensor = torch.from_numpy(picture).permute(2, 0, 1)[None]
-    moments = mixture_stats([torch.from_numpy(painting).permute(2, 0, 1)[None].float()], [1.0])
-    picture = match_color_stats(as_tensor, *moments)[0].permute(1, 2, 0).numpy()
+    picture = nst.initial_image(inputs)  # the engine's own start (artistyle.fast.fast_start), at the output size
     seconds = time.perf_counter() - started
-    save_image(picture, out)
+    save_image(tensor_to_array(picture), out)
     return seconds
 
 

@@ -58,8 +58,7 @@ ENTRIES = [
 ]
 
 
-FAST_SECTION = (REPO / "docs" / "gallery.md").read_text().partition("## Fast start, side by side")[1] + \
-    (REPO / "docs" / "gallery.md").read_text().partition("## Fast start, side by side")[2]
+FAST_SECTION = "".join((REPO / "docs" / "gallery.md").read_text().partition("## Fast start, side by side")[1:])
 
 
 def make_mask(path: Path) -> None:

@@ -146,12 +146,14 @@ def mixture_stats(images: Sequence[Tensor], weights: Sequence[float]) -> tuple[T
     return mean, second - mean @ mean.T
 
 
-def match_color_stats(image: Tensor, mean: Tensor, cov: Tensor, mode: str = DEFAULT_COLOR_MATCH) -> Tensor:
-    """``image`` with colour mean ``mean`` and covariance ``cov`` (an affine map as in :func:`match_color`),
-    clipped to [0, 1]."""
+def match_color_stats(
+    image: Tensor, mean: Tensor, cov: Tensor, mode: str = DEFAULT_COLOR_MATCH, clip: bool = True
+) -> Tensor:
+    """``image`` with colour mean ``mean`` and covariance ``cov``: the affine map of :func:`color_transform`
+    (``clip`` as in :func:`match_color`)."""
     a, b = _transform(*_stats(image), mean.to(torch.float64), cov.to(torch.float64), mode)
-    matched = _apply(a.to(image.device), image.double()) + b.view(1, 3, 1, 1).to(image.device)
-    return matched.to(image.dtype).clamp(0, 1)
+    matched = (_apply(a, image.double()) + b.view(1, 3, 1, 1).to(image.device)).to(image.dtype)
+    return matched.clamp(0, 1) if clip else matched
 
 
 def color_transform(style: Tensor, content: Tensor, mode: str = DEFAULT_COLOR_MATCH) -> tuple[Tensor, Tensor]:
@@ -188,7 +190,4 @@ def match_color(style: Tensor, content: Tensor, mode: str = DEFAULT_COLOR_MATCH,
     ``clip`` keeps the result a valid image in [0, 1]; the moments then match up
     to the clipped pixels (few for photos; ``clip=False`` matches them exactly).
     """
-    a, b = color_transform(style, content, mode)
-    matched = _apply(a, style.double()) + b.view(1, 3, 1, 1).to(style.device)
-    matched = matched.to(style.dtype)
-    return matched.clamp(0, 1) if clip else matched
+    return match_color_stats(style, *_stats(content), mode=mode, clip=clip)

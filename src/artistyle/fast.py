@@ -272,5 +272,5 @@ def fast_start(
     painted = styler.stylize(content, vector, (int(h), int(w)))
     start = torch.from_numpy(painted).permute(2, 0, 1)[None].contiguous()
     if match_colors:
-        start = match_color_stats(start, *mixture_stats([s.detach().float().cpu() for s in styles], weights))
+        start = match_color_stats(start, *mixture_stats(styles, weights))
     return start.to(device)

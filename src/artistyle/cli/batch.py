@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING
 
 from ..batch.clips import LATER_STEPS
 from ..batch.run import failure
-from ..config import StyleConfig
 from ..errors import ArtiStyleError, UsageError
-from .options import PROG, Parser, add_settings, explicit_settings, given_settings, positive_int
+from .options import PROG, Parser, add_settings, config_from_args, explicit_settings, positive_int
 from .signals import STOP_SIGNALS, Stopped
 
 if TYPE_CHECKING:
@@ -167,7 +166,7 @@ def prepared(args: argparse.Namespace) -> Batch:
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"OUTDIR '{outdir}' is a file; give a folder")
     # The fast start's schedule is applied per job (make_jobs), after a jobs file's own settings.
-    config = StyleConfig(**given_settings(args)).validate()
+    config = config_from_args(args, fast_schedule=False)
     specs = read_jobs_file(args.jobs) if args.jobs else product_jobs(args.contents, args.styles, pairs=args.zip)
     executor: Executor | None = None
     if args.ray is not None:  # the device is the workers': the driver may have no GPU

@@ -179,12 +179,14 @@ def explicit_settings(args: argparse.Namespace) -> set[str]:
     return {*getattr(args, "explicit", ()), *given_settings(args)}
 
 
-def config_from_args(args: argparse.Namespace) -> StyleConfig:
+def config_from_args(args: argparse.Namespace, *, fast_schedule: bool = True) -> StyleConfig:
     """The validated config of the painting command's arguments.
 
     With ``--init fast`` and neither ``--steps`` nor ``--scale-steps`` on the command line, the fast start's
-    schedule (:meth:`StyleConfig.with_fast_schedule`) fills ``steps`` and ``scales``.
+    schedule (:meth:`StyleConfig.with_fast_schedule`) fills the schedule, unless ``fast_schedule`` is False
+    (for drivers that apply it themselves: per job, or to a clip's first frame only).
     """
-    return StyleConfig(**given_settings(args)).validate().with_fast_schedule(explicit_settings(args))
+    config = StyleConfig(**given_settings(args)).validate()
+    return config.with_fast_schedule(explicit_settings(args)) if fast_schedule else config
 
 

@@ -17,10 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..config import StyleConfig
 from ..errors import UsageError
 from ..video.flow import COLOUR_TOLERANCE
-from .options import PROG, Parser, add_settings, explicit_settings, given_settings, positive_int
+from .options import PROG, Parser, add_settings, config_from_args, explicit_settings, positive_int
 from .signals import exit_status, raise_if_stopped, stopped_by
 
 if TYPE_CHECKING:
@@ -140,7 +139,7 @@ def paint_clip(args: argparse.Namespace) -> int:
     # Here --steps is the later frames'; the config's steps are the first frame's, painted like an image.
     explicit = explicit_settings(args) - {"steps"} | ({"steps"} if args.first_steps is not None else set())
     steps, args.steps = args.steps or DEFAULT_STEPS, args.first_steps or DEFAULT_FIRST_STEPS
-    config = StyleConfig(**given_settings(args)).validate()
+    config = config_from_args(args, fast_schedule=False)
     # A fast start (--init fast) without --first-steps runs its own schedule on the first frame only.
     first_config = config.with_fast_schedule(explicit)
     first_steps = args.first_steps or (first_config.steps if first_config != config else DEFAULT_FIRST_STEPS)
