@@ -270,7 +270,7 @@ def synthetic_inputs(size: int, device: Any) -> tuple[Any, Any]:
     """Square content (gradient with a disc) and style (stripes) made on the device, and a noise init."""
     import torch
 
-    from artistyle.nst import NOISE_SD, Inputs
+    from artistyle.engine import NOISE_SD, Inputs
 
     line = torch.linspace(0, 1, size, device=device)
     yy, xx = line[:, None].expand(size, size), line[None, :].expand(size, size)

@@ -67,8 +67,8 @@ def clip(inputs: tuple[Path, Path]) -> Path:
 def test_later_frames_get_the_video_default() -> None:
     pytest.importorskip("av")
     pytest.importorskip("cv2")
-    from artistyle.batch.clips import LATER_STEPS
     from artistyle.video.painter import VideoSettings
+    from artistyle.video.settings import LATER_STEPS
 
     assert VideoSettings().steps == LATER_STEPS
 
@@ -277,17 +277,19 @@ def test_a_fast_start_clip_job_raises_the_content_weight_of_its_first_frame_only
 
     _, style = inputs
     fast = StyleConfig(size=48, seed=1, device="cpu", init="fast")
-    [job] = make_jobs([JobSpec(clip, (style,))], tmp_path / "out", fast, given={"init", "size", "seed"})
-    assert job.config.scale_steps == FAST_SCHEDULE["scale_steps"] and job.config.content_weight == 2.5
-    assert job.later_content_weight == 1.0
+    [job] = make_jobs([JobSpec(clip, (style,))], tmp_path / "out", fast)
+    resolved = job.config.resolved()  # the library resolves what was not given
+    assert resolved.scale_steps == FAST_SCHEDULE["scale_steps"] and resolved.content_weight == 2.5
     painting = ClipPainting(job, tmp_path / "work", check_output=False).painting
     assert painting.first_nst.config.content_weight == 2.5 and painting.later_nst.config.content_weight == 1.0
     assert painting.first_frame_steps == 72
     # A content weight given for all jobs holds on every frame.
     weighted_config = StyleConfig(size=48, seed=1, device="cpu", init="fast", content_weight=3.0)
-    [weighted] = make_jobs([JobSpec(clip, (style,))], tmp_path / "out", weighted_config, given={"init", "content_weight"})
-    assert weighted.config.content_weight == 3.0 and weighted.later_content_weight is None
+    [weighted] = make_jobs([JobSpec(clip, (style,))], tmp_path / "out", weighted_config)
+    weighted_painting = ClipPainting(weighted, tmp_path / "work3", check_output=False).painting
+    assert weighted_painting.first_nst.config.content_weight == weighted_painting.later_nst.config.content_weight == 3.0
     # A job's own steps: its schedule, not the fast start's.
-    [own] = make_jobs([JobSpec(clip, (style,), settings={"steps": 7})], tmp_path / "out", fast, given={"init"})
-    assert (own.config.steps, own.config.scale_steps, own.later_content_weight) == (7, None, None)
+    [own] = make_jobs([JobSpec(clip, (style,), settings={"steps": 7})], tmp_path / "out", fast)
+    own_config = own.config.resolved()
+    assert (own_config.steps, own_config.scale_steps, own_config.content_weight) == (7, None, 1.0)
 

@@ -340,13 +340,14 @@ def test_fine_style_in_a_run_and_the_cli(
 
 def test_stop_ends_the_fine_style_build(monkeypatch: pytest.MonkeyPatch, two_styles: tuple[Path, Path]) -> None:
     from artistyle import nst as nst_module
+    from artistyle.engine import Engine
 
     painting = NST(**TINY, fine_style=str(two_styles[1])).paint(make_content(), make_style())
     builds: list[nst_module.Transfer] = []
-    original = nst_module.NST.combine_scales_transfer
+    original = Engine.combine_scales_transfer  # what the painting calls
     step = nst_module.Transfer._step
 
-    def build(self: NST, *args: object, **kwargs: object) -> nst_module.Transfer:
+    def build(self: Engine, *args: object, **kwargs: object) -> nst_module.Transfer:
         builds.append(original(self, *args, **kwargs))  # type: ignore[arg-type]
         return builds[-1]
 
@@ -355,7 +356,7 @@ def test_stop_ends_the_fine_style_build(monkeypatch: pytest.MonkeyPatch, two_sty
             painting.stop()  # as the studio's Cancel does, from its own thread
         return step(self)
 
-    monkeypatch.setattr(nst_module.NST, "combine_scales_transfer", build)
+    monkeypatch.setattr(Engine, "combine_scales_transfer", build)
     monkeypatch.setattr(nst_module.Transfer, "_step", stop_at_2)
     assert list(painting) == [] and painting.transfer is None
     assert builds[0].iteration == 3  # not the build's 200 iterations

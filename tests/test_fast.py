@@ -228,16 +228,16 @@ def test_the_fast_start_takes_the_styles_colour_moments(fast) -> None:  # type: 
 
 
 def test_only_the_first_scale_starts_fast(fast, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    import artistyle.nst
+    import artistyle.engine
 
     sizes = []
-    real = artistyle.nst.fast_start
+    real = artistyle.engine.fast_start
 
     def spy(styles, content, weights, device):  # type: ignore[no-untyped-def]
         sizes.append(tuple(content.shape[2:]))
         return real(styles, content, weights, device)
 
-    monkeypatch.setattr(artistyle.nst, "fast_start", spy)
+    monkeypatch.setattr(artistyle.engine, "fast_start", spy)
     painting = NST(size=67, device="cpu", seed=1, init="fast", scale_steps=(2, 1)).paint(CONTENT, STYLE)
     assert len(list(painting)) == 3 and painting.sizes == [47, 67]
     width, height = painting.content_shape(47)
@@ -247,11 +247,11 @@ def test_only_the_first_scale_starts_fast(fast, monkeypatch: pytest.MonkeyPatch)
 @pytest.mark.parametrize("settings", [{}, {"preserve_color": "luminance", "scale_steps": (2, 1)}])
 def test_the_start_image_is_made_once_and_changes_nothing(fast, settings, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """Painting.start_image (the studio's first preview): the run starts from it, the result is unchanged."""
-    import artistyle.nst
+    import artistyle.engine
 
     calls = []
-    real = artistyle.nst.fast_start
-    monkeypatch.setattr(artistyle.nst, "fast_start", lambda *a: calls.append(1) or real(*a))
+    real = artistyle.engine.fast_start
+    monkeypatch.setattr(artistyle.engine, "fast_start", lambda *a: calls.append(1) or real(*a))
 
     def painting():  # type: ignore[no-untyped-def]
         return NST(size=67, device="cpu", seed=1, steps=2, init="fast", **settings).paint(CONTENT, STYLE)
@@ -274,7 +274,8 @@ def test_the_start_image_is_made_once_and_changes_nothing(fast, settings, monkey
 
 
 def cli_config(*argv: str) -> StyleConfig:
-    return config_from_args(build_parser().parse_args(["c.jpg", "s.jpg", *argv]))
+    """The command line's config as the engine runs it (the library resolves what was not given)."""
+    return config_from_args(build_parser().parse_args(["c.jpg", "s.jpg", *argv])).resolved()
 
 
 def test_the_fast_schedule_applies_to_what_was_not_given() -> None:
@@ -297,12 +298,12 @@ def test_the_fast_schedule_applies_to_what_was_not_given() -> None:
     # The content weight: the fast schedule's unless given (a given one wins, the schedule still applies).
     assert fast_default.content_weight == FAST_SCHEDULE["content_weight"] == 2.5
     assert cli_config("--init", "fast", "--content-weight", "2").content_weight == 2.0
-    assert cli_config("--init", "fast", "--steps", "300").content_weight == StyleConfig().content_weight
-    assert cli_config() == StyleConfig() and cli_config("--init", "content") == StyleConfig(init="content")
-    # The library: the helper, for drivers that know what their user set; a plain config keeps the paper's.
-    assert StyleConfig(init="fast").steps == 300
-    assert StyleConfig(init="fast").with_fast_schedule(()) == fast_default
-    assert StyleConfig(init="fast", steps=50).with_fast_schedule({"steps"}).steps == 50
+    assert cli_config("--init", "fast", "--steps", "300").content_weight == StyleConfig().resolved().content_weight
+    assert cli_config() == StyleConfig().resolved()
+    assert cli_config("--init", "content") == StyleConfig(init="content").resolved()
+    # The library resolves what a driver did not give: a plain config gets the same schedule.
+    assert StyleConfig(init="fast").steps is None and StyleConfig(init="fast").resolved() == fast_default
+    assert StyleConfig(init="fast", steps=50).resolved().steps == 50
 
 
 @pytest.mark.slow
@@ -347,8 +348,7 @@ def test_a_clip_starts_its_first_frame_fast(fast, tmp_path: Path, capsys: pytest
     assert summary["first_frame_iterations"] == 72 and summary["steps"] == 2 and len(list(out.glob("*.png"))) == 3
 
     config = StyleConfig(init="fast", size=48, device="cpu", seed=1)
-    painting = VideoPainting(NST(config), open_frames(clip), [STYLE], tmp_path / "work", VideoSettings(steps=2),
-                             first_config=config.with_fast_schedule(()))
+    painting = VideoPainting(NST(config), open_frames(clip), [STYLE], tmp_path / "work", VideoSettings(steps=2))
     assert painting.first_nst.config.init == "fast" and painting.first_nst.config.content_weight == 2.5
     assert painting.first_frame_steps == 72
     assert painting.later_nst.config.init == "content" and painting.later_nst.config.content_weight == 1

@@ -115,7 +115,7 @@ def test_stop_while_the_next_scale_is_being_built_is_not_lost(monkeypatch: pytes
     # ended and before the second scale's Transfer exists: the run must still end there.
     nst = NST(size=96, device="cpu", seed=5, scales=2, scale_steps=(3, 3))
     painting = nst.paint(make_content((80, 64)), make_style())
-    build = nst.transfer
+    build = nst.engine.transfer  # what the painting calls at each scale
 
     def build_then_stop(*args, **kwargs):  # type: ignore[no-untyped-def]
         transfer = build(*args, **kwargs)
@@ -123,7 +123,7 @@ def test_stop_while_the_next_scale_is_being_built_is_not_lost(monkeypatch: pytes
             painting.stop()
         return transfer
 
-    monkeypatch.setattr(nst, "transfer", build_then_stop)
+    monkeypatch.setattr(nst.engine, "transfer", build_then_stop)
     events = list(painting)
     assert len(events) == 3 and painting.image.shape == (1, 3, 77, 96)
 

@@ -14,7 +14,7 @@ from PIL import Image
 from torch import nn
 
 from artistyle import NST, UsageError
-from artistyle.nst import Inputs
+from artistyle.engine import Inputs
 from artistyle.tutorial import ContentLossLayer, StyleLossLayer, TVLossLayer
 
 from .conftest import SAMPLES

@@ -109,7 +109,7 @@ def test_status_samples_and_unknown_paths(client: TestClient) -> None:
     # Every setting a page may send, at StyleConfig's default; the size is this device's default.
     defaults = status["defaults"]
     assert set(defaults) == set(SETTINGS) and defaults["size"] == CPU_DEFAULT_SIZE
-    assert defaults["style_layers"] == list(StyleConfig().style_layers) and defaults["steps"] == StyleConfig().steps
+    assert defaults["style_layers"] == list(StyleConfig().style_layers) and defaults["steps"] == StyleConfig().resolved().steps
     samples = client.get("/api/samples").json()
     assert {s["name"] for s in samples} >= {"chelsea_cat.jpg", "starry_night.jpg"}
     sample = client.get(f"/api/samples/{samples[0]['id']}")

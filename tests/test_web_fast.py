@@ -64,12 +64,12 @@ def test_the_fast_schedule_fills_only_what_the_page_did_not_send() -> None:
     # Steps sent, even at the library's default: the user's schedule, coarse to fine, with weight 1.
     given = parsed(steps=300)
     assert (given.steps, given.scales, given.content_weight) == (300, None, 1.0)
-    assert parsed(scale_steps=[20, 10]).steps == StyleConfig().steps
+    assert parsed(scale_steps=[20, 10]).steps == StyleConfig().resolved().steps
     # Scales or the content weight sent: kept, the fast schedule fills the rest.
     assert (parsed(scales=3).steps, parsed(scales=3).scales, parsed(scales=3).scale_steps) == (40, 3, None)
     assert (parsed(content_weight=1).scale_steps, parsed(content_weight=1).content_weight) == ((40, 32), 1.0)
     # Any other start keeps the library's defaults.
-    assert parse_settings({"size": 64}, 1, device="cpu").steps == StyleConfig().steps
+    assert parse_settings({"size": 64}, 1, device="cpu").steps == StyleConfig().resolved().steps
     assert parse_settings({"init": "noise"}, 1, device="cpu") == parse_settings({}, 1, device="cpu")
 
 
@@ -90,7 +90,7 @@ def test_the_schedule_help_shows_the_fast_schedule(
 @needs_fast
 def test_the_page_starts_fast_where_the_extra_is_installed(client: TestClient) -> None:
     status = client.get("/api/status").json()
-    assert status["defaults"]["init"] == "fast" and status["defaults"]["steps"] == StyleConfig().steps
+    assert status["defaults"]["init"] == "fast" and status["defaults"]["steps"] == StyleConfig().resolved().steps
     schedule = {**FAST_SCHEDULE, "scale_steps": list(FAST_SCHEDULE["scale_steps"])}  # JSON has no tuples
     assert status["fast"] == {"available": True, "message": None, "schedule": schedule}
 

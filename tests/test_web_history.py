@@ -29,7 +29,6 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
     from starlette.testclient import TestClient
 
-from artistyle.web import jobs as web_jobs
 from artistyle.web.app import create_app
 
 
@@ -136,16 +135,17 @@ def test_a_cancel_before_the_first_iteration_gives_no_image(
     client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The cancel lands just as the painting is prepared: the start image (noise) is no result.
+    from artistyle.engine import Engine
+
     studio = client.app.state.studio  # type: ignore[attr-defined]
-    real = web_jobs.NST
+    real = Engine.transfer  # what the painting calls at each scale
 
-    class CancelledWhilePreparing(real):  # type: ignore[misc, valid-type]
-        def transfer(self, *args: Any, **kwargs: Any) -> Any:
-            transfer = super().transfer(*args, **kwargs)  # the first scale's start image exists
-            studio.cancel(studio.status()["running"])
-            return transfer
+    def cancelled_while_preparing(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        transfer = real(self, *args, **kwargs)  # the first scale's start image exists
+        studio.cancel(studio.status()["running"])
+        return transfer
 
-    monkeypatch.setattr(web_jobs, "NST", CancelledWhilePreparing)
+    monkeypatch.setattr(Engine, "transfer", cancelled_while_preparing)
     content, style = images
     job = submit(client, content, [style], size=64, steps=50, seed=1, scales=1)
     state = wait_for(client, job["id"], ("cancelled", "done", "failed"))

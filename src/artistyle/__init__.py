@@ -26,7 +26,7 @@ _EXPORTS = {
         "losses",
     ),
     "NST": "nst",
-    "Inputs": "nst",
+    "Inputs": "engine",
     "StyleObjective": "objective",
     "Painting": "painting",
     "Progress": "transfer",
@@ -37,9 +37,10 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from .config import StyleConfig
+    from .engine import Inputs
     from .errors import ArtiStyleError, FileError, ImageError, RunError, UsageError, WeightsError
     from .losses import ContentLoss, Normalization, StyleLoss, TVLoss, content_loss, gram_matrix, style_loss, tv_loss
-    from .nst import NST, Inputs
+    from .nst import NST
     from .objective import StyleObjective
     from .painting import Painting
     from .transfer import Progress, Transfer

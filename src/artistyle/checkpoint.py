@@ -20,9 +20,9 @@ import torch
 
 from . import __version__
 from .config import StyleConfig
+from .engine import Engine
 from .errors import UsageError
 from .files import atomic_write, file_sha256, load_torch_file
-from .nst import NST
 from .painting import Painting
 
 __all__ = ["FORMAT", "Checkpoint", "check_resumable", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
@@ -46,12 +46,12 @@ class Checkpoint(dict):  # type: ignore[type-arg]
         return dict(self["inputs"])
 
 
-def save_checkpoint(path: str | Path, nst: NST, painting: Painting, inputs: dict[str, Any]) -> None:
+def save_checkpoint(path: str | Path, engine: Engine, painting: Painting, inputs: dict[str, Any]) -> None:
     """Write the run's state to ``path`` atomically. ``inputs``: content/style/output paths and hashes."""
     state = {
         "format": FORMAT,
         "version": __version__,
-        "config": {**nst.config.to_dict(), "seed": nst.seed, "size": nst.size},
+        "config": {**engine.config.to_dict(), "seed": engine.seed, "size": engine.size},
         "inputs": inputs,
         "painting": painting.state_dict(),
         "rng": torch.get_rng_state(),

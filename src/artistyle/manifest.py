@@ -13,27 +13,27 @@ import PIL
 import torch
 
 from . import __version__
+from .engine import Engine
 from .errors import UsageError
 from .files import atomic_write, same_file
-from .nst import NST
 from .painting import Painting
 
 __all__ = ["manifest", "write_manifest"]
 
 
-def manifest(nst: NST, painting: Painting, summary: dict[str, Any]) -> dict[str, Any]:
+def manifest(engine: Engine, painting: Painting, summary: dict[str, Any]) -> dict[str, Any]:
     """Settings (with the seed actually used), versions, weights, device, scales and per-iteration losses."""
     return {
         "artistyle": __version__,
-        "settings": {**nst.config.to_dict(), "seed": nst.seed, "size": nst.size},
+        "settings": {**engine.config.to_dict(), "seed": engine.seed, "size": engine.size},
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
             "numpy": np.__version__,
             "pillow": PIL.__version__,
         },
-        "weights": {"name": nst.weights.name, "sha256": nst.weights.sha256},
-        "device": str(nst.device),
+        "weights": {"name": engine.weights.name, "sha256": engine.weights.sha256},
+        "device": str(engine.device),
         "scales": [{"long_edge": s, "steps": n} for s, n in zip(painting.sizes, painting.schedule)],
         "result": summary,
         "iterations": painting.history,
@@ -41,12 +41,12 @@ def manifest(nst: NST, painting: Painting, summary: dict[str, Any]) -> dict[str,
 
 
 def write_manifest(
-    path: Path, nst: NST, painting: Painting, summary: dict[str, Any], *, protect: Iterable[str | Path] = ()
+    path: Path, engine: Engine, painting: Painting, summary: dict[str, Any], *, protect: Iterable[str | Path] = ()
 ) -> Path:
     """Write :func:`manifest` as JSON to ``path``, atomically, never over an input file."""
     for item in protect:
         if same_file(Path(path), Path(item)):
             raise UsageError(f"the manifest {path} would overwrite the input file {item}")
-    data = json.dumps(manifest(nst, painting, summary), indent=1).encode()
+    data = json.dumps(manifest(engine, painting, summary), indent=1).encode()
     atomic_write(Path(path), lambda fh: fh.write(data), f"manifest {path}")
     return Path(path)

@@ -55,7 +55,7 @@ class StyleObjective(nn.Module):
         half_dtype: torch.dtype | None = None,
     ):
         super().__init__()
-        config.validate()
+        config = config.validate().resolved()
         self.config = config
         self.content_layers = tuple(config.content_layers)
         self.style_layers = tuple(config.style_layers)
@@ -63,6 +63,7 @@ class StyleObjective(nn.Module):
         self.style_scale = {
             name: config.style_weight * w / sum(layer_weights) for name, w in zip(self.style_layers, layer_weights)
         }
+        assert config.content_weight is not None  # resolved() gave it its value
         self.content_scale = config.content_weight / len(self.content_layers)
         self.features = VGGFeatures(
             weights, self.content_layers + self.style_layers, pooling=config.pooling, padding=config.padding,
@@ -70,7 +71,6 @@ class StyleObjective(nn.Module):
         )
         self.content_losses = nn.ModuleDict()
         self.style_losses = nn.ModuleDict()
-        self.features.half_dtype = half_dtype
         self.tv = TVLoss()
         self.tile = tile
         self.vgg_weights = weights
@@ -84,6 +84,19 @@ class StyleObjective(nn.Module):
     @property
     def ready(self) -> bool:
         return len(self.content_losses) == len(self.content_layers) and len(self.style_losses) == len(self.style_layers)
+
+    def set_targets(
+        self, content: Tensor, styles: Sequence[Tensor], blend: Sequence[float] | None = None, *,
+        masks: Tensor | None = None, anchor: Tensor | None = None, temporal: Sequence[tuple[Tensor, Tensor]] = (),
+    ) -> None:
+        """Every target in one call: :meth:`set_content`, :meth:`set_style`, and where given
+        :meth:`set_anchor` and :meth:`set_temporal`."""
+        self.set_content(content)
+        self.set_style(styles, blend, masks=masks)
+        if anchor is not None:
+            self.set_anchor(anchor)
+        if temporal:
+            self.set_temporal(temporal)
 
     @torch.no_grad()
     def set_content(self, content: Tensor) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,18 +18,16 @@ from torch import Tensor
 
 from .color import as_luminance_image
 from .config import INITS
+from .engine import Engine, Inputs
 from .fast import fast_style
 from .images import LoadedImage, resize_long_edge, resized_shape
 from .images.sources import ImageLike, as_loaded, describe
 from .images.tensors import array_to_tensor, tensor_to_array
 from .memory import Plan, plan_memory
-from .sizes import FINE_STYLE_LAYERS, FINE_STYLE_MAX_SIZE, check_image_sizes
+from .sizes import FINE_STYLE_MAX_SIZE, check_image_sizes
 from .transfer import Progress, Transfer
 
-if TYPE_CHECKING:  # the NST facade makes paintings; importing it at run time would be a cycle
-    from .nst import NST, Inputs
-
-__all__ = ["FINE_STYLE_LAYERS", "FINE_STYLE_MAX_SIZE", "PLATEAU_WINDOW", "Painting", "TemporalTarget", "plateau"]
+__all__ = ["PLATEAU_WINDOW", "Painting", "TemporalTarget", "plateau"]
 
 # The plateau test looks this many iterations back.
 PLATEAU_WINDOW = 10
@@ -63,7 +61,7 @@ class Painting:
 
     def __init__(
         self,
-        nst: NST,
+        engine: Engine,
         content: LoadedImage,
         styles: list[LoadedImage],
         preview_every: int = 0,
@@ -73,23 +71,23 @@ class Painting:
         init: ImageLike | LoadedImage | None = None,
         temporal: Sequence[TemporalTarget] = (),
     ):
-        self.nst = nst
+        self.engine = engine
         self.content = content
         self.styles = styles
         self.preview_every = preview_every
-        self.sizes = nst.config.scale_sizes(nst.size)
-        self.schedule = nst.config.scale_schedule(len(self.sizes))
+        self.sizes = engine.config.scale_sizes(engine.size)
+        self.schedule = engine.config.scale_schedule(len(self.sizes))
         self.steps = sum(self.schedule)
-        width, height = resized_shape(content.size[0], content.size[1], nst.size)
+        width, height = resized_shape(content.size[0], content.size[1], engine.size)
         self.output_shape = (height, width)
-        c = nst.config
+        c = engine.config
         # The anchor scale: the last one no larger than style_anchor (None: the run has none).
         self.anchor_size = max((s for s in self.sizes if c.style_anchor and s <= c.style_anchor), default=None)
         # Every scale is planned now, so that a run that cannot fit fails before any work.
         self.plans = self._plan_memory()
         self.memory = self.plans[-1]
         # Masks, the fine style and an init image are read (and checked) now, before any work.
-        self.masks = nst.region_masks(content, len(styles), masks)
+        self.masks = engine.region_masks(content, len(styles), masks)
         fine = fine_style if fine_style is not None else (c.fine_style or None)
         self.fine_style = None if fine is None else as_loaded(fine, "fine style image")
         # The start of the first scale: None (the config's init), a kind of start, or an image.
@@ -99,10 +97,10 @@ class Painting:
         elif init is not None:
             self.init = as_loaded(init, "init image")
         if (c.init if self.init is None else self.init) == "fast":  # the models found and loaded before any work
-            fast_style(nst.device)
+            fast_style(engine.device)
         self.temporal = [self._temporal_pair(target, weights, k) for k, (target, weights) in enumerate(temporal)]
         self.check_sizes()
-        self.alpha = resize_long_edge(content.alpha, nst.size) if content.alpha is not None else None
+        self.alpha = resize_long_edge(content.alpha, engine.size) if content.alpha is not None else None
         self.iteration = 0
         self.scale = 0
         self.elapsed = 0.0
@@ -132,7 +130,7 @@ class Painting:
 
     def temporal_at(self, shape: tuple[int, int]) -> list[tuple[Tensor, Tensor]]:
         """The temporal targets and weights resized to a scale's ``(H, W)`` (antialiased bilinear), on the device."""
-        device, luminance = self.nst.device, self.nst.config.preserve_color == "luminance"
+        device, luminance = self.engine.device, self.engine.config.preserve_color == "luminance"
         pairs = []
         for target, weights in self.temporal:
             target, weights = scaled(target, shape).to(device), scaled(weights, shape).clamp(0, 1).to(device)
@@ -146,11 +144,11 @@ class Painting:
     def check_sizes(self) -> None:
         """Refuse, before any work, an image too elongated for its deepest layer at some scale
         (:func:`artistyle.sizes.check_image_sizes`)."""
-        check_image_sizes(self.nst.config, self.nst.size, self.content, self.styles, self.fine_style)
+        check_image_sizes(self.engine.config, self.engine.size, self.content, self.styles, self.fine_style)
 
     def _plan_memory(self) -> list[Plan]:
         """One memory plan per scale, coarse to fine."""
-        nst, c, content = self.nst, self.nst.config, self.content
+        engine, c, content = self.engine, self.engine.config, self.content
         layers = tuple(c.content_layers) + tuple(c.style_layers)
         plans = []
         # Finest first, so that a run that cannot fit is refused for the size the user asked for.
@@ -160,9 +158,9 @@ class Painting:
             if self.anchor_size is not None and c.anchored(size):
                 anchor = resized_shape(content.size[0], content.size[1], self.anchor_size)
             plans.append(plan_memory(
-                w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=nst.device,
+                w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=engine.device,
                 max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
-                bytes_per_value=2 if nst.half_dtype is not None else 4, anchor=anchor,
+                bytes_per_value=2 if engine.half_dtype is not None else 4, anchor=anchor,
             ))
         plans.reverse()
         return plans
@@ -183,13 +181,13 @@ class Painting:
         return resize(self.transfer.image, self.output_shape).clamp(0, 1)
 
     def _finish(self, image: Tensor) -> Tensor:
-        """:meth:`NST.finish` with the content at the output size (made once, when first needed)."""
-        nst = self.nst
-        if nst.config.preserve_color != "luminance" and not nst.config.original_colors:
+        """:meth:`Engine.finish` with the content at the output size (made once, when first needed)."""
+        engine = self.engine
+        if engine.config.preserve_color != "luminance" and not engine.config.original_colors:
             return image
         if self._color_content is None:
-            self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, nst.size), nst.device)
-        return nst.finish(image.to(nst.device), self._color_content).to(image.device)
+            self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, engine.size), engine.device)
+        return engine.finish(image.to(engine.device), self._color_content).to(image.device)
 
     def start_image(self) -> Tensor:
         """The first scale's starting image as :attr:`image` would show it (output size, colour control applied).
@@ -203,8 +201,8 @@ class Painting:
             raise RuntimeError("the start image is only known before the run starts")
         if self._first is None:
             self._combine_fine_style()
-            inputs = self.nst.load_images(self.content, self.styles, size=self.sizes[0], masks=self.masks)
-            start = self.nst.initial_image(inputs, self.init)
+            inputs = self.engine.load_images(self.content, self.styles, size=self.sizes[0], masks=self.masks)
+            start = self.engine.initial_image(inputs, self.init)
             self._first = (inputs, start)
         return self._finish(resize(self._first[1], self.output_shape).clamp(0, 1))
 
@@ -244,8 +242,8 @@ class Painting:
         self._resume = state
 
     def __iter__(self) -> Iterator[Progress]:
-        nst = self.nst
-        tol = nst.config.tol
+        engine = self.engine
+        tol = engine.config.tol
         previous: Tensor | None = None
         resume, self._resume = self._resume, None
         first = 0
@@ -254,7 +252,7 @@ class Painting:
             self.iteration, self.elapsed = int(resume["iteration"]), float(resume["elapsed"])
             self.history = list(resume["history"])
             reference = resume.get("anchor_reference")
-            self._anchor_reference = None if reference is None else reference.to(nst.device)
+            self._anchor_reference = None if reference is None else reference.to(engine.device)
         self._combine_fine_style()
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
             if scale < first:
@@ -266,13 +264,13 @@ class Painting:
             if scale == 0 and self._first is not None:  # made by start_image(): the same inputs and start
                 (inputs, init), self._first = self._first, None
             else:
-                inputs = nst.load_images(self.content, self.styles, size=size, masks=self.masks)
+                inputs = engine.load_images(self.content, self.styles, size=size, masks=self.masks)
                 init = None if previous is None else resize(previous, tuple(inputs.content.shape[2:]))
                 if init is None and self.init is not None:
-                    init = nst.initial_image(inputs, self.init)
+                    init = engine.initial_image(inputs, self.init)
             plan = self.plans[scale]
-            anchor = self._anchor_reference if nst.config.anchored(size) else None
-            self.transfer = transfer = nst.transfer(
+            anchor = self._anchor_reference if engine.config.anchored(size) else None
+            self.transfer = transfer = engine.transfer(
                 inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
                 anchor=anchor, temporal=self.temporal_at((int(inputs.content.shape[2]), int(inputs.content.shape[3]))),
             )
@@ -309,14 +307,14 @@ class Painting:
         return self.image
 
     def _combined_styles(self, fine: LoadedImage) -> list[LoadedImage]:
-        """Each style image with the fine style's brush texture (:meth:`NST.combine_scales`), made once."""
-        nst = self.nst
+        """Each style image with the fine style's brush texture (:meth:`Engine.combine_scales_transfer`), made once."""
+        engine = self.engine
         combined = []
-        for style, long_edge in zip(self.styles, nst.config.style_sizes(nst.size, len(self.styles))):
+        for style, long_edge in zip(self.styles, engine.config.style_sizes(engine.size, len(self.styles))):
             size = min(long_edge, FINE_STYLE_MAX_SIZE)
-            coarse = array_to_tensor(resize_long_edge(style.rgb, size), nst.device)
-            texture = array_to_tensor(resize_long_edge(fine.rgb, size), nst.device)
-            self._preparing = transfer = nst.combine_scales_transfer(coarse, texture)
+            coarse = array_to_tensor(resize_long_edge(style.rgb, size), engine.device)
+            texture = array_to_tensor(resize_long_edge(fine.rgb, size), engine.device)
+            self._preparing = transfer = engine.combine_scales_transfer(coarse, texture)
             if self._stopped.is_set():  # stop() came from another thread before this build was visible to it
                 transfer.stop()
             image = tensor_to_array(transfer.run())

@@ -49,7 +49,10 @@ class Setting:
     (never a file on the server, nor the server's own device or memory). ``positive``: the
     command line refuses a number under 1 as it parses. ``variadic``: given as several
     arguments (``--style-blend 0.7 0.3``) instead of comma-separated. ``path``: the value names
-    a file on this machine, or (with ``choices``) one of these names. The fields after
+    a file on this machine, or (with ``choices``) one of these names. ``unset``: the default None means
+    "not given": the library gives it a value that depends on other settings
+    (:meth:`~artistyle.config.StyleConfig.resolved`), and JSON's null is no value for it. ``off``: the
+    command line's word ``off`` gives None (the feature off). The fields after
     ``choices`` come from the dataclass field and its annotation (:func:`describe_fields`).
     """
 
@@ -62,6 +65,8 @@ class Setting:
     positive: bool = False
     variadic: bool = False
     path: bool = False
+    unset: bool = False
+    off: bool = False
     choices: tuple[str, ...] = ()
     name: str = ""
     default: Any = None
@@ -91,7 +96,7 @@ class Setting:
         ``files=False``: the value must not name a file on this machine.
         """
         if value is None:
-            if self.optional:
+            if self.optional and not self.unset:
                 return None
             raise UsageError(f"{self.label} needs a value")
         if self.many or (self.one_or_many and isinstance(value, (list, tuple))):

@@ -21,19 +21,16 @@ memory. It takes one style image and no region masks.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .engine import Engine
 from .errors import UsageError
 from .images.sources import ImageSource, image_list
 from .losses import Normalization, content_loss, gram_matrix, style_loss, tv_loss
 from .vgg import LAYER_NAMES
-
-if TYPE_CHECKING:  # NST calls into this module; importing it at run time would be a cycle
-    from .nst import NST
 
 __all__ = ["ContentLossLayer", "StyleLossLayer", "TVLossLayer", "image_loader", "style_model_and_losses"]
 
@@ -82,46 +79,47 @@ class TVLossLayer(nn.Module):
         return image
 
 
-def image_loader(nst: NST, content: ImageSource, style: ImageSource) -> tuple[Tensor, Tensor, Tensor]:
+def image_loader(engine: Engine, content: ImageSource, style: ImageSource) -> tuple[Tensor, Tensor, Tensor]:
     """``(content, style, input)``, three ``(1, 3, H, W)`` tensors on the device at the content's size.
 
-    The content and style are prepared as for a run (:meth:`NST.load_images`: orientation,
+    The content and style are prepared as for a run (:meth:`Engine.load_images`: orientation,
     sRGB, the output size, the colour controls); the style is then resized to the content's
     exact size, as in the tutorial. ``input`` is the start the engine would use
-    (:meth:`NST.initial_image`; seeded white noise by default).
+    (:meth:`Engine.initial_image`; seeded white noise by default).
     """
     styles = image_list(style)
     if len(styles) != 1:
         raise UsageError(f"image_loader takes one style image, not {len(styles)}")
-    inputs = nst.load_images(content, styles[0])
+    inputs = engine.load_images(content, styles[0])
     height, width = inputs.content.shape[2:]
     style_tensor = F.interpolate(
         inputs.styles[0], size=(int(height), int(width)), mode="bilinear", antialias=True, align_corners=False
     )
-    start = nst.initial_image(dataclasses.replace(inputs, styles=[style_tensor]))
+    start = engine.initial_image(dataclasses.replace(inputs, styles=[style_tensor]))
     return inputs.content, style_tensor, start
 
 
 def style_model_and_losses(
-    nst: NST, content: Tensor, style: Tensor
+    engine: Engine, content: Tensor, style: Tensor
 ) -> tuple[nn.Sequential, list[StyleLossLayer], list[ContentLossLayer]]:
     """The tutorial's ``(model, style_losses, content_losses)`` for ``content`` and ``style`` images.
 
     The targets are computed as the model is built, as in the tutorial: the content's
     features and the style's Gram matrices at the watched layers.
     """
-    config = nst.config
+    config = engine.config
     if config.masks:
         raise UsageError("the tutorial-style model has no region masks; use NST.run_nst or NST.paint")
-    device = nst.device
+    device = engine.device
     content, style = content.to(device, torch.float32), style.to(device, torch.float32)
     # The weights of the terms, as StyleObjective applies them.
+    assert config.content_weight is not None  # the engine's config is resolved
     content_weight = config.content_weight / len(config.content_layers)
     layer_weights = config.layer_weights
     style_weights = {
         name: config.style_weight * w / sum(layer_weights) for name, w in zip(config.style_layers, layer_weights)
     }
-    normalization = nst.weights.normalization
+    normalization = engine.weights.normalization
     model = nn.Sequential()
     if config.tv_weight:
         model.add_module("tv_loss", TVLossLayer(config.tv_weight))  # it watches the image itself
@@ -136,7 +134,7 @@ def style_model_and_losses(
     with torch.no_grad():
         c_features, s_features = normalize(content), normalize(style)
         for name in LAYER_NAMES[: last + 1]:
-            layer = _layer(nst, name).to(device)
+            layer = _layer(engine, name).to(device)
             model.add_module(name, layer)
             c_features, s_features = layer(c_features), layer(s_features)
             if name in config.content_layers:
@@ -151,16 +149,16 @@ def style_model_and_losses(
     return model, style_losses, content_losses
 
 
-def _layer(nst: NST, name: str) -> nn.Module:
+def _layer(engine: Engine, name: str) -> nn.Module:
     """VGG-19's layer ``name``: a frozen 3x3 convolution with the run's padding, a ReLU or a 2x2 pooling."""
     if name.startswith("conv"):
-        weight, bias = nst.weights.convs[name]
+        weight, bias = engine.weights.convs[name]
         conv = nn.Conv2d(weight.shape[1], weight.shape[0], kernel_size=3, padding=1,
-                         padding_mode=nst.config.padding, device="meta")
+                         padding_mode=engine.config.padding, device="meta")
         conv.weight = nn.Parameter(weight, requires_grad=False)
         conv.bias = nn.Parameter(bias, requires_grad=False)
         return conv
     if name.startswith("relu"):
         # Not in place: the loss layer after the convolution keeps its input for the backward.
         return nn.ReLU(inplace=False)
-    return nn.MaxPool2d(2, 2) if nst.config.pooling == "max" else nn.AvgPool2d(2, 2)
+    return nn.MaxPool2d(2, 2) if engine.config.pooling == "max" else nn.AvgPool2d(2, 2)

@@ -2,8 +2,8 @@
 :class:`~artistyle.video.painter.VideoPainting`.
 
 The job's config paints the first frame like an image (its ``steps`` over its scales, as
-``artistyle video --first-steps``); every later frame gets :data:`LATER_STEPS` iterations (the
-default of :class:`~artistyle.video.painter.VideoSettings` and ``artistyle video``), from the
+``artistyle video --first-steps``, or a fast start's schedule); every later frame gets the default
+iterations of :class:`~artistyle.video.settings.VideoSettings` (as ``artistyle video``), from the
 previous result warped to it and held there by the config's ``temporal_weight``. A job's fraction
 done is the clip's iterations so far over its total, so the batch's bar and ETA treat a clip like
 any other job.
@@ -37,10 +37,7 @@ if TYPE_CHECKING:
 
     from ..video.painter import VideoPainting
 
-__all__ = ["LATER_STEPS", "ClipPainting", "discard", "first_frame", "tidy", "work_folder"]
-
-# VideoSettings().steps, named here so that the command's help can say it without importing the video package.
-LATER_STEPS = 100
+__all__ = ["ClipPainting", "discard", "first_frame", "tidy", "work_folder"]
 
 
 def work_folder(output: Path) -> Path:
@@ -76,7 +73,7 @@ class ClipPainting:
         from ..nst import NST
         from ..video.encode import check_video_output
         from ..video.frames import open_frames
-        from ..video.painter import VideoPainting, VideoSettings
+        from ..video.painter import VideoPainting
 
         self.work = work
         config = job.config if device is None else dataclasses.replace(job.config, device=device)
@@ -85,14 +82,11 @@ class ClipPainting:
         if check_output:
             for given in (job.content, *job.styles):
                 check_video_output(job.output, given)
-        # The first frame's settings are the job's; a fast start's raised content weight is the first frame's only.
-        later = config if job.later_content_weight is None else dataclasses.replace(
-            config, content_weight=job.later_content_weight)
-        nst = NST(later)  # the weights come from load_weights' per-process cache
+        nst = NST(config)  # the weights come from load_weights' per-process cache
         self.device = str(nst.device)
         try:
-            self.painting: VideoPainting = VideoPainting(nst, source, styles, work, VideoSettings(steps=LATER_STEPS),
-                                                        private=True, first_config=config)
+            # The first frame with the job's settings, the later ones as `artistyle video` paints them.
+            self.painting: VideoPainting = VideoPainting(nst, source, styles, work, private=True)
             self.painting.check()  # a clip too large for the memory budget fails now
         except BaseException:
             tidy(work)

@@ -23,7 +23,7 @@ import dataclasses
 import glob
 import os
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,9 +51,6 @@ class Job:
     output: Path
     config: StyleConfig
     source: str = ""  # where the job was given, for messages: "jobs.csv line 4"
-    # A clip's later frames' content weight where a fast start's schedule raised the first frame's (config's):
-    # as `artistyle video`, the schedule is the first frame's only (see .clips).
-    later_content_weight: float | None = None
 
     @property
     def is_video(self) -> bool:
@@ -145,17 +142,14 @@ def default_suffix(content: Path) -> str:
     return suffix if suffix in KEPT_VIDEO_SUFFIXES else ".mp4"
 
 
-def make_jobs(
-    specs: Sequence[JobSpec], outdir: Path, config: StyleConfig, device_type: str = "cpu",
-    given: Collection[str] = (),
-) -> list[Job]:
+def make_jobs(specs: Sequence[JobSpec], outdir: Path, config: StyleConfig, device_type: str = "cpu") -> list[Job]:
     """The jobs of ``specs``: each with its checked config (``config`` with its own settings) and output path.
 
     Checks every job's settings for its number of styles on ``device_type`` (:meth:`StyleConfig.check`);
     a bad one raises :class:`UsageError` naming the job's source. Explicit output names must be unique
-    and not inputs; the others are named as the module says. ``given``: the settings the user set for all
-    jobs; a job that starts fast gets the fast start's schedule for what neither they nor its own settings
-    set (:meth:`StyleConfig.with_fast_schedule`), so a jobs file's ``steps`` is obeyed as on the command line.
+    and not inputs; the others are named as the module says. ``config`` holds the settings the user gave for
+    all jobs, each job's own settings go over them, and the library resolves the rest when the job is painted
+    (:meth:`StyleConfig.resolved`), so a jobs file's ``steps`` turns a fast start's schedule off for its row.
     """
     outdir = outdir.absolute()
     inputs = inputs_in(outdir, [p for spec in specs for p in (spec.content, *spec.styles)])
@@ -171,11 +165,9 @@ def make_jobs(
     jobs = []
     for spec in specs:
         job_config = checked_config(spec, config, device_type)
-        scheduled = job_config.with_fast_schedule({*given, *spec.settings})
-        later = job_config.content_weight if scheduled.content_weight != job_config.content_weight else None
         name = spec.output if spec.output is not None else free_name(spec, outdir, reserved, inputs)
         reserved.add(os.path.normcase(name))
-        jobs.append(Job(spec.content, spec.styles, outdir / name, scheduled, spec.source, later))
+        jobs.append(Job(spec.content, spec.styles, outdir / name, job_config, spec.source))
     return jobs
 
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..config import StyleConfig
+from ..config import DEFAULT_CONTENT_WEIGHT, StyleConfig
 from ..errors import FileError
 from ..files import file_sha256, short_reason
 from .jobs import Job
@@ -61,9 +61,11 @@ class Digests:
 def settings_hash(job: Job, digests: Digests | None = None) -> str:
     """The SHA-256 (hex) of what decides the job's picture (see the module)."""
     digest = digests or Digests()
-    settings = {k: v for k, v in job.config.to_dict().items() if k not in UNHASHED}
-    if job.later_content_weight is not None:  # a clip's later frames' (only a fast start's clips have one)
-        settings["later_content_weight"] = job.later_content_weight
+    resolved = job.config.resolved()
+    settings = {k: v for k, v in resolved.to_dict().items() if k not in UNHASHED}
+    if job.config.content_weight is None and resolved.content_weight != DEFAULT_CONTENT_WEIGHT:
+        # A fast start's raised weight: a clip's later frames keep the default (0.5 recorded it so).
+        settings["later_content_weight"] = DEFAULT_CONTENT_WEIGHT
     for setting in StyleConfig.settings():
         value = settings.get(setting.name)
         if setting.path and value is not None:

@@ -22,10 +22,10 @@ from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from ..batch.clips import LATER_STEPS
 from ..batch.run import failure
 from ..errors import ArtiStyleError, UsageError
-from .options import PROG, Parser, add_settings, config_from_args, explicit_settings, positive_int
+from ..video.settings import LATER_STEPS
+from .options import PROG, Parser, add_settings, config_from_args, positive_int
 from .signals import STOP_SIGNALS, Stopped
 
 if TYPE_CHECKING:
@@ -165,8 +165,7 @@ def prepared(args: argparse.Namespace) -> Batch:
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"OUTDIR '{outdir}' is a file; give a folder")
-    # The fast start's schedule is applied per job (make_jobs), after a jobs file's own settings.
-    config = config_from_args(args, fast_schedule=False)
+    config = config_from_args(args)
     specs = read_jobs_file(args.jobs) if args.jobs else product_jobs(args.contents, args.styles, pairs=args.zip)
     executor: Executor | None = None
     if args.ray is not None:  # the device is the workers': the driver may have no GPU
@@ -178,7 +177,7 @@ def prepared(args: argparse.Namespace) -> Batch:
 
             executor = PoolExecutor(args.workers)
     try:
-        jobs = make_jobs(specs, outdir, config, device_type, given=explicit_settings(args))
+        jobs = make_jobs(specs, outdir, config, device_type)
     except BaseException:
         close = getattr(executor, "close", None)
         if close is not None:

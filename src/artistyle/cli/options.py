@@ -8,7 +8,7 @@ appears on the command line by itself.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -16,8 +16,8 @@ from .. import __version__
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
 
-__all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "explicit_settings",
-           "given_settings", "number", "positive_int"]
+__all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "given_settings", "number",
+           "positive_int"]
 
 PROG = "artistyle"
 
@@ -45,12 +45,23 @@ def csv_of(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:
         items = [t.strip() for t in text.split(",") if t.strip()]
         if not items:
             raise argparse.ArgumentTypeError("expected a comma-separated list")
+        if kind in (integer, positive_int) and not all(t.lstrip("+-").isdigit() for t in items):
+            raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, not '{text}'")
         try:
             return tuple(kind(t) for t in items)
         except ValueError:
             raise argparse.ArgumentTypeError(f"invalid list '{text}'") from None
 
     parse.__name__ = f"list of {getattr(kind, '__name__', 'values')}"
+    return parse
+
+
+def or_off(kind: Callable[[str], Any]) -> Callable[[str], Any]:
+    """``kind``, or None for the word ``off`` (a setting whose None turns its feature off)."""
+    def parse(text: str) -> Any:
+        return None if text.strip().lower() == "off" else kind(text)
+
+    parse.__name__ = getattr(kind, "__name__", "value")
     return parse
 
 
@@ -84,15 +95,6 @@ def memory_size(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-class Store(argparse.Action):
-    """argparse's store, also recording that the option was on the command line (:func:`explicit_settings`)."""
-
-    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
-                 option_string: str | None = None) -> None:
-        setattr(namespace, self.dest, values)
-        namespace.explicit = {*getattr(namespace, "explicit", ()), self.dest}
-
-
 def add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
     """The option of one StyleConfig field, from its metadata; its default is the field's."""
     options: dict[str, Any] = {"dest": setting.name, "default": setting.default,
@@ -108,15 +110,22 @@ def add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
         options["nargs"] = "+"
     elif setting.many:
         parse = csv_of(parse)
+    if setting.off:
+        parse = or_off(parse)
     if setting.choices and not setting.path:  # a path setting takes its names or a file: checked in config_from_args
         options["choices"] = setting.choices
-    group.add_argument(setting.option, type=parse, metavar=setting.metavar, action=Store, **options)
+    group.add_argument(setting.option, type=parse, metavar=setting.metavar, **options)
 
 
-def add_settings(parser: argparse.ArgumentParser) -> None:
-    """Every setting of a run as an option, grouped and ordered as StyleConfig's fields."""
+def add_settings(
+    parser: argparse.ArgumentParser, settings: Sequence[Setting] | None = None, *, exclude: Collection[str] = ()
+) -> None:
+    """Every setting of a run (``settings``, default StyleConfig's) as an option, grouped and ordered as the
+    fields; ``exclude``: names another schema of the same command gives (the video's ``steps``)."""
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for setting in StyleConfig.settings():
+    for setting in StyleConfig.settings() if settings is None else settings:
+        if setting.name in exclude:
+            continue
         if setting.group not in groups:
             groups[setting.group] = parser.add_argument_group(setting.group)
         add_setting(groups[setting.group], setting)
@@ -159,10 +168,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def given_settings(args: argparse.Namespace) -> dict[str, Any]:
-    """The settings given on the command line (not at their default), as StyleConfig holds them."""
+def given_settings(
+    args: argparse.Namespace, settings: Sequence[Setting] | None = None, *, exclude: Collection[str] = ()
+) -> dict[str, Any]:
+    """The settings (``settings``, default StyleConfig's, less ``exclude``) given on the command line (not at
+    their default), as the schema holds them."""
     given = {}
-    for setting in StyleConfig.settings():
+    for setting in StyleConfig.settings() if settings is None else settings:
+        if setting.name in exclude:
+            continue
         value = getattr(args, setting.name)
         if isinstance(value, list):  # nargs="+": one value for all styles, or a tuple
             value = value[0] if setting.one_or_many and len(value) == 1 else tuple(value)
@@ -174,19 +188,8 @@ def given_settings(args: argparse.Namespace) -> dict[str, Any]:
     return given
 
 
-def explicit_settings(args: argparse.Namespace) -> set[str]:
-    """The settings the user gave: on the command line (even at their default value) or away from their default."""
-    return {*getattr(args, "explicit", ()), *given_settings(args)}
-
-
-def config_from_args(args: argparse.Namespace, *, fast_schedule: bool = True) -> StyleConfig:
-    """The validated config of the painting command's arguments.
-
-    With ``--init fast`` and neither ``--steps`` nor ``--scale-steps`` on the command line, the fast start's
-    schedule (:meth:`StyleConfig.with_fast_schedule`) fills the schedule, unless ``fast_schedule`` is False
-    (for drivers that apply it themselves: per job, or to a clip's first frame only).
-    """
-    config = StyleConfig(**given_settings(args)).validate()
-    return config.with_fast_schedule(explicit_settings(args)) if fast_schedule else config
-
-
+def config_from_args(args: argparse.Namespace, *, exclude: Collection[str] = ()) -> StyleConfig:
+    """The validated config of the settings given on the command line; the library resolves the rest
+    (:meth:`StyleConfig.resolved`: the default steps, or the fast start's schedule). ``exclude``: as in
+    :func:`add_settings`."""
+    return StyleConfig(**given_settings(args, exclude=exclude)).validate()

@@ -218,7 +218,7 @@ def run_paint(args: argparse.Namespace) -> int:
             save(output)
             record["output_sha256"] = file_sha256(output)
             if files.checkpoint is not None and painting.transfer is not None:
-                save_checkpoint(files.checkpoint, nst, painting, record)
+                save_checkpoint(files.checkpoint, nst.engine, painting, record)
 
     output = files.output
     started = time.perf_counter()
@@ -231,7 +231,7 @@ def run_paint(args: argparse.Namespace) -> int:
                 if args.save_every and event.iteration % args.save_every == 0 and event.iteration < painting.steps:
                     save(output.with_name(f"{output.stem}_iter{event.iteration:04d}{output.suffix}"))
                 if files.checkpoint is not None and event.iteration % args.checkpoint_every == 0:
-                    save_checkpoint(files.checkpoint, nst, painting, record)
+                    save_checkpoint(files.checkpoint, nst.engine, painting, record)
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (see .signals)
         stop = exc
         if painting.transfer is None:  # e.g. while --fine-style was being built: no image yet
@@ -299,7 +299,7 @@ def finish(
         "memory_estimate_mb": round(painting.memory.estimate / 2**20),
     }
     if files.manifest is not None:
-        write_manifest(files.manifest, nst, painting, summary, protect=files.protect)
+        write_manifest(files.manifest, nst.engine, painting, summary, protect=files.protect)
     if stop is not None:
         print(f"{PROG}: {stopped_by(stop)} at iteration {painting.iteration}; saved the image so far to {output}",
               file=sys.stderr)

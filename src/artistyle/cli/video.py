@@ -18,18 +18,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
-from ..video.flow import COLOUR_TOLERANCE
-from .options import PROG, Parser, add_settings, config_from_args, explicit_settings, positive_int
+from ..video.settings import VideoSettings
+from .options import PROG, Parser, add_settings, config_from_args, given_settings, positive_int
 from .signals import exit_status, raise_if_stopped, stopped_by
 
 if TYPE_CHECKING:
     from ..video.painter import VideoPainting
 
-__all__ = ["DEFAULT_FIRST_STEPS", "DEFAULT_STEPS", "build_video_parser", "run_video"]
-
-# Chosen by measurement on ../shared/bench/video_clip.py (docs/benchmarks.md, "Video").
-DEFAULT_FIRST_STEPS = 300
-DEFAULT_STEPS = 100
+__all__ = ["build_video_parser", "run_video"]
 
 EXAMPLES = f"""\
 examples:
@@ -53,19 +49,8 @@ def build_video_parser() -> argparse.ArgumentParser:
     p.add_argument("style", nargs="+", metavar="STYLE", help="the artwork(s) whose style to use")
     p.add_argument("-o", "--output", required=True, help="a video (.mp4 .webm .mov .gif) or a folder (one PNG per "
                    "frame, named after the input frames)")
-    g = p.add_argument_group("video")
-    g.add_argument("--first-steps", type=positive_int, default=None, metavar="N",
-                   help=f"iterations of the first frame, painted from noise like an image (default "
-                   f"{DEFAULT_FIRST_STEPS}, over the scales the size asks for)")
-    g.add_argument("--flow", choices=("dis", "farneback"), default="dis", help="optical flow method (default dis)")
-    g.add_argument("--flow-preset", choices=("ultrafast", "fast", "medium"), default="medium",
-                   help="DIS preset: faster or more accurate flow (default medium)")
-    g.add_argument("--long-term", type=offsets, default=(1,), metavar="1,J,K,...",
-                   help="long-term consistency: also hold each frame to these earlier frames' results where "
-                   "only they saw a region (Ruder et al. use 1,10,20,40; default 1, the previous frame)")
-    g.add_argument("--color-tolerance", type=tolerance, default=COLOUR_TOLERANCE, metavar="T|off",
-                   help=f"repaint pixels whose colour changes along the flow by more than T (0-1; default "
-                   f"{COLOUR_TOLERANCE}); off: the paper's flow check alone")
+    add_settings(p, VideoSettings.settings())  # --first-steps, --steps (the later frames'), --flow, ...
+    g = p.add_argument_group("clip")
     g.add_argument("--start", type=float, default=None, metavar="SECONDS", help="paint from this time on")
     g.add_argument("--end", type=float, default=None, metavar="SECONDS", help="paint up to this time")
     g.add_argument("--every", type=positive_int, default=1, metavar="N", help="paint every N-th frame (the rate "
@@ -75,33 +60,8 @@ def build_video_parser() -> argparse.ArgumentParser:
     g.add_argument("--keep-frames", action="store_true", help="keep OUTPUT.frames/ after a video is encoded")
     g.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     g.add_argument("--json", action="store_true", help="one JSON line at the end: output, frames, seconds, ...")
-    add_settings(p)
-    for action in p._actions:  # the image command's --steps is the later frames' here
-        if action.dest == "steps":
-            action.help = f"iterations of every frame after the first (default {DEFAULT_STEPS})"
-            action.default = None
+    add_settings(p, exclude={"steps"})  # the image command's --steps is the video's (the later frames') here
     return p
-
-
-def offsets(text: str) -> tuple[int, ...]:
-    """``1,10,20,40`` -> (1, 10, 20, 40); :class:`VideoSettings` checks that they rise from 1."""
-    try:
-        return tuple(int(part) for part in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected whole numbers separated by commas, such as 1,10,20,40, "
-                                         f"not {text!r}") from None
-
-
-def tolerance(text: str) -> float | None:
-    if text.strip().lower() == "off":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, or off, not {text!r}") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a number above 0 and at most 1, or off, not {text!r}")
-    return value
 
 
 def run_video(argv: Sequence[str]) -> int:
@@ -133,18 +93,13 @@ def paint_clip(args: argparse.Namespace) -> int:
     from ..nst import NST
     from ..video.encode import check_video_output, is_folder_output
     from ..video.frames import open_frames
-    from ..video.painter import VideoPainting, VideoSettings
+    from ..video.painter import VideoPainting
 
     output = Path(args.output)
-    # Here --steps is the later frames'; the config's steps are the first frame's, painted like an image.
-    explicit = explicit_settings(args) - {"steps"} | ({"steps"} if args.first_steps is not None else set())
-    steps, args.steps = args.steps or DEFAULT_STEPS, args.first_steps or DEFAULT_FIRST_STEPS
-    config = config_from_args(args, fast_schedule=False)
-    # A fast start (--init fast) without --first-steps runs its own schedule on the first frame only.
-    first_config = config.with_fast_schedule(explicit)
-    first_steps = args.first_steps or (first_config.steps if first_config != config else DEFAULT_FIRST_STEPS)
-    settings = VideoSettings(first_steps=first_steps, steps=steps, flow=args.flow, flow_preset=args.flow_preset,
-                             long_term=args.long_term, color_tolerance=args.color_tolerance)
+    # Only what the user gave: the library resolves the first frame's schedule (a fast start's, or 300
+    # iterations) and the later frames' settings (VideoPainting).
+    config = config_from_args(args, exclude={"steps"})
+    settings = VideoSettings(**given_settings(args, VideoSettings.settings()))
     if args.fps is not None and args.fps <= 0:
         raise UsageError(f"--fps must be positive, not {args.fps}")
     fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
@@ -155,8 +110,7 @@ def paint_clip(args: argparse.Namespace) -> int:
         check_video_output(output, style)
     keep_freed_memory()
     nst = NST(config)
-    painting = VideoPainting(nst, source, styles, work_folder(output), settings, restart=args.restart,
-                             first_config=first_config)
+    painting = VideoPainting(nst, source, styles, work_folder(output), settings, restart=args.restart)
     painting.check()  # a clip too large for --max-memory, or too elongated, fails now
     started = time.perf_counter()
     stop = watch(painting, quiet=args.quiet)
@@ -178,8 +132,10 @@ def paint_clip(args: argparse.Namespace) -> int:
               f"{painting.seed})", file=sys.stderr)
     if args.json:
         print(json.dumps({"output": str(output), "frames": len(source), "fps": str(source.fps),
-                          "seconds": round(seconds, 3), "seed": painting.seed, "first_steps": first_steps,
-                          "first_frame_iterations": painting.first_frame_steps, "steps": steps, "notes": list(notes)}))
+                          "seconds": round(seconds, 3), "seed": painting.seed,
+                          "first_steps": painting.first_nst.config.steps,
+                          "first_frame_iterations": painting.first_frame_steps, "steps": settings.steps,
+                          "notes": list(notes)}))
     return 0
 
 

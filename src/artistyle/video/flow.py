@@ -20,11 +20,12 @@ from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
 
+from .settings import COLOUR_TOLERANCE, DIS_PRESETS, FLOW_METHODS, FlowMethod
 from .warp import warp
 
 __all__ = [
@@ -33,14 +34,8 @@ __all__ = [
     "long_term_weights",
 ]
 
-FlowMethod = Literal["dis", "farneback"]
-FLOW_METHODS: tuple[FlowMethod, ...] = ("dis", "farneback")
-DIS_PRESETS = ("ultrafast", "fast", "medium")
 # The prefetcher's worker thread is named with this prefix (tests look for leftovers by it).
 FLOW_THREAD_PREFIX = "artistyle-flow"
-# The largest change of a pixel's colour along the flow (0-1, any channel) that is still trusted: see
-# colour_consistency. Measured on video_clip.py's clips against their true motion (docs/benchmarks.md).
-COLOUR_TOLERANCE = 0.1
 
 
 def grey8(frame: np.ndarray) -> np.ndarray:

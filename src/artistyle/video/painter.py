@@ -31,55 +31,24 @@ import numpy as np
 import torch
 
 from .. import __version__
-from ..config import StyleConfig
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
 from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
 from ..nst import NST
+from ..painting import Painting
 from ..transfer import Progress
 from .encode import EncodedVideo, encode_video
-from .flow import COLOUR_TOLERANCE, FlowMethod, FlowPrefetcher, FlowStep
+from .flow import FlowPrefetcher, FlowStep
 from .frames import FrameSource, open_frames
+from .settings import VideoSettings
 from .warp import warp
 
 __all__ = ["STATE_FILE", "VideoPainting", "VideoProgress", "VideoSettings", "paint_video"]
 
 STATE_FILE = ".artistyle-video.json"
 RAW_FOLDER = ".raw"  # the results before colour control, where that differs from the frames
-
-
-@dataclass(frozen=True)
-class VideoSettings:
-    """How a clip is painted, beyond the per-frame :class:`StyleConfig`.
-
-    ``first_steps``: iterations of the first frame (None: the config's ``steps``, over its scales);
-    ``steps``: iterations of every later frame (one scale, from the warped previous result);
-    ``long_term``: the earlier frames the temporal loss looks at, as offsets rising from 1 (the
-    previous frame; Ruder et al.'s long-term consistency uses e.g. 1, 10, 20, 40);
-    ``color_tolerance``: the colour check of :func:`artistyle.video.flow.colour_consistency`
-    (None: the paper's flow check alone).
-    """
-
-    first_steps: int | None = None
-    steps: int = 100
-    flow: FlowMethod = "dis"
-    flow_preset: str = "medium"
-    long_term: tuple[int, ...] = (1,)
-    color_tolerance: float | None = COLOUR_TOLERANCE
-
-    def __post_init__(self) -> None:
-        for name, value in (("first_steps", self.first_steps), ("steps", self.steps)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-                raise UsageError(f"{name.replace('_', '-')} must be a whole number of at least 1, not {value!r}")
-        offsets = self.long_term
-        if (not offsets or any(isinstance(k, bool) or not isinstance(k, int) for k in offsets)
-                or offsets[0] != 1 or list(offsets) != sorted(set(offsets))):
-            raise UsageError(f"long-term offsets must be whole numbers rising from 1, such as 1,10,20,40, "
-                             f"not {','.join(map(str, offsets)) or 'nothing'}")
-        if self.color_tolerance is not None and not self.color_tolerance > 0:
-            raise UsageError(f"color-tolerance must be above 0 (or off), not {self.color_tolerance}")
 
 
 @dataclass(frozen=True)
@@ -108,11 +77,13 @@ class VideoPainting:
         settings: VideoSettings = VideoSettings(),
         *,
         restart: bool = False,
-        first_config: StyleConfig | None = None,
         private: bool = False,
     ):
-        """``restart``: discard the finished frames. ``first_config``: the first frame's settings where they
-        differ from ``nst``'s (a fast start's schedule). ``private``: ``work`` is the driver's own folder (a
+        """``nst``: the settings as given (:attr:`NST.given`) decide both kinds of frame, resolved by the
+        library: the first frame's (``settings.first_steps`` or the config's steps, or a fast start's
+        schedule) and the later frames' (``settings.steps`` on one scale from the warped previous result,
+        the given content weight or the default: a fast start's raised weight is the first frame's only).
+        ``restart``: discard the finished frames. ``private``: ``work`` is the driver's own folder (a
         batch's hidden one), so frames it holds from other settings or another input are replaced, not
         refused: nobody else's pictures can be there."""
         self.source = source
@@ -120,30 +91,32 @@ class VideoPainting:
         self.styles = [as_loaded(s, "style image") for s in styles]
         self.settings = settings
         self.work = Path(os.fspath(work))
+        given = nst.given
         self.config = nst.config
-        # The first frame's own settings, e.g. a fast start's schedule (StyleConfig.with_fast_schedule),
-        # which would not suit the later frames: its content weight is raised to hold the feed-forward start.
-        self.first_config = first_config or nst.config
         self.seed = nst.seed
+        # The first frame is painted like an image; the later ones on one scale from the warped previous
+        # result, with the content weight the user gave (a fast start's raised weight would not suit them).
+        self.first_config = (dataclasses.replace(given, steps=settings.first_steps) if settings.first_steps
+                             else given).resolved()
+        self.later_config = dataclasses.replace(given, steps=settings.steps, scales=1, scale_steps=None,
+                                                init="content", style_anchor=0).resolved()
         self._state = self._open_work(restart)
         self.seed = int(self._state["seed"])
-        first = dataclasses.replace(self.first_config, seed=self.seed,
-                                    steps=settings.first_steps or self.first_config.steps)
-        later = dataclasses.replace(self.config, seed=self.seed, steps=settings.steps, scales=1, scale_steps=None,
-                                    init="content", style_anchor=0)
+        first = dataclasses.replace(self.first_config, seed=self.seed)
+        later = dataclasses.replace(self.later_config, seed=self.seed)
         self.first_nst, self.later_nst = NST(first), NST(later)
         self.size = self.first_nst.size
         self.first_frame_steps = sum(first.scale_schedule(len(first.scale_sizes(self.size))))
         self.total_iterations = self.first_frame_steps + max(0, len(source) - 1) * settings.steps
         self.finished = self._finished_frames()
         self._stopped = threading.Event()
-        self._painting: Any = None
+        self._painting: Painting | None = None
 
     # -- the work folder ---------------------------------------------------------------------------
     def _settings_hash(self) -> str:
         """What decides the frames: every setting but the device and memory budget, the video settings,
         the style images' bytes and the input's identity."""
-        settings = {k: v for k, v in self.config.to_dict().items() if k not in ("device", "max_memory", "seed")}
+        settings = {k: v for k, v in self.later_config.to_dict().items() if k not in ("device", "max_memory", "seed")}
         first = {k: v for k, v in self.first_config.to_dict().items() if k not in ("device", "max_memory", "seed")}
         record = {
             "config": settings,
@@ -265,7 +238,7 @@ class VideoPainting:
         return encode_video(self.frame_paths(), output, fps=self.source.fps, audio_from=self.source,
                             protect=[s.path for s in self.styles if s.path is not None])
 
-    def _later(self, index: int, step: FlowStep, previous: np.ndarray) -> Any:
+    def _later(self, index: int, step: FlowStep, previous: np.ndarray) -> Painting:
         """Frame ``i > 0``: start from the warped previous result, and where its ``c = 0`` from the
         closest earlier result that is trusted there (with long-term consistency), else the frame itself.
 
@@ -287,7 +260,7 @@ class VideoPainting:
             temporal.append((older, earlier.weights))
         return self.later_nst.paint(step.frame, self.styles, init=start, temporal=temporal)
 
-    def _write(self, name: str, painting: Any) -> np.ndarray:
+    def _write(self, name: str, painting: Painting) -> np.ndarray:
         """Write the frame (and its pre-colour result, when they differ); return the result to warp from,
         as the 8-bit image it was saved as, so a resumed run starts from exactly the same pixels."""
         raw_path = self._raw_path(name)
@@ -313,15 +286,13 @@ def paint_video(
     end: float | None = None,
     every: int = 1,
     restart: bool = False,
-    first_config: StyleConfig | None = None,
 ) -> VideoPainting:
     """The library's ``artistyle video``: a :class:`VideoPainting` of ``clip`` (a video file or a folder
     of frames) in the style of ``styles``, its finished frames in ``work``; iterate it, then
-    :meth:`VideoPainting.encode` the result. ``first_config``: the first frame's settings when they
-    differ from ``nst``'s (a fast start's schedule). (A function here rather than a method of :class:`NST`:
+    :meth:`VideoPainting.encode` the result. (A function here rather than a method of :class:`NST`:
     the core never imports the video package, which needs PyAV and OpenCV.)"""
     return VideoPainting(nst, open_frames(clip, start=start, end=end, every=every), image_list(styles), work, settings,
-                         restart=restart, first_config=first_config)
+                         restart=restart)
 
 
 def _array_digest(array: np.ndarray) -> str:

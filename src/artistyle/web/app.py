@@ -99,7 +99,7 @@ def create_app(
     studio = Studio(device=device, max_memory=max_memory, max_pixels=max_pixels, max_size=max_size,
                     max_steps=max_steps, preview_interval=preview_interval)
     # Every setting a page may send, at its default; the size is this device's default (init: see status).
-    defaults = {name: value for name, value in StyleConfig().to_dict().items() if name in SETTINGS}
+    defaults = {name: value for name, value in StyleConfig().resolved().to_dict().items() if name in SETTINGS}
     defaults["size"] = StyleConfig().output_size(resolved.type)
     # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
     stopping = threading.Event()
@@ -161,8 +161,9 @@ def create_app(
         config = StyleConfig.from_mapping(wanted, allowed=SETTINGS, files=False).validate()
         if config.size is not None and config.size > max_size:
             raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
-        scheduled = config.with_fast_schedule(set(wanted))
-        return JSONResponse({**schedule(scheduled, scheduled.output_size(resolved.type)), "fast": scheduled != config})
+        scheduled = config.resolved()
+        fast = config.init == "fast" and config.steps is None and config.scale_steps is None
+        return JSONResponse({**schedule(scheduled, scheduled.output_size(resolved.type)), "fast": fast})
 
     async def jobs(request: Request) -> Response:
         return JSONResponse(studio.history())

@@ -25,7 +25,7 @@ from ..images import LoadedImage, encode_image, load_image, tensor_to_array, to_
 if TYPE_CHECKING:
     from torch import Tensor
 
-    from ..nst import Painting
+    from ..painting import Painting
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",

@@ -20,7 +20,7 @@ from ..metadata import recorded_settings
 from .images import StoredImage
 
 if TYPE_CHECKING:
-    from ..nst import Painting
+    from ..painting import Painting
     from ..transfer import Progress
 
 __all__ = ["ACTIVE", "Job", "job_state", "schedule"]

@@ -26,7 +26,7 @@ from ..settings import short_repr
 from ..sizes import check_image_sizes
 from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg, result_png
 from .job import ACTIVE, Job, job_state
-from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings, sent_settings
+from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
 __all__ = ["ACTIVE", "MAX_FINISHED_JOBS", "MAX_IMAGES", "PREVIEW_INTERVAL", "Job", "Studio"]
 
@@ -171,8 +171,11 @@ class Studio:
         # Too wide or too tall for the network at some scale: refused now, not when the job starts.
         check_image_sizes(config, config.output_size(resolve_device(self.device).type), content_image, style_images,
                           fine_image, options=("Size", "Scales 1"))
-        job = Job(_token(), config, content_image, style_images, fine_image, mask_images, steps=config.steps,
-                  given=sorted(sent_settings(settings)))
+        # The names the page sent a value for: its form puts back only those (an empty box stays empty).
+        given = sorted(name for name, value in settings.items() if value is not None) if isinstance(settings, dict) \
+            else []
+        job = Job(_token(), config, content_image, style_images, fine_image, mask_images, steps=config.steps or 0,
+                  given=given)
         with self._lock:
             if self._closing:
                 raise ArtiStyleError("the studio is shutting down")

@@ -5,9 +5,9 @@ validated :class:`StyleConfig` with the command line's messages, then applies
 the studio's own ceilings on size and steps (a run larger than that already
 takes hours on a CPU; bigger prints are for the command line).
 
-A fast start (``init: "fast"``) without ``steps`` or ``scale_steps`` gets the fast
-schedule for the schedule settings not sent (:meth:`StyleConfig.with_fast_schedule`),
-as on the command line; a setting sent as null counts as not sent, like an empty field.
+A setting sent as null counts as not sent, like an empty field; the library resolves what was not
+sent (:meth:`StyleConfig.resolved`: a fast start without ``steps`` or ``scale_steps`` gets the fast
+schedule), as on the command line.
 """
 
 from __future__ import annotations
@@ -20,8 +20,7 @@ from ..devices import resolve_device
 from ..errors import UsageError
 from ..fast import NEEDS_EXTRA, missing_dependencies
 
-__all__ = ["FAST_HINT", "MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "fast_missing", "parse_settings",
-           "sent_settings"]
+__all__ = ["FAST_HINT", "MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "fast_missing", "parse_settings"]
 
 MAX_SIZE = 4096
 MAX_STEPS = 10_000
@@ -47,31 +46,27 @@ def fast_missing() -> str | None:
     return f"{FAST_HINT} (missing: {', '.join(missing)})" if missing else None
 
 
-def sent_settings(data: Any) -> set[str]:
-    """The names of the settings a page sent with a value: null is "the default", as an empty field is."""
-    return {name for name, value in data.items() if value is not None} if isinstance(data, dict) else set()
-
-
 def parse_settings(
     data: Any, styles: int, *, device: str = "auto", max_memory: int | None = None,
     max_size: int = MAX_SIZE, max_steps: int = MAX_STEPS,
 ) -> StyleConfig:
-    """A validated :class:`StyleConfig` from a job's JSON settings, for ``styles`` style images on ``device``.
+    """A validated, resolved :class:`StyleConfig` from a job's JSON settings, for ``styles`` style images on
+    ``device``.
 
     Raises :class:`UsageError` naming the first bad setting, with the same
     messages as the command line where the check is the same; a fast start
     without the fast extra is refused here, before the job waits in the queue.
     """
-    config = StyleConfig.from_mapping({} if data is None else data, allowed=SETTINGS, files=False)
-    config = dataclasses.replace(config, device=device, max_memory=max_memory).validate()
-    config = config.with_fast_schedule(sent_settings(data))
+    sent = {name: value for name, value in data.items() if value is not None} if isinstance(data, dict) else data
+    config = StyleConfig.from_mapping({} if sent is None else sent, allowed=SETTINGS, files=False)
+    config = dataclasses.replace(config, device=device, max_memory=max_memory).validate().resolved()
     if config.init == "fast":
         missing = fast_missing()
         if missing:
             raise UsageError(missing)
     if config.size is not None and config.size > max_size:
         raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
-    if config.steps > max_steps:
+    if config.steps is not None and config.steps > max_steps:
         raise UsageError(f"steps must be at most {max_steps} in the studio, not {config.steps}")
     # The checks that need the number of styles or the size, before the job waits in the queue.
     config.check(styles, resolve_device(device).type)
