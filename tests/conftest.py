@@ -12,7 +12,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -258,7 +259,30 @@ def probe(path: Path) -> dict[str, object]:
     return info
 
 
-# -- the studio through its HTTP API (fastapi's TestClient; the web extra) ------------------------------
+# -- the studio through its HTTP API (Starlette's TestClient; the web extra) -----------------------------
+@pytest.fixture(scope="module")
+def client() -> Iterator[Any]:
+    """A studio on the CPU behind Starlette's TestClient, one per test module, sending the page's X-ArtiStyle
+    header (test_web.py and test_hardening_web.py make their own, with upload limits or without the header)."""
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2")  # Starlette 1.x asks for the httpx2 fork
+        from starlette.testclient import TestClient
+
+    from artistyle.web.app import create_app
+
+    app = create_app(device="cpu", preview_interval=0.0)
+    with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def studio_images(client: Any) -> tuple[str, str]:
+    """The small content and style pictures uploaded to the module's studio: their image ids."""
+    return upload_pair(client)
+
+
 def png(image: Image.Image) -> bytes:
     """An image as PNG bytes, as a page uploads it."""
     buffer = io.BytesIO()
@@ -274,6 +298,13 @@ def upload_pair(client: Any) -> tuple[str, str]:
         assert response.status_code == 201, response.text
         ids.append(response.json()["id"])
     return ids[0], ids[1]
+
+
+def submit_job(client: Any, content: str, styles: list[str], **settings: Any) -> dict[str, Any]:
+    """Post a job to ``/api/jobs`` (it must be accepted); the job's state."""
+    response = client.post("/api/jobs", json={"content": content, "styles": styles, "settings": settings})
+    assert response.status_code == 201, response.text
+    return response.json()  # type: ignore[no-any-return]
 
 
 def wait_for_job(client: Any, job: str, statuses: tuple[str, ...], timeout: float = 120) -> dict[str, Any]:

@@ -131,3 +131,16 @@ def test_the_checker_sees_a_cycle_and_a_private_import(tmp_path: Path) -> None:
         assert ("artistyle.cli", ["main"], 2) in found
     finally:
         del MODULES["artistyle._probe"]
+
+
+def test_the_version_lives_in_version_py() -> None:
+    # One place (pyproject.toml reads it there); modules import it from .version, not the package's face.
+    offences = [
+        f"{module}:{line} imports __version__ from {target}"
+        for module in MODULES
+        if module not in ("artistyle", "artistyle.version")
+        for target, names, line in imports(module, runtime_only=False)
+        if "__version__" in names and target != "artistyle.version"
+    ]
+    assert not offences, "\n".join(offences)
+    assert 'version = { attr = "artistyle.version.__version__" }' in (REPO / "pyproject.toml").read_text()

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from artistyle import UsageError
-from artistyle.memory import MIN_HISTORY, estimate_peak, parse_bytes, plan_memory
+from artistyle import UsageError, memory
+from artistyle.memory import MIN_HISTORY, available_memory, estimate_peak, parse_bytes, plan_memory
 
 from .conftest import FAST, run
 
@@ -82,6 +82,20 @@ def test_painting_plans_the_anchor_pass_only_where_it_runs(content_path: Path, s
     off, on = plans(0), plans(200)
     assert on[:2] == off[:2]  # 128 and 181 px: up to the anchor, no anchor pass
     assert on[2] > off[2]  # 256 px: the 181 px anchor pass is larger than a 16 px tile's crop
+
+
+def test_the_default_budget_is_a_share_of_the_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The system's free memory comes from psutil on every platform (no /proc/meminfo, no guess).
+    class Free:
+        available = 6 * 2**30
+
+    monkeypatch.setattr(memory.psutil, "virtual_memory", Free)
+    assert available_memory(CPU) == 6 * 2**30
+    plan = plan_memory(512, 512, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=None)
+    assert plan.budget == int(memory.DEFAULT_SHARE * 6 * 2**30)
+    Free.available = 200 * 2**20  # too little for 512 px at any history or tile
+    with pytest.raises(UsageError):
+        plan_memory(512, 512, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=None)
 
 
 def test_planner_rejects_a_budget_below_the_minimum() -> None:

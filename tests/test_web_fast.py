@@ -8,7 +8,6 @@ import io
 import sys
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,8 @@ from artistyle.errors import UsageError
 from artistyle.fast import missing_dependencies
 from artistyle.images import resized_shape
 
-from .conftest import hold_studio_runs, make_content, make_style, upload_pair
+from .conftest import hold_studio_runs, make_content, make_style
+from .conftest import submit_job as submit
 from .conftest import wait_for_job as wait_for
 
 pytest.importorskip("starlette")
@@ -31,22 +31,9 @@ with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
     from starlette.testclient import TestClient
 
-from artistyle.web.app import create_app
 from artistyle.web.settings import FAST_HINT, parse_settings
 
 needs_fast = pytest.mark.skipif(bool(missing_dependencies()), reason="the fast extra is not installed")
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    app = create_app(device="cpu", preview_interval=0.0)
-    with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def images(client: TestClient) -> tuple[str, str]:
-    return upload_pair(client)
 
 
 # ---------------------------------------------------------------- the settings
@@ -100,16 +87,13 @@ def test_the_page_starts_fast_where_the_extra_is_installed(client: TestClient) -
 
 @needs_fast
 def test_the_feed_forward_picture_is_the_preview_before_the_first_iteration(
-    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, studio_images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The first scale's transfer is held until the test has seen the preview: no iteration can have run.
     release = hold_studio_runs(monkeypatch)
-    content, style = images
+    content, style = studio_images
     sent = time.monotonic()
-    response = client.post("/api/jobs", json={"content": content, "styles": [style],
-                                              "settings": {"size": 64, "seed": 2, "init": "fast"}})
-    assert response.status_code == 201, response.text
-    job = response.json()
+    job = submit(client, content, [style], size=64, seed=2, init="fast")
     assert job["settings"]["scale_steps"] == [40, 32] and job["given"] == ["init", "seed", "size"]
     try:
         while True:
@@ -131,12 +115,12 @@ def test_the_feed_forward_picture_is_the_preview_before_the_first_iteration(
 
 @pytest.mark.slow
 @needs_fast
-def test_a_fast_start_gives_the_command_lines_png(client: TestClient, images: tuple[str, str], tmp_path: Path) -> None:
-    content, style = images
-    response = client.post("/api/jobs", json={"content": content, "styles": [style],
-                                              "settings": {"size": 48, "seed": 11, "init": "fast"}})
-    assert response.status_code == 201, response.text
-    state = wait_for(client, response.json()["id"], ("done", "failed"))
+def test_a_fast_start_gives_the_command_lines_png(
+    client: TestClient, studio_images: tuple[str, str], tmp_path: Path
+) -> None:
+    content, style = studio_images
+    job = submit(client, content, [style], size=48, seed=11, init="fast")
+    state = wait_for(client, job["id"], ("done", "failed"))
     assert state["status"] == "done", state["error"]
     result = client.get(f"/api/jobs/{state['id']}/result.png").content
     # The same settings on the command line (the fast schedule from what was not given): the very same bytes.
@@ -152,7 +136,7 @@ def test_a_fast_start_gives_the_command_lines_png(client: TestClient, images: tu
 
 
 def test_without_the_extra_the_page_starts_from_noise_and_a_fast_job_is_one_line(
-    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, studio_images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # import onnxruntime now fails as if not installed
     status = client.get("/api/status").json()
@@ -160,7 +144,7 @@ def test_without_the_extra_the_page_starts_from_noise_and_a_fast_job_is_one_line
     message = status["fast"]["message"]
     assert message.startswith(FAST_HINT) and 'pip install "artistyle[fast]"' in message
     assert "onnxruntime" in message and "\n" not in message
-    content, style = images
+    content, style = studio_images
     response = client.post("/api/jobs", json={"content": content, "styles": [style],
                                               "settings": {"size": 48, "init": "fast"}})
     assert response.status_code == 400 and response.json()["error"] == message

@@ -8,7 +8,6 @@ import io
 import json
 import time
 import warnings
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,8 @@ from artistyle.cli import main
 from artistyle.config import StyleConfig
 from artistyle.metadata import METADATA_KEY, read_image_metadata
 
-from .conftest import make_content, make_style, upload_pair
+from .conftest import make_content, make_style
+from .conftest import submit_job as submit
 from .conftest import wait_for_job as wait_for
 
 pytest.importorskip("starlette")
@@ -28,27 +28,6 @@ pytest.importorskip("httpx")
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=".*httpx2")
     from starlette.testclient import TestClient
-
-from artistyle.web.app import create_app
-
-
-@pytest.fixture(scope="module")
-def client() -> Iterator[TestClient]:
-    app = create_app(device="cpu", preview_interval=0.0)
-    with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as test_client:
-        yield test_client
-
-
-@pytest.fixture(scope="module")
-def images(client: TestClient) -> tuple[str, str]:
-    return upload_pair(client)
-
-
-def submit(client: TestClient, content: str, styles: list[str], **settings: Any) -> dict[str, Any]:
-    response = client.post("/api/jobs", json={"content": content, "styles": styles, "settings": settings})
-    assert response.status_code == 201, response.text
-    return response.json()  # type: ignore[no-any-return]
-
 
 
 
@@ -70,8 +49,8 @@ def test_a_bad_schedule_query_is_one_line(client: TestClient) -> None:
         assert "\n" not in response.json()["error"]
 
 
-def test_a_job_says_how_to_show_it_again(client: TestClient, images: tuple[str, str]) -> None:
-    content, style = images
+def test_a_job_says_how_to_show_it_again(client: TestClient, studio_images: tuple[str, str]) -> None:
+    content, style = studio_images
     job = submit(client, content, [style], size=64, steps=12, seed=5, preserve_color="luminance")
     seen_eta = False
     while True:
@@ -96,9 +75,9 @@ def test_a_job_says_how_to_show_it_again(client: TestClient, images: tuple[str, 
     assert listed[0]["id"] == job["id"] and listed[0]["losses"] == [] and listed[0]["seconds"] > 0
 
 
-def test_the_png_records_its_settings_and_seed(client: TestClient, images: tuple[str, str], tmp_path: Path,
+def test_the_png_records_its_settings_and_seed(client: TestClient, studio_images: tuple[str, str], tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    content, style = images
+    content, style = studio_images
     job = submit(client, content, [style], size=48, steps=3, seed=11, scales=1)
     assert wait_for(client, job["id"], ("done", "failed"))["status"] == "done"
     result = client.get(f"/api/jobs/{job['id']}/result.png").content
@@ -132,7 +111,7 @@ def test_the_png_records_its_settings_and_seed(client: TestClient, images: tuple
 
 
 def test_a_cancel_before_the_first_iteration_gives_no_image(
-    client: TestClient, images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+    client: TestClient, studio_images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The cancel lands just as the painting is prepared: the start image (noise) is no result.
     from artistyle.engine import Engine
@@ -146,7 +125,7 @@ def test_a_cancel_before_the_first_iteration_gives_no_image(
         return transfer
 
     monkeypatch.setattr(Engine, "transfer", cancelled_while_preparing)
-    content, style = images
+    content, style = studio_images
     job = submit(client, content, [style], size=64, steps=50, seed=1, scales=1)
     state = wait_for(client, job["id"], ("cancelled", "done", "failed"))
     assert state["status"] == "cancelled" and state["iteration"] == 0 and not state["result"]

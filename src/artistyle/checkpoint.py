@@ -18,12 +18,12 @@ from typing import Any
 
 import torch
 
-from . import __version__
 from .config import StyleConfig
 from .engine import Engine
 from .errors import UsageError
 from .files import atomic_write, file_sha256, load_torch_file
 from .painting import Painting
+from .version import __version__
 
 __all__ = ["FORMAT", "Checkpoint", "check_resumable", "load_checkpoint", "read_checkpoint", "save_checkpoint"]
 

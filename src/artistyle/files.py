@@ -33,7 +33,6 @@ __all__ = [
     "check_free_space",
     "check_writable",
     "file_sha256",
-    "glob_escape",
     "load_torch_file",
     "remove_stale_temporaries",
     "same_file",
@@ -198,11 +197,6 @@ def _process_exists(pid: int) -> bool:
     except (PermissionError, OSError, OverflowError):
         return True
     return True
-
-
-def glob_escape(text: str) -> str:
-    """``text`` with the glob metacharacters ``*?[`` made literal."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in text)
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -12,11 +12,11 @@ import numpy as np
 import PIL
 import torch
 
-from . import __version__
 from .engine import Engine
 from .errors import UsageError
 from .files import atomic_write, same_file
 from .painting import Painting
+from .version import __version__
 
 __all__ = ["manifest", "write_manifest"]
 

@@ -23,10 +23,10 @@ fits, so a run is never killed for memory half way.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 
+import psutil
 import torch
 
 from .errors import UsageError
@@ -70,21 +70,11 @@ def parse_bytes(text: str) -> int:
 
 
 def available_memory(device: torch.device) -> int:
-    """Free memory on the device: CUDA's free memory, or the system's MemAvailable."""
+    """Free memory on the device: CUDA's free memory, or the system's available memory (psutil)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30  # unknown platform: assume a modest machine
+    return int(psutil.virtual_memory().available)
 
 
 def estimate_peak(

@@ -17,9 +17,9 @@ from typing import Any
 
 from PIL import Image
 
-from . import __version__
 from .config import StyleConfig
 from .errors import ImageError
+from .version import __version__
 
 __all__ = ["METADATA_KEY", "image_metadata", "read_image_metadata", "recorded_settings"]
 

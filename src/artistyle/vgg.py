@@ -234,7 +234,6 @@ class VGGFeatures(nn.Module):
         self.memory_saving = True
         # bfloat16 or float16 for the convolutions (mixed precision on a GPU); None: float32.
         self.half_dtype = half_dtype
-        self.weights_name = weights.name
         self.normalization = Normalization(
             weights.normalization.mean.tolist(), weights.normalization.std.tolist(), weights.normalization.channel_order
         )

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import signal
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -26,7 +25,7 @@ from ..batch.run import failure
 from ..errors import ArtiStyleError, UsageError
 from ..video.settings import LATER_STEPS
 from .options import PROG, Parser, add_settings, config_from_args, positive_int
-from .signals import STOP_SIGNALS, Stopped
+from .signals import handled_by, stop_exception, stopped_by
 
 if TYPE_CHECKING:
     from ..batch import Batch, BatchResult, Executor
@@ -214,16 +213,12 @@ def stopping(batch: Batch, arrived: list[int]) -> Iterator[None]:
 
     def stop(signum: int, frame: FrameType | None) -> None:
         if arrived:
-            raise KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
+            raise stop_exception(signum)
         arrived.append(signum)
-        batch.stop("interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}")
+        batch.stop(stopped_by(stop_exception(signum)))
 
-    previous = {signum: signal.signal(signum, stop) for signum in STOP_SIGNALS}
-    try:
+    with handled_by(stop):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 def paint_all(batch: Batch, *, quiet: bool) -> int:
@@ -243,7 +238,7 @@ def paint_all(batch: Batch, *, quiet: bool) -> int:
         summarize(outcome, sheet, journal.path)
     if arrived:
         signum = arrived[0]
-        what = "interrupted" if signum == signal.SIGINT else f"stopped by {signal.Signals(signum).name}"
+        what = stopped_by(stop_exception(signum))
         print(f"{PROG}: {what}; {outcome.count('ok')} job(s) done, {outcome.not_run} not started; run the same "
               "command again to finish", file=sys.stderr)
         return 128 + signum

@@ -12,9 +12,9 @@ from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from .. import __version__
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
+from ..version import __version__
 
 __all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "given_settings", "number",
            "positive_int"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -26,20 +26,29 @@ def loss_bar(enabled: bool, *, count: bool) -> Progress:
     )
 
 
-class ProgressBar:
+B = TypeVar("B", bound="RichBar")
+
+
+class RichBar:
+    """A rich bar shown while its ``with`` block runs."""
+
+    _bar: Progress
+
+    def __enter__(self: B) -> B:
+        self._bar.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self._bar.stop()
+
+
+class ProgressBar(RichBar):
     """Shows a :class:`artistyle.Progress` stream on stderr; does nothing when disabled."""
 
     def __init__(self, steps: int, enabled: bool = True):
         self.enabled = enabled
         self._bar = loss_bar(enabled, count=True)
         self._task = self._bar.add_task("painting", total=steps, loss="-", rate="- s/it")
-
-    def __enter__(self) -> ProgressBar:
-        self._bar.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._bar.stop()
 
     def update(self, event: Event) -> None:
         where = f"painting {event.size[0]}x{event.size[1]}"
@@ -54,7 +63,7 @@ class ProgressBar:
         )
 
 
-class BatchBar:
+class BatchBar(RichBar):
     """A batch's progress on stderr: jobs painted of those to paint, counts, the running job, ETA."""
 
     def __init__(self, enabled: bool = True):
@@ -70,13 +79,6 @@ class BatchBar:
         )
         self._task = self._bar.add_task("batch", total=None, jobs="", counts="", eta="-")
 
-    def __enter__(self) -> BatchBar:
-        self._bar.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._bar.stop()
-
     def update(self, progress: BatchProgress) -> None:
         counts = f"{progress.ok} ok, {progress.failed} failed, {progress.skipped} skipped"
         if progress.running:
@@ -87,19 +89,12 @@ class BatchBar:
                          jobs=f"{finished}/{progress.total} jobs")
 
 
-class VideoBar:
+class VideoBar(RichBar):
     """A clip's progress on stderr: the frame being painted, iterations of the whole clip, loss, ETA."""
 
     def __init__(self, total: int, enabled: bool = True):
         self._bar = loss_bar(enabled, count=False)
         self._task = self._bar.add_task("video", total=total, loss="-", rate="")
-
-    def __enter__(self) -> VideoBar:
-        self._bar.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
-        self._bar.stop()
 
     def update(self, event: VideoProgress) -> None:
         state = "done" if event.done else f"{event.progress.iteration if event.progress else 0} it"

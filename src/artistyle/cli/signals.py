@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
 
 __all__ = [
-    "STOP_SIGNALS", "Stopped", "exit_status", "raise_if_stopped", "signals_held", "stop_on_signals", "stopped_by",
+    "STOP_SIGNALS", "Stopped", "exit_status", "handled_by", "raise_if_stopped", "signals_held", "stop_exception",
+    "stop_on_signals", "stopped_by",
 ]
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -41,19 +42,20 @@ class Stopped(KeyboardInterrupt):
 _arrived: list[int] = []
 
 
-def _stop_exception(signum: int) -> KeyboardInterrupt:
+def stop_exception(signum: int) -> KeyboardInterrupt:
+    """The exception a stop signal raises: KeyboardInterrupt for SIGINT, :class:`Stopped` for the others."""
     return KeyboardInterrupt() if signum == signal.SIGINT else Stopped(signum)
 
 
 def _record_and_raise(signum: int, frame: FrameType | None) -> None:
     _arrived.append(signum)
-    raise _stop_exception(signum)
+    raise stop_exception(signum)
 
 
 def raise_if_stopped() -> None:
     """Raise the stop signal's exception again if one arrived and was lost in a finaliser (see above)."""
     if _arrived:
-        raise _stop_exception(_arrived[0])
+        raise stop_exception(_arrived[0])
 
 
 def _in_main_thread() -> bool:
@@ -82,6 +84,17 @@ def exit_status(exc: KeyboardInterrupt) -> int:
 
 
 @contextmanager
+def handled_by(handler: Callable[[int, FrameType | None], None]) -> Iterator[None]:
+    """``handler`` for SIGINT, SIGTERM and SIGHUP inside the block (main thread only); the previous handlers after."""
+    previous = {signum: signal.signal(signum, handler) for signum in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for signum, former in previous.items():
+            signal.signal(signum, former)
+
+
+@contextmanager
 def signals_held() -> Iterator[None]:
     """Hold SIGINT, SIGTERM and SIGHUP inside the block; the first one that arrived is raised at its end."""
     if not _in_main_thread():
@@ -92,11 +105,7 @@ def signals_held() -> Iterator[None]:
     def hold(signum: int, frame: FrameType | None) -> None:
         arrived.append(signum)
 
-    previous = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
-    try:
+    with handled_by(hold):
         yield
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
     if arrived:
-        raise KeyboardInterrupt() if arrived[0] == signal.SIGINT else Stopped(arrived[0])
+        raise stop_exception(arrived[0])

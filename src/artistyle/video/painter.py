@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import __version__
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
@@ -39,6 +38,7 @@ from ..images.tensors import array_to_tensor, tensor_to_array
 from ..nst import NST
 from ..painting import Painting
 from ..transfer import Progress
+from ..version import __version__
 from .encode import EncodedVideo, encode_video
 from .flow import FlowPrefetcher, FlowStep
 from .frames import FrameSource, open_frames

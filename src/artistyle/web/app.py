@@ -47,11 +47,11 @@ from starlette.responses import FileResponse, JSONResponse, Response, StreamingR
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from .. import __version__
 from ..config import FAST_SCHEDULE, StyleConfig
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..settings import short_repr
+from ..version import __version__
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .job import Job, schedule
