@@ -14,9 +14,10 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -24,6 +25,8 @@ import torch
 from PIL import Image
 
 from artistyle.cli import main
+from artistyle.config import StyleConfig
+from artistyle.settings import Setting, describe_fields, setting
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "src" / "artistyle" / "samples"
@@ -333,3 +336,23 @@ def hold_studio_runs(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
 
     monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
     return release
+
+
+@dataclass(frozen=True)
+class TrialConfig(StyleConfig):
+    """StyleConfig with three trial fields the studio may set, as a developer would add them: a number with
+    a range in a group of its own, a choice in an existing group, and a switch that is on by default."""
+
+    brush_size: int | None = setting(None, "brushes", "trial: the brush size (default: the style's)", units="px",
+                                     minimum=2, maximum=64)
+    brush_shape: Literal["round", "flat"] = setting("round", "loss", "trial: the brush's shape (default {default})")
+    sparkle: bool = setting(True, "brushes", "trial: a switch that is on by default")
+
+
+TRIAL_FIELDS = ("brush_size", "brush_shape", "sparkle")
+
+
+def trial_studio_settings() -> tuple[Setting, ...]:
+    """The settings a studio page may send, with :class:`TrialConfig`'s trial fields
+    (for ``artistyle.web.app.studio_settings``: the status is built from this list)."""
+    return tuple(s for s in describe_fields(TrialConfig) if s.studio)

@@ -191,3 +191,24 @@ def test_help_is_made_from_the_schema() -> None:
         assert setting.option in text
     assert "--mask PATH [PATH ...]" in text and "--style-blend W [W ...]" in text
     assert "(default conv4_2; see --list-layers)" in text and "80% of the free RAM" in text
+
+
+def test_the_ranges_settings_describe_are_the_ones_validate_enforces() -> None:
+    # Setting.minimum/maximum (the studio's form sets them on its boxes) hold for every value: a config at the
+    # bound is valid, one past it is refused. A list setting gets the value first, then ones.
+    layers = len(StyleConfig().style_layers)
+    checked = set()
+    for setting in StyleConfig.settings():
+        for bound, past in ((setting.minimum, -1), (setting.maximum, 1)):
+            if bound is None:
+                continue
+            for value, valid in ((bound, True), (bound + (past if setting.kind is int else past / 2), False)):
+                one = setting.kind(value)
+                given = (one, *(setting.kind(1),) * (layers - 1)) if setting.many else one
+                if valid:
+                    StyleConfig(**{setting.name: given}).validate()
+                else:
+                    with pytest.raises(UsageError):
+                        StyleConfig(**{setting.name: given}).validate()
+            checked.add(setting.name)
+    assert {"size", "steps", "content_weight", "seed", "scale_factor", "style_blend"} <= checked

@@ -23,7 +23,15 @@ from artistyle.cli import main
 from artistyle.config import CPU_DEFAULT_SIZE, StyleConfig
 from artistyle.images import resized_shape
 
-from .conftest import REPO, interrupt_a_watched_run, make_content, make_style, start_studio
+from .conftest import (
+    REPO,
+    TRIAL_FIELDS,
+    interrupt_a_watched_run,
+    make_content,
+    make_style,
+    start_studio,
+    trial_studio_settings,
+)
 
 pytest.importorskip("starlette")
 pytest.importorskip("uvicorn")
@@ -119,6 +127,44 @@ def test_status_samples_and_unknown_paths(client: TestClient) -> None:
     one_line_error(client.get("/api/jobs/nope"), 404)
     one_line_error(client.post("/api/jobs/nope/cancel"), 404)
     one_line_error(client.get("/api/nothing"), 404)
+
+
+def test_status_describes_every_studio_setting(client: TestClient) -> None:
+    # The page builds its More settings from these: every setting it may send, in field order, grouped as --help.
+    groups = client.get("/api/status").json()["settings"]
+    described = {s["name"]: s for group in groups for s in group["settings"]}
+    assert list(described) == list(SETTINGS)
+    assert [g["group"] for g in groups] == list(dict.fromkeys(s.group for s in StyleConfig.settings() if s.studio))
+    assert all(s["group"] == g["group"] for g in groups for s in g["settings"])
+    assert described["style_anchor"] == {
+        "name": "style_anchor", "label": "style-anchor", "group": "coarse to fine", "kind": "int", "many": False,
+        "one_or_many": False, "optional": False, "choices": [], "default": 512, "default_text": "512",
+        "minimum": 0, "maximum": None, "units": "px", "help": next(s for s in StyleConfig.settings() if s.name == "style_anchor").help_text}
+    assert described["style_layers"]["many"] and described["style_layers"]["default"] == list(StyleConfig().style_layers)
+    assert described["style_size"]["one_or_many"] and described["style_size"]["minimum"] == 32
+    assert described["optimizer"]["choices"] == ["lbfgs", "adam"] and described["optimizer"]["default"] == "lbfgs"
+    assert described["scales"]["default"] is None and described["scales"]["minimum"] == 1  # positive: at least 1
+    assert described["preserve_color"]["optional"] and described["original_colors"]["kind"] == "bool"
+
+
+def test_a_new_studio_setting_reaches_the_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A field added to StyleConfig with studio=True (TrialConfig's, through the settings list the status is
+    # built from) is described in /api/status with nothing else edited: the page's form comes from there.
+    monkeypatch.setattr(web_app, "studio_settings", trial_studio_settings)
+    app = create_app(device="cpu")
+    with TestClient(app, base_url="http://127.0.0.1") as trial:
+        groups = trial.get("/api/status").json()["settings"]
+    described = {s["name"]: s for group in groups for s in group["settings"]}
+    assert set(described) == {*SETTINGS, *TRIAL_FIELDS}
+    assert described["brush_size"] == {
+        "name": "brush_size", "label": "brush-size", "group": "brushes", "kind": "int", "many": False,
+        "one_or_many": False, "optional": True, "choices": [], "default": None, "default_text": None,
+        "minimum": 2, "maximum": 64, "units": "px", "help": "trial: the brush size (default: the style's)"}
+    assert described["sparkle"]["kind"] == "bool" and described["sparkle"]["default"] is True
+    # A new group comes last; a field of an existing group joins it, after its fields.
+    assert groups[-1]["group"] == "brushes" and [s["name"] for s in groups[-1]["settings"]] == ["brush_size", "sparkle"]
+    loss = next(g for g in groups if g["group"] == "loss")
+    assert loss["settings"][-1]["name"] == "brush_shape" and loss["settings"][-1]["choices"] == ["round", "flat"]
 
 
 def test_foreign_host_header_is_refused(client: TestClient) -> None:

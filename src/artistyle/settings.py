@@ -52,8 +52,10 @@ class Setting:
     a file on this machine, or (with ``choices``) one of these names. ``unset``: the default None means
     "not given": the library gives it a value that depends on other settings
     (:meth:`~artistyle.config.StyleConfig.resolved`), and JSON's null is no value for it. ``off``: the
-    command line's word ``off`` gives None (the feature off). The fields after
-    ``choices`` come from the dataclass field and its annotation (:func:`describe_fields`).
+    command line's word ``off`` gives None (the feature off). ``minimum`` and ``maximum``: the range
+    :meth:`StyleConfig.validate` enforces on each value, where it is a simple one (for the studio's form;
+    the check itself stays in ``validate``); a ``positive`` setting's minimum is 1 unless given. The fields
+    after ``choices`` come from the dataclass field and its annotation (:func:`describe_fields`).
     """
 
     help: str
@@ -67,6 +69,8 @@ class Setting:
     path: bool = False
     unset: bool = False
     off: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
     choices: tuple[str, ...] = ()
     name: str = ""
     default: Any = None
@@ -88,6 +92,26 @@ class Setting:
     @property
     def help_text(self) -> str:
         return self.help.replace("{default}", shown(self.default))
+
+    def description(self) -> dict[str, Any]:
+        """The setting as JSON, for a form built from it (the studio's More settings).
+
+        ``kind`` is ``int``, ``float``, ``str`` or ``bool`` (of one value); ``many``: a list of them;
+        ``one_or_many``: one value or a list; ``optional``: null allowed. ``default`` is JSON (lists for
+        tuples, null where the library decides) and ``default_text`` the default as ``--help`` shows it
+        (null for none). ``minimum``/``maximum``: the range of each value, where known. ``unset``: the
+        library decides the default from other settings (:meth:`StyleConfig.resolved`).
+        """
+        default = list(self.default) if isinstance(self.default, tuple) else self.default
+        return {
+            "name": self.name, "label": self.label, "group": self.group, "kind": self.kind.__name__,
+            "many": self.many, "one_or_many": self.one_or_many, "optional": self.optional,
+            "choices": list(self.choices), "default": default,
+            "default_text": None if self.default is None else ("on" if self.default else "off")
+            if self.kind is bool else shown(self.default),
+            "minimum": self.minimum, "maximum": self.maximum, "units": self.units, "help": self.help_text,
+            "unset": self.unset,
+        }
 
     def read(self, value: Any, *, files: bool = True) -> Any:
         """``value`` from JSON, type-checked, as the field holds it (lists as tuples).
@@ -142,7 +166,8 @@ def describe_fields(cls: type) -> tuple[Setting, ...]:
     for f in dataclasses.fields(cls):
         meta: Setting = f.metadata["setting"]
         kind = _kind(hints[f.name], meta.choices)
-        described.append(dataclasses.replace(meta, name=f.name, default=f.default, **kind))
+        minimum = 1 if meta.minimum is None and meta.positive else meta.minimum
+        described.append(dataclasses.replace(meta, name=f.name, default=f.default, minimum=minimum, **kind))
     return tuple(described)
 
 

@@ -2,7 +2,8 @@
 
 API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a bug)::
 
-    GET  /api/status                  limits, the page's defaults, device, the fast start, what the worker is doing
+    GET  /api/status                  limits, the page's defaults, the settings' descriptions (the page builds its
+                                      form from them), device, the fast start, what the worker is doing
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
     POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
@@ -26,6 +27,10 @@ A job's settings left out (or null) are :class:`StyleConfig`'s defaults, as on t
 ``init`` is ``noise`` there. The page's own defaults, from ``/api/status``, differ in one place: it
 starts from ``fast`` (:data:`STUDIO_INIT`) where the fast extra is installed, and ``fast`` in the
 status says whether it is, with the line to show where not.
+
+The status's ``settings`` describe every setting a page may send (:func:`describe_settings`: name,
+kind, choices, default, range, help, grouped as ``artistyle --help``); the page's More settings
+are built from them, so a new studio field of :class:`StyleConfig` appears there by itself.
 """
 
 from __future__ import annotations
@@ -56,7 +61,7 @@ from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, Secur
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .job import Job, schedule
 from .jobs import PREVIEW_INTERVAL, Studio
-from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, fast_missing
+from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, describe_settings, fast_missing, studio_settings
 
 __all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "STUDIO_INIT", "create_app",
            "megabytes"]
@@ -101,6 +106,8 @@ def create_app(
     # Every setting a page may send, at its default; the size is this device's default (init: see status).
     defaults = {name: value for name, value in StyleConfig().resolved().to_dict().items() if name in SETTINGS}
     defaults["size"] = StyleConfig().output_size(resolved.type)
+    # What the page builds its More settings from: every studio setting, described (StyleConfig's own defaults).
+    form = describe_settings(studio_settings())
     # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
     stopping = threading.Event()
 
@@ -122,6 +129,7 @@ def create_app(
                        "max_steps": max_steps, "max_styles": MAX_STYLES},
             # The page's defaults: StyleConfig's, but the studio's own start where it can run.
             "defaults": {**defaults, "init": "noise" if missing else STUDIO_INIT},
+            "settings": form,
             # Whether the fast start can run here (else the line to show), and its schedule, for the help lines.
             "fast": {"available": missing is None, "message": missing, "schedule": FAST_SCHEDULE},
             **studio.status(),

@@ -13,24 +13,45 @@ schedule), as on the command line.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from typing import Any
 
-from ..config import StyleConfig
+from ..config import Setting, StyleConfig
 from ..devices import resolve_device
 from ..errors import UsageError
 from ..fast import NEEDS_EXTRA, missing_dependencies
 
-__all__ = ["FAST_HINT", "MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "fast_missing", "parse_settings"]
+__all__ = ["FAST_HINT", "MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "describe_settings", "fast_missing",
+           "parse_settings", "studio_settings"]
 
 MAX_SIZE = 4096
 MAX_STEPS = 10_000
 MAX_STYLES = 8  # style images per run, and masks per run
 
-# Settings a page may send: StyleConfig's fields marked for the studio. Paths (masks, a fine style,
-# weights, an init image) are left out on purpose: the client never names a file on the server;
-# masks and a fine style come as image ids, beside the settings (Studio.submit). The device and the
-# memory limit are the server's.
-SETTINGS = tuple(s.name for s in StyleConfig.settings() if s.studio)
+
+def studio_settings() -> tuple[Setting, ...]:
+    """The settings a page may send: StyleConfig's fields marked for the studio, in field order.
+
+    Paths (masks, a fine style, weights, an init image) are left out on purpose: the client never
+    names a file on the server; masks and a fine style come as image ids, beside the settings
+    (Studio.submit). The device and the memory limit are the server's.
+    """
+    return tuple(s for s in StyleConfig.settings() if s.studio)
+
+
+SETTINGS = tuple(s.name for s in studio_settings())
+
+
+def describe_settings(described: Sequence[Setting]) -> list[dict[str, Any]]:
+    """The settings as the page builds its form from them: ``[{"group", "settings": [description, ...]}]``.
+
+    Groups in the order of their first setting, settings in field order (as ``artistyle --help``);
+    each description is :meth:`Setting.description`.
+    """
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for setting in described:
+        groups.setdefault(setting.group, []).append(setting.description())
+    return [{"group": group, "settings": settings} for group, settings in groups.items()]
 
 #: The line a page shows (and a fast job's 400 says) where the fast extra is missing: the command line's
 #: install hint, with the studio's way to do without.

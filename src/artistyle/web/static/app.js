@@ -9,6 +9,7 @@ const state = {
   limits: null,
   defaults: null,
   fast: null,             // {available, message, schedule}: the fast start on this server
+  fields: [],             // [{setting, control}]: the More settings rows built from /api/status
   samples: [],
   content: null,          // {id, name, url, width, height}
   styles: [],             // [{id, name, url, weight, scale}]
@@ -313,6 +314,132 @@ async function loadSamples() {
   });
 }
 
+// ---------------------------------------------------------------- More settings, from /api/status
+
+// The page's own controls name their settings in data-setting (the Settings panel, the styles' weight and
+// scale, the start). Every other setting the studio may send gets a row in More settings, built from its
+// description in /api/status (StyleConfig's schema), so a new setting appears here without an edit to the
+// page. A row left empty is not sent: the setting keeps its default, shown as the placeholder.
+
+function isNumber(setting) {
+  return setting.kind === "int" || setting.kind === "float";
+}
+
+function isList(setting) {
+  return setting.many || setting.one_or_many;
+}
+
+// "tv-weight" -> "TV weight", "style-anchor" with units px -> "Style anchor (px)": words without a vowel are
+// abbreviations.
+function settingTitle(setting) {
+  const words = setting.label.split("-").map((w) => (/[aeiouy]/.test(w) ? w : w.toUpperCase()));
+  const text = words.join(" ");
+  return text.charAt(0).toUpperCase() + text.slice(1) + (setting.units === "px" ? " (px)" : "");
+}
+
+function settingControl(setting) {
+  let control;
+  if (setting.kind === "bool") {
+    control = document.createElement("input");
+    control.type = "checkbox";
+    control.checked = Boolean(setting.default);
+  } else if (setting.choices.length && !isList(setting)) {
+    control = document.createElement("select");
+    const empty = document.createElement("option");
+    empty.value = "";
+    empty.textContent = setting.default_text == null ? "default" : `default (${setting.default_text})`;
+    control.append(empty);
+    for (const choice of setting.choices) {
+      const option = document.createElement("option");
+      option.value = choice;
+      option.textContent = choice;
+      control.append(option);
+    }
+  } else {
+    control = document.createElement("input");
+    if (isNumber(setting) && !isList(setting)) {
+      control.type = "number";
+      control.step = setting.kind === "int" ? "1" : "any";
+      if (setting.minimum != null) control.min = String(setting.minimum);
+      if (setting.maximum != null) control.max = String(setting.maximum);
+    } else {
+      control.type = "text";  // a list: comma-separated
+      control.spellcheck = false;
+      control.autocomplete = "off";
+    }
+    control.placeholder = setting.default_text == null ? "default" : setting.default_text;
+    control.dataset.placeholder = control.placeholder;
+  }
+  // The setting's label as the id (the ids tests and the schedule help use), unless the page has it already.
+  control.id = document.getElementById(setting.label) ? `setting-${setting.label}` : setting.label;
+  control.title = setting.help;
+  return control;
+}
+
+function settingRow(setting) {
+  const row = document.createElement("div");
+  row.className = "field";
+  row.dataset.setting = setting.name;
+  const control = settingControl(setting);
+  const label = document.createElement("label");
+  label.htmlFor = control.id;
+  label.textContent = settingTitle(setting);
+  label.title = setting.help;
+  row.append(label, control);
+  state.fields.push({ setting, control });
+  return row;
+}
+
+// The rows, group by group in the order of `artistyle --help`; a row of the page's own in More settings
+// (init's) moves to its setting's place.
+function buildSettingsForm(groups) {
+  const form = $("more-settings");
+  const own = new Map(Array.from(form.querySelectorAll(":scope > .field[data-setting]"),
+    (row) => [row.dataset.setting, row]));
+  state.fields = [];
+  for (const group of groups) {
+    const rows = [];
+    for (const setting of group.settings) {
+      if (own.has(setting.name)) rows.push(own.get(setting.name));
+      else if (!document.querySelector(`[data-setting~="${setting.name}"]`)) rows.push(settingRow(setting));
+    }
+    if (!rows.length) continue;
+    const heading = document.createElement("h3");
+    heading.textContent = group.group;
+    form.append(heading, ...rows);
+  }
+}
+
+function fieldControl(name) {
+  const field = state.fields.find((f) => f.setting.name === name);
+  return field ? field.control : null;
+}
+
+// A row's value as the settings hold it, or undefined when it is left at the default (empty; a checkbox
+// as the default). List items that are not numbers are sent as typed: the studio's message names them.
+function readSetting(setting, control) {
+  if (setting.kind === "bool") return control.checked === Boolean(setting.default) ? undefined : control.checked;
+  if (control.validity && control.validity.badInput) throw new Error(`${settingTitle(setting)} must be a number`);
+  const text = control.value.trim();
+  if (text === "") return undefined;
+  if (!isList(setting)) return isNumber(setting) ? Number(text) : text;
+  const items = text.split(",").map((s) => s.trim()).filter((s) => s)
+    .map((item) => (isNumber(setting) && Number.isFinite(Number(item)) ? Number(item) : item));
+  if (!items.length) return undefined;
+  return setting.one_or_many && items.length === 1 ? items[0] : items;
+}
+
+function showSetting(setting, control, value) {
+  if (setting.kind === "bool") control.checked = value == null ? Boolean(setting.default) : Boolean(value);
+  else control.value = value == null ? "" : Array.isArray(value) ? value.join(",") : String(value);
+}
+
+// A fast start's own value in an empty box's placeholder (text), else the default's.
+function placeholder(name, text) {
+  const control = fieldControl(name);
+  if (control && control.dataset.placeholder !== undefined) control.placeholder = text ?? control.dataset.placeholder;
+}
+
 // ---------------------------------------------------------------- settings
 
 function numberOrNull(id) {
@@ -320,10 +447,7 @@ function numberOrNull(id) {
   return text === "" ? null : Number(text);
 }
 
-function layers(id) {
-  return $(id).value.split(",").map((s) => s.trim()).filter((s) => s);
-}
-
+// The page's own controls, then every More settings row that is filled in.
 function collectSettings() {
   const settings = {
     size: numberOrNull("size"),
@@ -333,19 +457,12 @@ function collectSettings() {
     original_colors: $("original-colors").checked,
     seed: numberOrNull("seed"),
     padding: $("padding").value,
-    content_weight: numberOrNull("content-weight"),
-    tv_weight: numberOrNull("tv-weight"),
-    color_match: $("color-match").value,
     init: $("init").value,
-    optimizer: $("optimizer").value,
-    pooling: $("pooling").value,
-    scales: numberOrNull("scales"),
-    style_anchor: numberOrNull("style-anchor"),
-    content_layers: layers("content-layers"),
-    style_layers: layers("style-layers"),
   };
-  for (const key of ["steps", "content_weight", "tv_weight", "style_anchor"]) {
-    if (settings[key] === null) delete settings[key];   // the library's default
+  if (settings.steps === null) delete settings.steps;   // the library's default
+  for (const { setting, control } of state.fields) {
+    const value = readSetting(setting, control);
+    if (value !== undefined) settings[setting.name] = value;
   }
   if (state.styles.length > 1) settings.style_blend = state.styles.map((s) => Number(s.weight));
   if (state.styles.some((s) => Number(s.scale) !== 1)) settings.style_scale = state.styles.map((s) => Number(s.scale));
@@ -368,7 +485,7 @@ function showStrength() {
 function restoreForm(job) {
   const s = job.settings;
   const put = (id, value) => { $(id).value = value == null ? "" : String(value); };
-  // Steps, scales and the content weight go back only if the run was sent them: left empty they were the
+  // Steps and the More settings rows go back only if the run was sent them: left empty they were the
   // defaults, which a fast start fills with its own schedule (and an empty box keeps doing so).
   const given = new Set(job.given || Object.keys(s));
   const sent = (key) => (given.has(key) ? s[key] : null);
@@ -378,13 +495,9 @@ function restoreForm(job) {
   put("preserve-color", s.preserve_color || "");
   $("original-colors").checked = Boolean(s.original_colors);
   put("seed", s.seed);
-  for (const [id, key] of [["padding", "padding"], ["tv-weight", "tv_weight"],
-    ["color-match", "color_match"], ["init", "init"], ["optimizer", "optimizer"], ["pooling", "pooling"],
-    ["style-anchor", "style_anchor"]]) put(id, s[key]);
-  put("content-weight", sent("content_weight"));
-  put("scales", sent("scales"));
-  put("content-layers", (s.content_layers || []).join(","));
-  put("style-layers", (s.style_layers || []).join(","));
+  put("padding", s.padding);
+  put("init", s.init);
+  for (const { setting, control } of state.fields) showSetting(setting, control, sent(setting.name));
   const images = job.images;
   setContent(fromServer(images.content));
   const blend = s.style_blend || [], scale = s.style_scale || [];
@@ -406,16 +519,19 @@ function updateSchedule() {
   clearTimeout(state.scheduleTimer);
   state.scheduleTimer = setTimeout(async () => {
     const params = new URLSearchParams();
-    for (const id of ["size", "steps", "scales", "init"]) {
-      const text = $(id).value.trim();
-      if (text) params.set(id, text);
+    for (const [name, control] of [["size", $("size")], ["steps", $("steps")], ["scales", fieldControl("scales")],
+      ["init", $("init")]]) {
+      const text = control ? control.value.trim() : "";
+      if (text) params.set(name, text);
     }
     const help = $("steps-help");
     try {
       const plan = await api("GET", `/api/schedule?${params}`);
       const fast = state.fast.schedule;
+      // The default steps: the first scale's, where the library decides them.
+      const steps = state.defaults.steps ?? plan.steps[0];
       const empty = $("steps").value.trim() !== "" ? ""
-        : plan.fast ? "Empty: the fast start's schedule. " : `Empty: the default, ${state.defaults.steps}. `;
+        : plan.fast ? "Empty: the fast start's schedule. " : `Empty: the default, ${steps}. `;
       if (plan.sizes.length > 1) {
         help.textContent = `${empty}At ${plan.size} px: ${plan.steps.join(" + ")} = ${plan.total} iterations over ` +
           `${plan.sizes.length} scales (${plan.sizes.join(", ")} px)` +
@@ -426,10 +542,10 @@ function updateSchedule() {
       }
       help.dataset.total = String(plan.total);
       help.dataset.fast = String(plan.fast);
-      $("steps").placeholder = plan.fast ? plan.steps.join(" + ") : String(state.defaults.steps);
-      $("scales").placeholder = plan.fast ? `${plan.sizes.length} (fast start)` : "auto";
-      $("content-weight").placeholder = plan.fast ? `${fast.content_weight} (fast start)`
-        : String(state.defaults.content_weight);
+      $("steps").placeholder = plan.fast ? plan.steps.join(" + ") : String(steps);
+      placeholder("scales", plan.fast ? `${plan.sizes.length} (fast start)` : null);
+      placeholder("scale_steps", plan.fast ? `${plan.steps.join(",")} (fast start)` : null);
+      placeholder("content_weight", plan.fast ? `${fast.content_weight} (fast start)` : null);
     } catch (err) {
       help.textContent = err.message;
       help.dataset.total = "";
@@ -445,10 +561,17 @@ async function start() {
     showError("choose a photo and at least one style first");
     return;
   }
+  let settings;
+  try {
+    settings = collectSettings();
+  } catch (err) {
+    showError(err.message);
+    return;
+  }
   const body = JSON.stringify({
     content: state.content.id,
     styles: state.styles.map((s) => s.id),
-    settings: collectSettings(),
+    settings,
     ...(state.fineStyle ? { fine_style: state.fineStyle.id } : {}),
     ...(state.masks.length ? { masks: state.masks.map((m) => m.id) } : {}),
   });
@@ -815,7 +938,7 @@ async function init() {
   $("start").addEventListener("click", start);
   $("cancel").addEventListener("click", cancel);
   $("compare").addEventListener("input", compare);
-  for (const id of ["size", "steps", "scales"]) $(id).addEventListener("input", updateSchedule);
+  for (const id of ["size", "steps"]) $(id).addEventListener("input", updateSchedule);
   $("init").addEventListener("change", updateSchedule);
   $("orphan-watch").addEventListener("click", async () => {
     try {
@@ -847,11 +970,13 @@ async function init() {
       `${(limits.max_pixels / 1e6).toPrecision(3).replace(/\.?0+$/, "")} megapixels each; output up to ${limits.max_size} px.`;
     $("size").value = defaults.size;
     $("size").max = limits.max_size;
-    // Steps and the content weight start empty, meaning "the default": a fast start then gets its own schedule.
+    // Steps and the More settings rows start empty, meaning "the default": a fast start then gets its own schedule.
     $("steps").value = "";
     $("steps").max = limits.max_steps;
     setStrength(defaults.style_weight);
-    $("content-weight").value = "";
+    buildSettingsForm(status.settings);
+    const scales = fieldControl("scales");
+    if (scales) scales.addEventListener("input", updateSchedule);
     if (!fast.available) {
       // Without the fast extra the page starts from noise and says what to install.
       const option = $("init").querySelector("option[value=fast]");
@@ -860,15 +985,8 @@ async function init() {
       option.title = fast.message;
       $("init-help").textContent = fast.message;
     }
-    $("tv-weight").value = defaults.tv_weight;
     $("padding").value = defaults.padding;
-    $("pooling").value = defaults.pooling;
-    $("optimizer").value = defaults.optimizer;
-    $("color-match").value = defaults.color_match;
     $("init").value = defaults.init;
-    $("style-anchor").value = defaults.style_anchor;
-    $("content-layers").value = defaults.content_layers.join(",");
-    $("style-layers").value = defaults.style_layers.join(",");
     await loadSamples();
     updateSchedule();
     await reattach();
