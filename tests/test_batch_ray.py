@@ -92,6 +92,19 @@ def test_ray_paints_what_the_local_executor_paints(local_ray: None, tmp_path: Pa
     assert not [p for p in (tmp_path / "ray").iterdir() if p.name.startswith(".")]  # no temporary left
 
 
+def test_ray_outputs_carry_the_settings_record(local_ray: None, tmp_path: Path, inputs: tuple[Path, Path]) -> None:
+    """The Ray worker encodes through the one paint-and-save (Painting.encode): artistyle --info reads the record."""
+    from artistyle.metadata import read_image_metadata
+
+    photos, paintings = inputs
+    outcome = Batch(jobs_into(tmp_path / "ray", photos, paintings), tmp_path / "ray", executor=RayExecutor()).run()
+    assert outcome.count("ok") == 4
+    for result in outcome.results:
+        assert result is not None
+        record = read_image_metadata(result.job.output)
+        assert record is not None and record["seed"] == 1 and record["settings"]["steps"] == 2
+
+
 def test_cli_ray_and_skip_on_rerun(local_ray: None, capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                    inputs: tuple[Path, Path]) -> None:
     photos, paintings = inputs

@@ -139,7 +139,7 @@ def test_status_describes_every_studio_setting(client: TestClient) -> None:
     assert described["style_anchor"] == {
         "name": "style_anchor", "label": "style-anchor", "group": "coarse to fine", "kind": "int", "many": False,
         "one_or_many": False, "optional": False, "choices": [], "default": 512, "default_text": "512",
-        "minimum": 0, "maximum": None, "units": "px", "help": next(s for s in StyleConfig.settings() if s.name == "style_anchor").help_text}
+        "minimum": 0, "maximum": None, "units": "px", "unset": False, "help": next(s for s in StyleConfig.settings() if s.name == "style_anchor").help_text}
     assert described["style_layers"]["many"] and described["style_layers"]["default"] == list(StyleConfig().style_layers)
     assert described["style_size"]["one_or_many"] and described["style_size"]["minimum"] == 32
     assert described["optimizer"]["choices"] == ["lbfgs", "adam"] and described["optimizer"]["default"] == "lbfgs"
@@ -159,7 +159,8 @@ def test_a_new_studio_setting_reaches_the_status(monkeypatch: pytest.MonkeyPatch
     assert described["brush_size"] == {
         "name": "brush_size", "label": "brush-size", "group": "brushes", "kind": "int", "many": False,
         "one_or_many": False, "optional": True, "choices": [], "default": None, "default_text": None,
-        "minimum": 2, "maximum": 64, "units": "px", "help": "trial: the brush size (default: the style's)"}
+        "minimum": 2, "maximum": 64, "units": "px", "unset": False,
+        "help": "trial: the brush size (default: the style's)"}
     assert described["sparkle"]["kind"] == "bool" and described["sparkle"]["default"] is True
     # A new group comes last; a field of an existing group joins it, after its fields.
     assert groups[-1]["group"] == "brushes" and [s["name"] for s in groups[-1]["settings"]] == ["brush_size", "sparkle"]

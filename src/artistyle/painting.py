@@ -8,8 +8,10 @@ first scale, the early stop on a loss plateau, and resuming from a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,10 +22,11 @@ from .color import as_luminance_image
 from .config import INITS
 from .engine import Engine, Inputs
 from .fast import fast_style
-from .images import LoadedImage, resize_long_edge, resized_shape
+from .images import LoadedImage, encode_image, resize_long_edge, resized_shape, save_image
 from .images.sources import ImageLike, as_loaded, describe
 from .images.tensors import array_to_tensor, tensor_to_array
 from .memory import Plan, plan_memory
+from .metadata import image_metadata
 from .sizes import FINE_STYLE_MAX_SIZE, check_image_sizes
 from .transfer import Progress, Transfer
 
@@ -75,6 +78,8 @@ class Painting:
         self.content = content
         self.styles = styles
         self.preview_every = preview_every
+        # The checks that need the number of styles (style sizes, blend weights, scales): before any work.
+        engine.config.check(len(styles), engine.device.type)
         self.sizes = engine.config.scale_sizes(engine.size)
         self.schedule = engine.config.scale_schedule(len(self.sizes))
         self.steps = sum(self.schedule)
@@ -188,6 +193,25 @@ class Painting:
         if self._color_content is None:
             self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, engine.size), engine.device)
         return engine.finish(image.to(engine.device), self._color_content).to(image.device)
+
+    def record(self) -> dict[str, str]:
+        """The settings record a picture of this run carries (:func:`artistyle.metadata.image_metadata`):
+        the version, the seed used and the resolved settings, read back by ``artistyle --info``."""
+        return image_metadata(self.engine.config, self.engine.seed)
+
+    def encode(self, suffix: str = ".png", *, bit_depth: int = 8) -> bytes:
+        """:attr:`image` encoded as a file of type ``suffix`` (PNG, JPEG, WebP, TIFF), with the content's alpha
+        and the settings record: exactly the bytes :meth:`save` writes."""
+        return encode_image(tensor_to_array(self.image), suffix, alpha=self.alpha, bit_depth=bit_depth,
+                            text=self.record())
+
+    def save(self, path: str | os.PathLike[str], *, protect: Iterable[str | os.PathLike[str]] = (),
+             bit_depth: int = 8) -> Path:
+        """Write :attr:`image` to ``path`` atomically, with the content's alpha and the settings record, never
+        over a ``protect`` ed input (:func:`artistyle.images.save_image`). Every driver saves through here (or
+        :meth:`encode`), so no picture ArtiStyle paints lacks its record."""
+        return save_image(tensor_to_array(self.image), path, alpha=self.alpha, bit_depth=bit_depth, protect=protect,
+                          text=self.record())
 
     def start_image(self) -> Tensor:
         """The first scale's starting image as :attr:`image` would show it (output size, colour control applied).

@@ -159,8 +159,6 @@ def paint_job(
             if folder is not None:  # Ray: the bytes go back to the driver, the folder goes with the task
                 return ended("ok", data=encoded.read_bytes())
             return ended("ok", file=encoded)
-        from ..images import encode_image
-        from ..images.tensors import tensor_to_array
         from ..nst import NST
 
         nst = NST(local.config)  # the weights come from load_weights' per-process cache
@@ -175,7 +173,7 @@ def paint_job(
                 painting.stop()
         if halted or (stopped is not None and stopped()):
             return ended("failed", "interrupted", halted=True)
-        data = encode_image(tensor_to_array(painting.image), job.output.suffix, alpha=painting.alpha)
+        data = painting.encode(job.output.suffix)  # with the settings record
         return ended("ok", data=data)
     except Exception as exc:  # the job's own failure: its result
         release_memory()

@@ -25,12 +25,16 @@ import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import ArtiStyleError
 from ..files import check_writable
 from .jobs import Job
 from .journal import Digests, Journal, settings_hash
+
+if TYPE_CHECKING:
+    from ..painting import Painting
+    from .clips import ClipPainting
 
 __all__ = ["Batch", "BatchProgress", "BatchResult", "Executor", "JobResult", "LocalExecutor", "Update", "failure"]
 
@@ -87,7 +91,7 @@ class LocalExecutor:
         self.worker = f"local:{os.getpid()}"
         self._stopped = threading.Event()
         self._reason = "interrupted"
-        self._painting: Any = None
+        self._painting: Painting | ClipPainting | None = None
 
     def stop(self, reason: str = "interrupted") -> None:
         """End the running job after its current iteration (its picture is not written) and start no other."""
@@ -119,8 +123,6 @@ class LocalExecutor:
     def _paint(self, job: Job, started: float) -> Generator[Update, None, JobResult]:
         if job.is_video:
             return (yield from self._paint_clip(job, started))
-        from ..images import save_image
-        from ..images.tensors import tensor_to_array
         from ..nst import NST
 
         nst = NST(job.config)  # the weights come from load_weights' per-process cache
@@ -133,8 +135,7 @@ class LocalExecutor:
             yield Update(job, event.iteration / max(event.steps, 1))
         if self._stopped.is_set():  # stopped mid-run: the partial picture is not a finished output
             return self._ended(job, "failed", self._reason, started, nst.seed, device)
-        protect = [job.content, *job.styles]
-        save_image(tensor_to_array(painting.image), job.output, alpha=painting.alpha, protect=protect)
+        painting.save(job.output, protect=[job.content, *job.styles])  # atomic, with the settings record
         return self._ended(job, "ok", None, started, nst.seed, device)
 
     def _paint_clip(self, job: Job, started: float) -> Generator[Update, None, JobResult]:

@@ -173,10 +173,8 @@ def run_paint(args: argparse.Namespace) -> int:
     from ..checkpoint import check_resumable, save_checkpoint
     from ..devices import resolve_device
     from ..files import file_sha256
-    from ..images import load_image, save_image
-    from ..images.tensors import tensor_to_array
+    from ..images import load_image
     from ..memory import keep_freed_memory
-    from ..metadata import image_metadata
     from ..nst import NST
     from .progress import ProgressBar
 
@@ -209,8 +207,7 @@ def run_paint(args: argparse.Namespace) -> int:
     }
 
     def save(path: Path) -> None:
-        save_image(tensor_to_array(painting.image), path, alpha=painting.alpha, bit_depth=args.bit_depth,
-                   protect=files.protect, text=image_metadata(nst.config, nst.seed))
+        painting.save(path, protect=files.protect, bit_depth=args.bit_depth)  # atomic, with the settings record
 
     def keep_image() -> None:
         """Save the image (and the checkpoint, which then records the image's digest); a signal waits for it."""

@@ -267,7 +267,7 @@ class VideoPainting:
         if raw_path != self.work / f"{name}.png":
             raw_path.parent.mkdir(exist_ok=True)
             save_image(tensor_to_array(painting.raw_image), raw_path)
-        save_image(tensor_to_array(painting.image), self.work / f"{name}.png")
+        painting.save(self.work / f"{name}.png")  # with the frame's settings record (artistyle --info)
         return self._load_raw(name)  # read back, exactly as a resumed run will read it
 
     def _load_raw(self, name: str) -> np.ndarray:

@@ -20,11 +20,10 @@ from typing import Any
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..masks import load_masks
-from ..metadata import image_metadata
 from ..nst import NST
 from ..settings import short_repr
 from ..sizes import check_image_sizes
-from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg, result_png
+from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg
 from .job import ACTIVE, Job, job_state
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
@@ -331,7 +330,7 @@ class Studio:
         if painting.transfer is None or painting.iteration == 0:
             return  # cancelled before the first iteration ended: no result (a start image is no painting)
         # The result at full size and quality: the very bytes the command line writes (settings and seed included).
-        result = result_png(painting, image_metadata(job.config, nst.seed))
+        result = painting.encode(".png")
         preview = preview_jpeg(painting.image) if shown != painting.iteration else None
         with self._lock:
             job.result = result
