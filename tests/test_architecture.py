@@ -144,3 +144,17 @@ def test_the_version_lives_in_version_py() -> None:
     ]
     assert not offences, "\n".join(offences)
     assert 'version = { attr = "artistyle.version.__version__" }' in (REPO / "pyproject.toml").read_text()
+
+
+def test_nothing_below_the_facade_imports_it() -> None:
+    # The facade (nst.py) sits on the engine: Painting, the tutorial route and the run records take an Engine.
+    # Only the package face and the drivers may import it (TYPE_CHECKING imports count: they are arrows too).
+    allowed = {"artistyle", "artistyle.nst"}
+    offences = [
+        f"{module}:{line} imports artistyle.nst"
+        for module in MODULES
+        if module not in allowed and not module.startswith(DRIVERS)
+        for target, _, line in imports(module, runtime_only=False)
+        if target == "artistyle.nst"
+    ]
+    assert not offences, "\n".join(offences)
