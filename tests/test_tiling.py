@@ -58,7 +58,10 @@ def test_tiled_loss_and_gradient_equal_untiled(settings: dict) -> None:
         a, b = whole.style_losses[name].target, tiled.style_losses[name].target
         assert ((a - b).norm() / a.norm()).item() < 1e-5, name
     for name in whole.content_layers:
-        assert torch.allclose(whole.content_losses[name].target, tiled.content_losses[name].target)
+        # Relative, as for the Gram targets: elementwise allclose failed on a CPU whose convolution kernels
+        # round differently (relative error 1.5e-7..4e-7 over the whole map, up to 0.014 on values of 13420).
+        a, b = whole.content_losses[name].target, tiled.content_losses[name].target
+        assert ((a - b).norm() / a.norm()).item() < 1e-5, name
     terms, _loss, grad = whole.evaluate(image)
     tiled_terms, _tiled_loss, tiled_grad = tiled.evaluate(image)
     no_grad_terms = tiled.terms(image)  # what a run reports at its end, also tile by tile
