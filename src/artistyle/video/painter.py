@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..config import DEFAULT_CONTENT_WEIGHT
+from ..config import DEFAULT_CONTENT_WEIGHT, DEFAULT_STEPS
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
@@ -135,7 +135,8 @@ class VideoPainting:
         (:data:`~artistyle.picture.FIELDS_0_5`), the seed given, all the video settings, the styles' SHA-256
         and the input's absolute path, sizes and modification times (so only a folder at its original place
         matches). ``artistyle video`` 0.5 always gave ``first_steps`` (300, a fast start's 40, or the user's)
-        and painted the later frames from the config with ``steps`` = ``first_steps``; a batch job's
+        and hashed as its config the given one with ``steps`` = the user's ``first_steps`` or 300 (also for a
+        fast start, whose schedule was the first frame's config); a batch job's
         VideoSettings were the defaults (``first_steps`` None), its later frames' config the job's with its
         content weight where a fast start raised the first frame's. Not reproduced: a 0.5 state hashed from
         in-memory style images (no path) matches only when their pixels are the same.
@@ -150,7 +151,8 @@ class VideoPainting:
                  "flow_preset": self.settings.flow_preset, "long_term": list(self.settings.long_term),
                  "color_tolerance": self.settings.color_tolerance}
         candidates = [  # (config, first frame's config, video settings)
-            (dataclasses.replace(given, steps=first.steps, content_weight=content_weight), first, video),
+            (dataclasses.replace(given, steps=self.settings.first_steps or DEFAULT_STEPS,
+                                 content_weight=content_weight), first, video),
             (dataclasses.replace(first, content_weight=content_weight), first, {**video, "first_steps": None}),
         ]
         styles = self._style_digests()
