@@ -9,8 +9,12 @@ temporal loss ``temporal_weight * mean(c * (x - warped)^2)`` keeps the trusted p
 warped result, so the brush strokes follow the motion instead of re-arranging every frame.
 
 Every finished frame is written atomically, as a PNG named after the input frame, to a work
-folder, with a small state file that records the settings. A new :class:`VideoPainting` over the
-same folder, settings and input continues after the last finished frame (after Ctrl-C, a crash or
+folder, with a small state file that records the picture key of the frames
+(:func:`artistyle.picture.picture_key`: the first and later frames' picture settings, the video settings
+that differ from their defaults, the seed given, and the styles' and the input's CONTENT, never a path or a
+modification time; a 0.5 state file's hash is still accepted where it was written, and then replaced by
+the key). A new :class:`VideoPainting` over the same folder, settings and input, even moved or copied
+elsewhere with the input, continues after the last finished frame (after Ctrl-C, a crash or
 ``kill -9``) and ends with the same frames as an uninterrupted run on a CPU: the previous result is
 always taken as the 8-bit frame it was saved as, and every frame's start is deterministic.
 """
