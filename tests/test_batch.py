@@ -198,7 +198,7 @@ def test_journal_skip_on_rerun_force_and_changed_settings(
     first = journal(out)
     assert [r["status"] for r in first] == ["ok", "ok"]
     record = first[0]
-    assert set(record) == {"time", "content", "styles", "output", "status", "error", "seconds", "seed", "device",
+    assert set(record) == {"time", "name", "content", "styles", "output", "status", "error", "seconds", "seed", "device",
                            "settings", "settings_hash", "worker"}
     assert record["worker"] == f"local:{os.getpid()}" and record["device"] == "cpu" and record["error"] is None
     assert record["output"] == str(out / "p1__blob.png") and record["settings"]["steps"] == 2

@@ -84,10 +84,12 @@ class StyleConfig:
     style_scale: float | tuple[float, ...] | None = setting(
         None, SIZE, "style image long edge relative to the output's: one for all or one per style", metavar="F",
         variadic=True, maximum=8)
-    device: str = setting("auto", SIZE, "auto, cpu, cuda, cuda:N or mps (default {default})", studio=False)
+    device: str = setting("auto", SIZE, "auto, cpu, cuda, cuda:N or mps (default {default})", studio=False,
+                          picture=False)
     max_memory: int | None = setting(
         None, SIZE, "memory a run may use, e.g. 8G (default: 80% of the free RAM or GPU memory); a run that cannot fit "
-        "stops at once and says what size would", metavar="SIZE", units="bytes", studio=False, minimum=1)
+        "stops at once and says what size would", metavar="SIZE", units="bytes", studio=False, minimum=1,
+        picture=False)
     precision: Precision = setting(
         "auto", SIZE, "convolution precision: auto = mixed bf16/fp16 on CUDA, fp32 on CPU (default {default})")
     tile: int | None = setting(

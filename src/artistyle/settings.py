@@ -54,7 +54,9 @@ class Setting:
     (:meth:`~artistyle.config.StyleConfig.resolved`), and JSON's null is no value for it. ``off``: the
     command line's word ``off`` gives None (the feature off). ``minimum`` and ``maximum``: the range
     :meth:`StyleConfig.validate` enforces on each value, where it is a simple one (for the studio's form;
-    the check itself stays in ``validate``); a ``positive`` setting's minimum is 1 unless given. The fields
+    the check itself stays in ``validate``); a ``positive`` setting's minimum is 1 unless given. ``picture``:
+    the value changes the picture painted (False: it changes only where or how a run goes, such as the device;
+    :mod:`artistyle.picture` leaves it out of the picture key). The fields
     after ``choices`` come from the dataclass field and its annotation (:func:`describe_fields`).
     """
 
@@ -71,6 +73,7 @@ class Setting:
     off: bool = False
     minimum: float | None = None
     maximum: float | None = None
+    picture: bool = True
     choices: tuple[str, ...] = ()
     name: str = ""
     default: Any = None

@@ -1,20 +1,24 @@
 """The batch journal, ``OUTDIR/batch.jsonl``: one JSON line per job attempt, appended as each ends.
 
-Each line holds ``time`` (UTC, ISO 8601), ``content``, ``styles``, ``output`` (absolute paths),
-``status`` (``ok``, ``failed`` or ``skipped``), ``error`` (one line, or null), ``seconds``, ``seed``,
-``device``, ``settings`` (the job's settings that differ from the defaults), ``settings_hash`` and
-``worker`` (``local:<pid>``). A line is written, flushed and fsynced before the next job starts, so
-a driver killed at any moment loses at most the jobs that were running; a line cut short by such a
-kill is ignored when the journal is read, and the next line starts on a line of its own.
+Each line holds ``time`` (UTC, ISO 8601), ``content``, ``styles``, ``output`` (absolute paths, for people
+to read), ``name`` (the output's name relative to OUTDIR), ``status`` (``ok``, ``failed`` or ``skipped``),
+``error`` (one line, or null), ``seconds``, ``seed``, ``device``, ``settings`` (the job's settings that
+differ from the defaults), ``settings_hash`` and ``worker`` (``local:<pid>``). A line is written, flushed
+and fsynced before the next job starts, so a driver killed at any moment loses at most the jobs that
+were running; a line cut short by such a kill is ignored when the journal is read, and the next line
+starts on a line of its own.
 
-:func:`settings_hash` is the SHA-256 of everything that decides what a job paints: its settings
-(all but ``device`` and ``max_memory``, which decide where and how it runs), the SHA-256 of its
-content and style files and of every file a setting names (an init image, masks, a fine style,
-weights), and the output's format. It is the same in every run for the same job. A video job is
-hashed the same way: its content's SHA-256 is the clip's, and its format the video's extension.
+:func:`settings_hash` is the job's picture key (:func:`artistyle.picture.picture_key`): its settings that
+change the picture and differ from the defaults (not ``device`` nor ``max_memory``, which decide where and
+how it runs), its seed, the SHA-256 of its content and style files and of every file a setting names (an
+init image, masks, a fine style, weights), and the output's format; a video job's also names the later
+frames' settings. No path and no modification time goes in, so it is the same for the same job wherever
+its files are.
 
-A job is skipped when its output exists and the journal's last ``ok`` line for that output has the
-job's settings hash (:meth:`Journal.is_done`).
+A job is skipped when its output exists and the journal's last ``ok`` line for that output's NAME in
+OUTDIR (not its absolute path: a batch folder moved or copied elsewhere is continued) has the job's key,
+or the key 0.5 wrote (:func:`legacy_settings_hash`; lines without ``name`` are matched by their output's
+place in the journal's folder, else its file name) (:meth:`Journal.is_done`).
 """
 
 from __future__ import annotations
@@ -24,16 +28,17 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import DEFAULT_CONTENT_WEIGHT, StyleConfig
 from ..errors import FileError
 from ..files import file_sha256, short_reason
+from ..picture import file_values, legacy_config_dict, picture_key, picture_settings
 from .jobs import Job
 
-__all__ = ["JOURNAL_NAME", "Journal", "settings_hash"]
+__all__ = ["JOURNAL_NAME", "Journal", "legacy_settings_hash", "settings_hash"]
 
 JOURNAL_NAME = "batch.jsonl"
 # Settings that change where or how a job runs, not the picture it paints.
@@ -59,19 +64,35 @@ class Digests:
 
 
 def settings_hash(job: Job, digests: Digests | None = None) -> str:
-    """The SHA-256 (hex) of what decides the job's picture (see the module)."""
+    """The job's picture key (see the module)."""
+    digest = digests or Digests()
+    extra: dict[str, Any] = {"format": job.output.suffix.lower()}
+    if job.is_video:  # the later frames' settings: e.g. a given content weight is theirs too, a fast start's not
+        from ..video.settings import VideoSettings, later_frames_config
+
+        extra["later"] = picture_settings(later_frames_config(job.config, VideoSettings()), digest)
+    return picture_key(
+        settings=picture_settings(job.config, digest), seed=job.config.seed,
+        inputs={"content": digest(job.content), "styles": [digest(s) for s in job.styles]}, extra=extra)
+
+
+def legacy_settings_hash(job: Job, digests: Digests | None = None) -> str:
+    """The settings hash 0.5 wrote for this job (its journal lines keep working where they were written).
+
+    0.5 hashed its config after the fast start's schedule was applied (``resolved()`` now), its fields only
+    (:data:`~artistyle.picture.FIELDS_0_5`) less ``device`` and ``max_memory``, with ``later_content_weight``
+    for a fast start's job without a content weight, files named by settings as their SHA-256, the content's
+    and styles' SHA-256 and the output's format.
+    """
     digest = digests or Digests()
     resolved = job.config.resolved()
-    settings = {k: v for k, v in resolved.to_dict().items() if k not in UNHASHED}
+    settings = legacy_config_dict(resolved, UNHASHED)
     if job.config.content_weight is None and resolved.content_weight != DEFAULT_CONTENT_WEIGHT:
         # A fast start's raised weight: a clip's later frames keep the default (0.5 recorded it so).
         settings["later_content_weight"] = DEFAULT_CONTENT_WEIGHT
     for setting in StyleConfig.settings():
-        value = settings.get(setting.name)
-        if setting.path and value is not None:
-            names = value if isinstance(value, list) else [value]
-            files = [v if v in setting.choices else digest(v) for v in names]
-            settings[setting.name] = files if isinstance(value, list) else files[0]
+        if setting.path and setting.name in settings:
+            settings[setting.name] = file_values(settings[setting.name], setting, digest)
     record = {
         "settings": settings,
         "content": digest(job.content),
@@ -85,7 +106,8 @@ class Journal:
     """``OUTDIR/batch.jsonl``: read once when opened, then appended to, one line per job attempt."""
 
     def __init__(self, outdir: Path):
-        self.path = outdir / JOURNAL_NAME
+        self.outdir = Path(outdir).absolute()
+        self.path = self.outdir / JOURNAL_NAME
         self.records: list[dict[str, Any]] = []
         self.damaged = 0  # lines that could not be read (a kill during a write leaves at most one)
         self._last_ok: dict[str, dict[str, Any]] = {}
@@ -115,20 +137,34 @@ class Journal:
     def _note(self, record: dict[str, Any]) -> None:
         self.records.append(record)
         if record.get("status") == "ok":
-            self._last_ok[os.path.normcase(record["output"])] = record
+            name = record.get("name")
+            self._last_ok[os.path.normcase(name if isinstance(name, str) else self.name_of(record["output"]))] = record
+
+    def name_of(self, output: str | os.PathLike[str]) -> str:
+        """The output's name in OUTDIR (relative, with ``/``), or its file name where it is outside."""
+        path = Path(os.path.abspath(output))
+        try:
+            return path.relative_to(self.outdir).as_posix()
+        except ValueError:
+            return path.name
 
     def last_ok(self, output: Path) -> dict[str, Any] | None:
-        """The last ``ok`` line of this output, if any."""
-        return self._last_ok.get(os.path.normcase(str(output.absolute())))
+        """The last ``ok`` line of this output (by its name in OUTDIR), if any."""
+        return self._last_ok.get(os.path.normcase(self.name_of(output)))
 
-    def is_done(self, job: Job, settings_hash: str) -> bool:
-        """Whether the job's output exists and its last ``ok`` line has this settings hash."""
+    def is_done(self, job: Job, *settings_hashes: str | Callable[[], str]) -> bool:
+        """Whether the job's output exists and its last ``ok`` line has one of these keys (a callable: a key
+        computed only when the line's is no earlier one's, such as :func:`legacy_settings_hash`)."""
         record = self.last_ok(job.output)
-        return record is not None and record.get("settings_hash") == settings_hash and job.output.is_file()
+        if record is None or not job.output.is_file():
+            return False
+        written = record.get("settings_hash")
+        return any(written == (key() if callable(key) else key) for key in settings_hashes)
 
     def append(self, record: Mapping[str, Any]) -> None:
         """Write one line: appended, flushed and fsynced. A line a kill cut short is ended first."""
-        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **record})
+        line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                           "name": self.name_of(record["output"]), **record})
         try:
             with open(self.path, "ab") as fh:
                 if fh.tell() > 0 and not self._ends_with_newline():

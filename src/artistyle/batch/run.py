@@ -18,6 +18,7 @@ continues it from there). The library never prints: progress goes to the ``on_ev
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import threading
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..errors import ArtiStyleError
 from ..files import check_writable
 from .jobs import Job
-from .journal import Digests, Journal, settings_hash
+from .journal import Digests, Journal, legacy_settings_hash, settings_hash
 
 if TYPE_CHECKING:
     from ..painting import Painting
@@ -253,7 +254,8 @@ class Batch:
         to_run = []
         for job in self.jobs:
             done = journal.last_ok(job.output) if not self.force else None
-            if done is not None and journal.is_done(job, hashes[id(job)]):
+            if done is not None and journal.is_done(
+                    job, hashes[id(job)], functools.partial(legacy_settings_hash, job, digests)):
                 result = JobResult(job, "skipped", None, 0.0, done.get("seed"), done.get("device"))
             else:
                 to_run.append(job)

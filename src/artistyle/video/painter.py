@@ -9,8 +9,12 @@ temporal loss ``temporal_weight * mean(c * (x - warped)^2)`` keeps the trusted p
 warped result, so the brush strokes follow the motion instead of re-arranging every frame.
 
 Every finished frame is written atomically, as a PNG named after the input frame, to a work
-folder, with a small state file that records the settings. A new :class:`VideoPainting` over the
-same folder, settings and input continues after the last finished frame (after Ctrl-C, a crash or
+folder, with a small state file that records the picture key of the frames
+(:func:`artistyle.picture.picture_key`: the first and later frames' picture settings, the video settings
+that differ from their defaults, the seed given, and the styles' and the input's CONTENT, never a path or a
+modification time; a 0.5 state file's hash is still accepted where it was written, and then replaced by
+the key). A new :class:`VideoPainting` over the same folder, settings and input, even moved or copied
+elsewhere with the input, continues after the last finished frame (after Ctrl-C, a crash or
 ``kill -9``) and ends with the same frames as an uninterrupted run on a CPU: the previous result is
 always taken as the 8-bit frame it was saved as, and every frame's start is deterministic.
 """
@@ -30,6 +34,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..config import DEFAULT_CONTENT_WEIGHT, DEFAULT_STEPS
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
@@ -37,12 +42,13 @@ from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
 from ..nst import NST
 from ..painting import Painting
+from ..picture import legacy_config_dict, picture_key, picture_settings, schema_changes
 from ..transfer import Progress
 from ..version import __version__
 from .encode import EncodedVideo, encode_video
 from .flow import FlowPrefetcher, FlowStep
 from .frames import FrameSource, open_frames
-from .settings import VideoSettings
+from .settings import VideoSettings, first_frame_config, later_frames_config
 from .warp import warp
 
 __all__ = ["STATE_FILE", "VideoPainting", "VideoProgress", "VideoSettings", "paint_video"]
@@ -96,10 +102,9 @@ class VideoPainting:
         self.seed = nst.seed
         # The first frame is painted like an image; the later ones on one scale from the warped previous
         # result, with the content weight the user gave (a fast start's raised weight would not suit them).
-        self.first_config = (dataclasses.replace(given, steps=settings.first_steps) if settings.first_steps
-                             else given).resolved()
-        self.later_config = dataclasses.replace(given, steps=settings.steps, scales=1, scale_steps=None,
-                                                init="content", style_anchor=0).resolved()
+        self.given = given
+        self.first_config = first_frame_config(given, settings)
+        self.later_config = later_frames_config(given, settings)
         self._state = self._open_work(restart)
         self.seed = int(self._state["seed"])
         first = dataclasses.replace(self.first_config, seed=self.seed)
@@ -114,19 +119,55 @@ class VideoPainting:
 
     # -- the work folder ---------------------------------------------------------------------------
     def _settings_hash(self) -> str:
-        """What decides the frames: every setting but the device and memory budget, the video settings,
-        the style images' bytes and the input's identity."""
-        settings = {k: v for k, v in self.later_config.to_dict().items() if k not in ("device", "max_memory", "seed")}
-        first = {k: v for k, v in self.first_config.to_dict().items() if k not in ("device", "max_memory", "seed")}
-        record = {
-            "config": settings,
-            **({"first_config": first} if first != settings else {}),
-            "seed": self.config.seed,
-            "video": dataclasses.asdict(self.settings),
-            "styles": [file_sha256(s.path) if s.path is not None else _array_digest(s.rgb) for s in self.styles],
-            "input": _input_identity(self.source),
-        }
-        return hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest()
+        """The picture key (:func:`artistyle.picture.picture_key`) of the frames: the first and the later
+        frames' picture settings, the video settings that differ from their defaults, the seed given, the
+        style images' content and the input's content (:func:`_input_identity`); no path, no time."""
+        return picture_key(
+            settings={"first": picture_settings(self.first_config, _digest),
+                      "later": picture_settings(self.later_config, _digest),
+                      "video": schema_changes(self.settings)},
+            seed=self.config.seed,
+            inputs={"styles": self._style_digests(), "input": _input_identity(self.source)})
+
+    def _style_digests(self) -> list[str]:
+        return [file_sha256(s.path) if s.path is not None else _array_digest(s.rgb) for s in self.styles]
+
+    def _legacy_hashes(self) -> list[str]:
+        """The state file's hash as 0.5 wrote it for these frames: ``artistyle video``'s and a batch job's.
+
+        0.5 hashed the later frames' config (the first frame's where it differed), with its own fields
+        (:data:`~artistyle.picture.FIELDS_0_5`), the seed given, all the video settings, the styles' SHA-256
+        and the input's absolute path, sizes and modification times (so only a folder at its original place
+        matches). ``artistyle video`` 0.5 always gave ``first_steps`` (300, a fast start's 40, or the user's)
+        and hashed as its config the given one with ``steps`` = the user's ``first_steps`` or 300 (also for a
+        fast start, whose schedule was the first frame's config); a batch job's
+        VideoSettings were the defaults (``first_steps`` None), its later frames' config the job's with its
+        content weight where a fast start raised the first frame's. Not reproduced: a 0.5 state hashed from
+        in-memory style images (no path) matches only when their pixels are the same.
+        """
+        try:
+            identity = _legacy_input_identity(self.source)
+        except OSError:
+            return []
+        given, first = self.given, self.first_config
+        content_weight = given.content_weight if given.content_weight is not None else DEFAULT_CONTENT_WEIGHT
+        video = {"first_steps": first.steps, "steps": self.settings.steps, "flow": self.settings.flow,
+                 "flow_preset": self.settings.flow_preset, "long_term": list(self.settings.long_term),
+                 "color_tolerance": self.settings.color_tolerance}
+        candidates = [  # (config, first frame's config, video settings)
+            (dataclasses.replace(given, steps=self.settings.first_steps or DEFAULT_STEPS,
+                                 content_weight=content_weight), first, video),
+            (dataclasses.replace(first, content_weight=content_weight), first, {**video, "first_steps": None}),
+        ]
+        styles = self._style_digests()
+        hashes = []
+        drop = ("device", "max_memory", "seed")
+        for config, first_config, settings in candidates:
+            later, first_dict = legacy_config_dict(config, drop), legacy_config_dict(first_config, drop)
+            record = {"config": later, **({"first_config": first_dict} if first_dict != later else {}),
+                      "seed": self.config.seed, "video": settings, "styles": styles, "input": identity}
+            hashes.append(hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest())
+        return hashes
 
     def _open_work(self, restart: bool) -> dict[str, Any]:
         state_path = self.work / STATE_FILE
@@ -137,8 +178,14 @@ class VideoPainting:
                 state = json.loads(state_path.read_text())
             except (OSError, ValueError):
                 state = None
-            if isinstance(state, dict) and state.get("settings_hash") == digest and isinstance(state.get("seed"), int):
-                return state
+            if isinstance(state, dict) and isinstance(state.get("seed"), int):
+                if state.get("settings_hash") == digest:
+                    return state
+                if state.get("settings_hash") in self._legacy_hashes():
+                    # A 0.5 folder at its original place: keyed anew, so that it may be moved from now on.
+                    state = {**state, "settings_hash": digest}
+                    self._write_state(state)
+                    return state
         existing = [] if restart or self.private else self._frame_files()
         if existing:  # never paint over frames that this run cannot prove are its own
             why = "painted with other settings or from another input" if state_path.is_file() else "not painted here"
@@ -150,9 +197,13 @@ class VideoPainting:
                 (folder / f"{name}.png").unlink(missing_ok=True)
         state = {"artistyle": __version__, "settings_hash": digest, "seed": self.seed,
                  "frames": len(self.source), "fps": str(self.source.fps)}
+        self._write_state(state)
+        return state
+
+    def _write_state(self, state: dict[str, Any]) -> None:
+        state_path = self.work / STATE_FILE
         data = json.dumps(state, indent=1).encode()
         atomic_write(state_path, lambda fh: fh.write(data), f"video state {state_path}")
-        return state
 
     def _frame_files(self) -> list[Path]:
         return [self.work / f"{name}.png" for name in self.source.names if (self.work / f"{name}.png").exists()]
@@ -299,8 +350,27 @@ def _array_digest(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+def _digest(path: str) -> str | None:
+    """A file's SHA-256, or None when it cannot be read (the painting then fails on it, with the reason)."""
+    try:
+        return file_sha256(path)
+    except OSError:
+        return None
+
+
 def _input_identity(source: FrameSource) -> dict[str, Any]:
-    """The input clip as far as resuming cares: where it is, its size and time on disk, and what is selected."""
+    """The input clip as far as resuming cares, by content: a clip file's SHA-256, or a frame folder's
+    files' names (relative) with their SHA-256, and the selected frames and rate; no path, no time."""
+    path = Path(source.path)
+    if path.is_dir():
+        files: Any = [[f, file_sha256(path / f)] for f in sorted(os.listdir(path)) if (path / f).is_file()]
+    else:
+        files = file_sha256(path)
+    return {"files": files, "names": list(source.names), "fps": str(source.fps)}
+
+
+def _legacy_input_identity(source: FrameSource) -> dict[str, Any]:
+    """The input clip as 0.5 identified it: where it is, its files' sizes and times on disk, and the selection."""
     def stamp(path: Path) -> list[Any]:
         info = path.stat()
         return [path.name, info.st_size, info.st_mtime_ns]

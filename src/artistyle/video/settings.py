@@ -8,14 +8,17 @@ from it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 from typing import Literal, get_args
 
+from ..config import StyleConfig
 from ..errors import UsageError
 from ..settings import Setting, describe_fields, setting
 
-__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "FlowMethod", "VideoSettings"]
+__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "FlowMethod", "VideoSettings",
+           "first_frame_config", "later_frames_config"]
 
 FlowMethod = Literal["dis", "farneback"]
 FLOW_METHODS: tuple[FlowMethod, ...] = get_args(FlowMethod)
@@ -82,3 +85,16 @@ class VideoSettings:
 @functools.cache
 def _described() -> tuple[Setting, ...]:
     return describe_fields(VideoSettings)
+
+
+def first_frame_config(given: StyleConfig, settings: VideoSettings) -> StyleConfig:
+    """The first frame's settings, resolved: painted like an image, ``settings.first_steps`` or the given
+    config's steps (or a fast start's schedule)."""
+    return (dataclasses.replace(given, steps=settings.first_steps) if settings.first_steps else given).resolved()
+
+
+def later_frames_config(given: StyleConfig, settings: VideoSettings) -> StyleConfig:
+    """The later frames' settings, resolved: ``settings.steps`` on one scale from the warped previous result,
+    with the content weight the user gave or the default (a fast start's raised weight is the first frame's)."""
+    return dataclasses.replace(given, steps=settings.steps, scales=1, scale_steps=None, init="content",
+                               style_anchor=0).resolved()
