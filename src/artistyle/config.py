@@ -393,8 +393,4 @@ def _described() -> tuple[Setting, ...]:
 
 def _as_tuple(value: Any) -> tuple[Any, ...]:
     """``None`` -> ``()``, a scalar -> ``(scalar,)``, a sequence -> a tuple."""
-    if value is None:
-        return ()
-    if isinstance(value, (tuple, list)):
-        return tuple(value)
-    return (value,)
+    return () if value is None else tuple(value) if isinstance(value, (tuple, list)) else (value,)
