@@ -36,7 +36,6 @@ pytestmark = [
 ]
 
 from artistyle.web import app as web_app  # noqa: E402
-from artistyle.web import jobs as web_jobs  # noqa: E402
 from artistyle.web.app import create_app  # noqa: E402
 from artistyle.web.server import bind  # noqa: E402
 
@@ -546,17 +545,18 @@ def test_the_colour_option_says_what_it_does(context: Any, server: str) -> None:
 def test_cancel_while_preparing_offers_no_download(
     context: Any, server: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = web_jobs.NST
+    from artistyle.engine import Engine
 
-    class SlowToPrepare(real):  # type: ignore[misc, valid-type]
-        def transfer(self, *args: Any, **kwargs: Any) -> Any:
-            # The first scale is being set up (its start image exists, no iteration has ended): long
-            # enough for the page to cancel then.
-            transfer = super().transfer(*args, **kwargs)
-            time.sleep(2.0)
-            return transfer
+    real = Engine.transfer  # what the painting calls at each scale
 
-    monkeypatch.setattr(web_jobs, "NST", SlowToPrepare)
+    def slow_to_prepare(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        # The first scale is being set up (its start image exists, no iteration has ended): long
+        # enough for the page to cancel then.
+        transfer = real(self, *args, **kwargs)
+        time.sleep(2.0)
+        return transfer
+
+    monkeypatch.setattr(Engine, "transfer", slow_to_prepare)
     page = open_studio(context, server)
     choose_samples(page)
     settings(page, 48, 50)
