@@ -120,7 +120,8 @@ def find_models(folder: str | Path | None = None) -> tuple[Path, Path]:
 
 
 def load_session(path: Path, device: torch.device | str = "cpu") -> Any:
-    """An onnxruntime session for ``path``: CUDA on a CUDA device where onnxruntime can, else the CPU."""
+    """An onnxruntime session for ``path``: CUDA on a CUDA device where onnxruntime can, else the CPU; every node
+    run as the graph writes it (no graph optimisation, below)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -132,6 +133,19 @@ def load_session(path: Path, device: torch.device | str = "cpu") -> Any:
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     options.log_severity_level = 3  # errors only: the library never prints
+    # Every node as the graph writes it, in float, so the picture does not depend on the CPU (issue 24). The
+    # graphs are int8 in QDQ form; at its default level onnxruntime fuses QuantizeLinear -> DequantizeLinear ->
+    # Conv into integer QLinearConv (36 in the style predictor), and Add/Mul/GlobalAveragePool into QLinear ops,
+    # whose kernels depend on the CPU: on x86-64 without VNNI the u8 x s8 GEMM adds pairs of products in
+    # saturating 16-bit sums (VPMADDUBSW). Under QEMU as an AVX2 EPYC-Milan that moved the style vector by up
+    # to 24 quantisation steps and painted a greyer picture; the fused nodes would run on the CPU under the CUDA
+    # provider too. Unfused, QuantizeLinear rounds in float and the Convs are float Convs: the same picture,
+    # bitwise, on AVX-512 and on the emulated AVX2, within float rounding of the float64 interpreter of
+    # tests/onnx_reference.py. Measured on 2 cores: the picture as fast as fused (0.95-0.97x), the style
+    # vector 1.8x slower (+0.05 s); ORT_ENABLE_BASIC gives the same numbers no faster, and the exact U8U8
+    # switch (session.x64quantprecision) fails to load these graphs in onnxruntime 1.32 (docs/benchmarks.md,
+    # "CPUs these figures were made on").
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     try:
         return ort.InferenceSession(str(path), options, providers=providers)
     except Exception as exc:
