@@ -23,7 +23,7 @@ from artistyle.config import StyleConfig
 from artistyle.images import resized_shape
 from artistyle.metadata import read_image_metadata
 
-from .conftest import REPO, SAMPLES, TRIAL_FIELDS, hold_studio_runs, trial_studio_settings
+from .conftest import REPO, SAMPLES, TRIAL_FIELDS, hold_studio_runs, start_studio, trial_studio_settings
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
@@ -774,3 +774,92 @@ def test_more_settings_are_built_from_the_status(context: Any, monkeypatch: pyte
         assert page.input_value("#color-match") == "" and page.is_checked("#sparkle")
     finally:
         next(served, None)  # stops the server
+
+
+# ---------------------------------------------------------------- issue 24: the studio never strands its user
+
+
+@contextlib.contextmanager
+def real_studio(folder: Path) -> Iterator[tuple[list[Any], str, int]]:
+    """``artistyle web`` as a user starts it (a subprocess on 127.0.0.1): ``[process]`` (a test may stop it and
+    put another in its place), its address and its port; whatever process is there at the end is stopped."""
+    process, url = start_studio(folder)
+    processes = [process]
+    try:
+        yield processes, url.rstrip("/"), int(url.rstrip("/").rsplit(":", 1)[1])
+    finally:
+        for running in processes:
+            if running.poll() is None:
+                running.terminate()
+                running.wait(30)
+
+
+def test_a_stopped_studio_shows_at_once_and_a_restarted_one_recovers(browser: Any, tmp_path: Path) -> None:
+    with real_studio(tmp_path) as (processes, base, port), guarded_context(browser) as context:
+        page = open_studio(context, base)
+        choose_samples(page)
+        settings(page, 64, 5000)
+        page.fill("#seed", "")
+        page.click("#start")
+        poll(lambda: iteration(page) >= 1)
+        # Stopped as Ctrl-C stops it (SIGTERM does the same): the page says so within 5 s, with the buttons back.
+        processes[0].terminate()
+        stopped = time.monotonic()
+        sync_api.expect(page.locator("#connection")).to_be_visible(timeout=5_000)
+        wait_status(page, "lost", timeout=5_000)
+        assert time.monotonic() - stopped < 5
+        assert "start it again with `artistyle web`" in page.inner_text("#connection")
+        assert "The studio stopped during the run, at iteration" in page.inner_text("#status")
+        assert "ETA" not in page.inner_text("#progress-text")
+        assert page.is_enabled("#start") and page.is_disabled("#cancel")
+        assert processes[0].wait(30) == 0
+
+        # Started again on the same address: the page comes back by itself and says what was lost.
+        processes.append(start_studio(tmp_path, port)[0])
+        sync_api.expect(page.locator("#connection")).to_be_hidden(timeout=15_000)
+        sync_api.expect(page.locator("#notice")).to_contain_text("The studio was restarted", timeout=5_000)
+        assert "the run you were watching (stopped at iteration" in page.inner_text("#notice")
+        assert status(page) == "idle" and page.is_enabled("#start") and page.is_disabled("#cancel")
+        assert page.evaluate("location.hash") == ""
+        # The form is as it was, and Start paints on the new studio.
+        assert "chelsea_cat.jpg" in page.inner_text("#content-name") and page.input_value("#size") == "64"
+        page.fill("#steps", "2")
+        page.click("#start")
+        wait_status(page, "done")
+        assert page.is_hidden("#error")
+
+        # The page opened again after another restart (closed meanwhile, so it could not see the restart itself):
+        # it says what became of the run it showed, and puts its settings back.
+        address = page.url
+        assert "#job=" in address
+        page.close()
+        processes[-1].terminate()
+        processes[-1].wait(30)
+        processes.append(start_studio(tmp_path, port)[0])
+        page = context.new_page()
+        page.goto(address)
+        page.wait_for_selector("body[data-ready=true]")
+        sync_api.expect(page.locator("#notice")).to_contain_text("The studio was restarted since this page last")
+        assert "chelsea_cat.jpg" in page.inner_text("#content-name") and page.input_value("#steps") == "2"
+        assert page.input_value("#seed") == ""
+
+
+def test_a_studio_out_of_reach_for_a_while_is_followed_again(context: Any, server: str) -> None:
+    page = open_studio(context, server)
+    choose_samples(page)
+    settings(page, 48, 5000)
+    page.click("#start")
+    poll(lambda: iteration(page) >= 1)
+    job = page.evaluate("location.hash")
+    context.set_offline(True)
+    sync_api.expect(page.locator("#connection")).to_be_visible(timeout=5_000)
+    wait_status(page, "lost", timeout=5_000)
+    context.set_offline(False)
+    # The same studio process: the page follows the same run again, which went on meanwhile.
+    wait_status(page, "running", timeout=10_000)
+    sync_api.expect(page.locator("#connection")).to_be_hidden()
+    assert page.evaluate("location.hash") == job and page.is_hidden("#notice")
+    before = iteration(page)
+    poll(lambda: iteration(page) > before)
+    page.click("#cancel")
+    wait_status(page, "cancelled", timeout=30_000)

@@ -130,3 +130,19 @@ def test_a_cancel_before_the_first_iteration_gives_no_image(
     state = wait_for(client, job["id"], ("cancelled", "done", "failed"))
     assert state["status"] == "cancelled" and state["iteration"] == 0 and not state["result"]
     assert client.get(f"/api/jobs/{job['id']}/result.png").status_code == 404
+
+
+def test_the_pulse_names_the_process_and_changes_with_the_jobs(
+    client: TestClient, studio_images: tuple[str, str]
+) -> None:
+    # A page tells a restarted studio (another instance) from one out of reach for a while (the same one).
+    status, pulse = client.get("/api/status").json(), client.get("/api/pulse").json()
+    assert pulse["instance"] == status["instance"] and len(pulse["instance"]) >= 12
+    assert status["limits"]["max_history"] == 16 and {"running", "waiting", "revision"} <= set(pulse)
+    assert client.get("/api/pulse").headers["cache-control"] == "no-store"
+    content, style = studio_images
+    job = submit(client, content, [style], size=48, steps=2)
+    wait_for(client, job["id"], ("done",))
+    later = client.get("/api/pulse").json()
+    assert later["instance"] == pulse["instance"] and later["revision"] != pulse["revision"]
+    assert client.get("/api/pulse").json()["revision"] == later["revision"]  # nothing changed since

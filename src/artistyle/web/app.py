@@ -3,7 +3,11 @@
 API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a bug)::
 
     GET  /api/status                  limits, the page's defaults, the settings' descriptions (the page builds its
-                                      form from them), device, the fast start, what the worker is doing
+                                      form from them), device, the fast start, what the worker is doing, and
+                                      this server process's ``instance`` (a page tells a restart from a blip)
+    GET  /api/pulse                   {"instance", "revision", "running", "waiting"}: what a page polls every
+                                      second or two, so that it sees at once a studio stopped or restarted, and
+                                      refreshes its History when ``revision`` (of the jobs kept) changes
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
     POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
@@ -36,8 +40,11 @@ are built from them, so a new studio field of :class:`StyleConfig` appears there
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -57,6 +64,7 @@ from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..settings import short_repr
 from ..version import __version__
+from . import jobs as kept
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .job import Job, schedule
@@ -110,6 +118,9 @@ def create_app(
     form = describe_settings(studio_settings())
     # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
     stopping = threading.Event()
+    # This server process: a page that sees another one knows the studio was restarted (its jobs, results and
+    # uploads are gone), not merely out of reach for a moment.
+    instance, started = secrets.token_urlsafe(9), time.time()
 
     def find_job(request: Request) -> Job:
         job = studio.job(request.path_params["job_id"])
@@ -126,14 +137,26 @@ def create_app(
             "version": __version__,
             "device": str(resolved),
             "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_size": max_size,
-                       "max_steps": max_steps, "max_styles": MAX_STYLES},
+                       "max_steps": max_steps, "max_styles": MAX_STYLES,
+                       "max_history": kept.MAX_FINISHED_JOBS},
             # The page's defaults: StyleConfig's, but the studio's own start where it can run.
             "defaults": {**defaults, "init": "noise" if missing else STUDIO_INIT},
             "settings": form,
             # Whether the fast start can run here (else the line to show), and its schedule, for the help lines.
             "fast": {"available": missing is None, "message": missing, "schedule": FAST_SCHEDULE},
+            "instance": instance,
+            "started": started,
             **studio.status(),
         })
+
+    def revision() -> str:
+        # Changes when a job is added, forgotten, or changes status or gets its result (not at every iteration).
+        kept = "|".join(f"{job['id']}:{job['status']}:{job['result']}" for job in studio.history())
+        return hashlib.sha256(kept.encode()).hexdigest()[:16]
+
+    async def pulse(request: Request) -> Response:
+        return JSONResponse({"instance": instance, "revision": revision(), **studio.status()},
+                            headers={"cache-control": "no-store"})
 
     async def samples(request: Request) -> Response:
         found = await run_in_threadpool(studio.samples)
@@ -296,6 +319,7 @@ def create_app(
         routes=[
             Route("/", index),
             Route("/api/status", status),
+            Route("/api/pulse", pulse),
             Route("/api/samples", samples),
             Route("/api/samples/{sample_id}", sample),
             Route("/api/images", upload, methods=["POST"]),

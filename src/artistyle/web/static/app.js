@@ -4,6 +4,10 @@
 const $ = (id) => document.getElementById(id);
 const ACTIVE = ["queued", "running", "cancelling"];
 const STORED_JOB = "artistyle.job";  // localStorage: the job this browser last started or watched
+const STORED_SEEN = "artistyle.seen";  // localStorage: that job as last seen, and the studio process it ran in
+const STOPPED = "the studio stopped; start it again with `artistyle web` (this page reconnects by itself)";
+const PULSE_MS = 1500;  // between looks at the studio: a stopped one shows within about 2 s
+const PULSE_TIMEOUT_MS = 3000;  // a look unanswered this long counts as a studio gone
 
 const state = {
   limits: null,
@@ -23,6 +27,12 @@ const state = {
   shownPreview: 0,
   milestone: "",          // the last thing announced to screen readers
   scheduleTimer: 0,
+  instance: null,         // the studio process this page talks to (/api/status, /api/pulse)
+  revision: null,         // of the studio's jobs, as last listed in the History
+  lost: false,            // the studio does not answer
+  checking: null,         // the look at the studio under way (a promise)
+  lastJob: null,          // the followed job as last shown
+  history: new Map(),     // id -> {job, item, gone}: the History's entries
 };
 
 // ---------------------------------------------------------------- helpers
@@ -37,14 +47,22 @@ function showError(message) {
   box.hidden = !message;
 }
 
-async function api(method, url, body, headers) {
+// A request to the studio: its JSON, or an Error with the studio's one-line message (and the HTTP status);
+// an Error with `lost` set where the studio did not answer at all (stopped, or no answer within `timeout` ms).
+async function api(method, url, body, headers, timeout) {
   let response;
   // The studio refuses a POST without this header: a page on another site cannot send it without asking first.
   const sent = method === "GET" ? headers : { ...headers, "X-ArtiStyle": "1" };
+  const abort = new AbortController();
+  const timer = timeout ? setTimeout(() => abort.abort(), timeout) : 0;
   try {
-    response = await fetch(url, { method, body, headers: sent });
+    response = await fetch(url, { method, body, headers: sent, signal: abort.signal });
   } catch (err) {
-    throw new Error("the studio is not answering; is `artistyle web` still running?");
+    const error = new Error(STOPPED);
+    error.lost = true;
+    throw error;
+  } finally {
+    clearTimeout(timer);
   }
   let data = null;
   try {
@@ -106,11 +124,32 @@ async function upload(file) {
     "Content-Type": file.type || "application/octet-stream",
     "X-Filename": encodeURIComponent(file.name),
   });
-  return { id: info.id, name: info.name, url: URL.createObjectURL(file), width: info.width, height: info.height };
+  // The file itself is kept: should the studio be restarted, it is sent again.
+  return { id: info.id, name: info.name, url: URL.createObjectURL(file), width: info.width, height: info.height,
+           blob: file, record: info.record || null };
 }
 
+// An image the studio has (a reloaded page's form): its bytes are fetched once in the background, so that a
+// restarted studio can be sent it again.
 function fromServer(info) {
-  return info && { id: info.id, name: info.name, width: info.width, height: info.height, url: imageUrl(info.id) };
+  if (!info) return null;
+  const image = { id: info.id, name: info.name, width: info.width, height: info.height, url: imageUrl(info.id) };
+  if (!info.id.startsWith("sample:")) {
+    fetch(image.url).then((r) => (r.ok ? r.blob() : null)).then((blob) => { if (blob) image.blob = blob; })
+      .catch(() => {});
+  }
+  return image;
+}
+
+function clearContent() {
+  state.content = null;
+  const thumb = $("content-thumb");
+  thumb.removeAttribute("src");
+  thumb.alt = "";
+  thumb.hidden = true;
+  $("content-hint").hidden = false;
+  $("content-name").textContent = "";
+  updateButtons();
 }
 
 function setContent(image) {
@@ -481,8 +520,10 @@ function showStrength() {
   $("style-strength").setAttribute("aria-valuetext", `style weight ${text}`);
 }
 
-// The form from a job's settings (as the server recorded them, the seed included) and its images.
-function restoreForm(job) {
+// The form from a job's settings (as the server recorded them) and its images. The seed it ran with goes in the
+// Seed box where the user gave one, or with `seed: true` (Use settings: paint that very picture again); a reload
+// leaves an empty box empty, so the next Start gets a seed of its own.
+function restoreForm(job, { seed = true } = {}) {
   const s = job.settings;
   const put = (id, value) => { $(id).value = value == null ? "" : String(value); };
   // Steps and the More settings rows go back only if the run was sent them: left empty they were the
@@ -494,12 +535,12 @@ function restoreForm(job) {
   setStrength(s.style_weight);
   put("preserve-color", s.preserve_color || "");
   $("original-colors").checked = Boolean(s.original_colors);
-  put("seed", s.seed);
+  put("seed", seed ? s.seed : sent("seed"));
   put("padding", s.padding);
   put("init", s.init);
   for (const { setting, control } of state.fields) showSetting(setting, control, sent(setting.name));
   const images = job.images;
-  setContent(fromServer(images.content));
+  if (images.content) setContent(fromServer(images.content)); else clearContent();
   const blend = s.style_blend || [], scale = s.style_scale || [];
   state.styles = images.styles.map((info, i) => ({
     ...fromServer(info),
@@ -576,13 +617,14 @@ async function start() {
     ...(state.masks.length ? { masks: state.masks.map((m) => m.id) } : {}),
   });
   $("start").disabled = true;
+  notice("");
   try {
     const job = await api("POST", "/api/jobs", body, { "Content-Type": "application/json" });
     follow(job);
     $("cancel").focus();
     refreshHistory();
   } catch (err) {
-    showError(err.message);
+    if (err.lost) studioLost(); else showError(err.message);
     updateButtons();
   }
 }
@@ -604,19 +646,45 @@ function follow(job) {
   $("preview-empty").hidden = false;
   $("orphan").hidden = true;
   setDownload(null);
+  state.lastJob = null;
   show(job);
   if (!ACTIVE.includes(job.status)) {
     // A finished job: one look at its losses is enough.
-    api("GET", jobUrl(job.id)).then(show).catch(() => {});
+    api("GET", jobUrl(job.id)).then(show).catch((err) => {
+      if (err.lost) studioLost(); else if (err.status === 404) jobGone(job);
+    });
     return;
   }
   const events = new EventSource(jobUrl(job.id, "events"));
   state.events = events;
   events.onmessage = (message) => show(JSON.parse(message.data));
-  events.onerror = () => {
-    // The stream ends when the job does; EventSource would reconnect, so stop it then.
-    if (events.readyState === EventSource.CLOSED || !ACTIVE.includes($("status").dataset.status)) events.close();
-  };
+  events.onerror = () => streamBroke(events, job.id);
+}
+
+// The job's event stream ended or broke. It ends when the job does (EventSource would reconnect: stop it then);
+// otherwise the studio stopped, restarted or forgot the job: a look at it at once says which (the pulse below).
+async function streamBroke(events, id) {
+  if (state.events !== events) return;
+  if (!ACTIVE.includes($("status").dataset.status)) {
+    events.close();
+    state.events = null;
+    return;
+  }
+  await checkStudio();
+  if (state.lost || state.events !== events || events.readyState !== EventSource.CLOSED) return;
+  // The studio answers, but refused the stream (EventSource gives up then): the job itself says why.
+  state.events = null;
+  await resume(id);
+}
+
+// Follow the job again (after a blip): its state now, or why it is gone.
+async function resume(id) {
+  try {
+    const job = await api("GET", jobUrl(id));
+    if (state.job === id || state.job === null) follow(job);
+  } catch (err) {
+    if (err.lost) studioLost(); else if (err.status === 404) jobGone(state.lastJob || { id });
+  }
 }
 
 async function cancel() {
@@ -625,7 +693,10 @@ async function cancel() {
   try {
     show(await api("POST", jobUrl(state.job, "cancel")));
   } catch (err) {
-    showError(err.message);
+    if (err.lost) studioLost();
+    else if (err.status === 404) await checkStudio();  // restarted, or the job is forgotten
+    else showError(err.message);
+    updateButtons();
   }
 }
 
@@ -639,7 +710,7 @@ function showProgress(job) {
   const wrap = $("progress-wrap");
   const bar = $("progress");
   const running = job.status === "running" || job.status === "cancelling";
-  wrap.hidden = !(running || job.status === "done");
+  wrap.hidden = !(running || job.status === "done" || (job.status === "lost" && job.iteration));
   bar.max = Math.max(job.steps, 1);
   bar.value = job.status === "done" ? bar.max : job.iteration;
   const parts = [];
@@ -656,6 +727,8 @@ function showProgress(job) {
 
 function show(job) {
   if (job.id !== state.job) return;
+  if (!state.lastJob || state.lastJob.status !== job.status) remember(job);
+  state.lastJob = job;
   const status = $("status");
   status.dataset.status = job.status;
   status.dataset.iteration = String(job.iteration);
@@ -774,22 +847,33 @@ function describeSettings(job) {
     `${s.preserve_color ? `, colours: ${s.preserve_color}` : ""}`;
 }
 
-function historyItem(job, number) {
+// The History: the studio's finished jobs, newest first. An entry the studio no longer keeps (it keeps the newest
+// few; a restart loses all) stays listed here, marked and explained, without its PNG.
+const GONE = {
+  forgotten: (max) => `Forgotten: the studio keeps only the newest ${max} results, and this one made room for a ` +
+    "newer one. Its settings are still here (Use settings).",
+  restarted: () => "Lost: the studio was restarted, and it keeps results in memory only. Its settings are still " +
+    "here (Use settings).",
+};
+
+function historyItem(job) {
   const item = document.createElement("li");
   item.dataset.id = job.id;
   item.dataset.status = job.status;
-  const label = `result ${number}`;
   const thumb = document.createElement("button");
   thumb.type = "button";
   thumb.className = "thumb";
-  thumb.setAttribute("aria-label", `Show ${label}`);
   if (job.preview) {
     const img = document.createElement("img");
     img.src = `${jobUrl(job.id, "preview.jpg")}?v=${job.preview}`;
     img.alt = "";
     thumb.append(img);
   }
-  thumb.addEventListener("click", () => follow(job));
+  thumb.addEventListener("click", () => {
+    const entry = state.history.get(job.id);
+    if (entry && entry.gone) notice(`${GONE[entry.gone](maxHistory())}`);
+    else follow(job);
+  });
   const meta = document.createElement("p");
   meta.className = "meta small";
   const head = document.createElement("strong");
@@ -802,10 +886,9 @@ function historyItem(job, number) {
   reuse.type = "button";
   reuse.className = "small-button reuse";
   reuse.textContent = "Use settings";
-  reuse.setAttribute("aria-label", `Use settings of ${label} (seed ${job.seed ?? "random"})`);
   reuse.addEventListener("click", () => {
     restoreForm(job);
-    $("status").textContent = `The settings of ${label} are in the form; Start paints it again.`;
+    $("status").textContent = `The settings of ${item.dataset.label} are in the form; Start paints it again.`;
   });
   item.append(thumb, meta, reuse);
   if (job.result) {
@@ -814,10 +897,81 @@ function historyItem(job, number) {
     link.href = jobUrl(job.id, "result.png");
     link.setAttribute("download", "");
     link.textContent = "PNG";
-    link.setAttribute("aria-label", `PNG of ${label}, download`);
+    guardDownload(link, job);
     item.append(link);
   }
   return item;
+}
+
+// The names of an entry's controls, by its place in the list ("result 3").
+function labelItem(item, job, number) {
+  const label = `result ${number}`;
+  item.dataset.label = label;
+  item.querySelector(".thumb").setAttribute("aria-label", `Show ${label}`);
+  item.querySelector(".reuse").setAttribute("aria-label", `Use settings of ${label} (seed ${job.seed ?? "random"})`);
+  const link = item.querySelector("a[download]");
+  if (link) link.setAttribute("aria-label", `PNG of ${label}, download`);
+}
+
+function maxHistory() {
+  return state.limits ? state.limits.max_history : 16;
+}
+
+// Mark an entry gone ("forgotten" or "restarted"): no PNG any more, and a line saying why.
+function markGone(entry, why) {
+  entry.gone = why;
+  const item = entry.item;
+  item.dataset.gone = why;
+  const link = item.querySelector("a[download]");
+  if (link) link.remove();
+  let note = item.querySelector(".gone-note");
+  if (!note) {
+    note = document.createElement("p");
+    note.className = "gone-note small";
+    item.append(note);
+  }
+  note.textContent = GONE[why](maxHistory());
+  if (state.job === entry.job.id) {
+    setDownload(null);
+    notice(`The result on show is gone from the studio. ${GONE[why](maxHistory())}`);
+  }
+}
+
+// A result link: a result the studio no longer has is explained instead of failing as a download.
+function guardDownload(link, job) {
+  link.addEventListener("click", (event) => {
+    const entry = state.history.get(job.id);
+    if (link.getAttribute("aria-disabled") === "true" || (entry && entry.gone)) {
+      event.preventDefault();
+      return;
+    }
+    // The download goes on; should the studio have dropped the result meanwhile, say so at once.
+    fetch(link.href, { method: "HEAD" }).then((response) => {
+      if (response.status === 404) jobGone(entry ? entry.job : job);
+    }).catch(() => checkStudio());
+  });
+}
+
+// The job this page showed or listed is no longer in the studio: a restart, or forgotten to make room.
+async function jobGone(job) {
+  await checkStudio();
+  if (state.lost) return;
+  const entry = state.history.get(job.id);
+  if (entry && !entry.gone) markGone(entry, "forgotten");
+  if (state.job === job.id) {
+    if (state.events) {
+      state.events.close();
+      state.events = null;
+    }
+    setDownload(null);
+    if (ACTIVE.includes($("status").dataset.status) || $("status").dataset.status === "lost") {
+      $("status").dataset.status = "idle";
+      document.body.classList.remove("running");
+    }
+    notice(`The run this page showed is no longer in the studio: it keeps only the newest ${maxHistory()} ` +
+      "results. Its settings are still in the form.");
+    updateButtons();
+  }
 }
 
 async function refreshHistory() {
@@ -825,11 +979,25 @@ async function refreshHistory() {
   try {
     jobs = await api("GET", "/api/jobs");
   } catch (err) {
+    if (err.lost) studioLost();
     return [];
   }
   const list = $("history");
   const finished = jobs.filter((j) => !ACTIVE.includes(j.status) && j.status !== "failed");
-  list.replaceChildren(...finished.map((job, i) => historyItem(job, finished.length - i)));
+  const kept = new Set(finished.map((j) => j.id));
+  for (const entry of state.history.values()) {
+    if (!kept.has(entry.job.id) && !entry.gone) markGone(entry, "forgotten");
+  }
+  for (const job of finished) {
+    const entry = state.history.get(job.id);
+    // A new entry, or one whose job changed since (a result came); the others keep their element and image.
+    if (!entry || entry.job.version !== job.version || entry.gone) {
+      state.history.set(job.id, { job, item: historyItem(job), gone: null });
+    }
+  }
+  const entries = Array.from(state.history.values()).sort((a, b) => b.job.created - a.job.created);
+  entries.forEach((entry, i) => labelItem(entry.item, entry.job, entries.length - i));
+  list.replaceChildren(...entries.map((entry) => entry.item));
   list.dataset.count = String(finished.length);
   // A run started from a page that is gone (closed, or another browser): offer to watch or cancel it,
   // so a new Start does not wait behind it unknowingly.
@@ -844,6 +1012,177 @@ async function refreshHistory() {
     banner.hidden = true;
   }
   return jobs;
+}
+
+// ---------------------------------------------------------------- the studio's pulse
+
+// The page looks at the studio every PULSE_MS, and at once when an event stream breaks. A studio that does not
+// answer is shown at once (a banner, the run's last state, Start and Cancel as they can be used); when it answers
+// again the page comes back by itself: to the same run where the studio was out of reach for a while, or, where
+// it is another process (restarted: its jobs, results and uploads are gone), saying what was lost.
+function checkStudio() {
+  if (!state.checking) state.checking = lookAtStudio().finally(() => { state.checking = null; });
+  return state.checking;
+}
+
+async function lookAtStudio() {
+  let pulse;
+  try {
+    pulse = await api("GET", "/api/pulse", undefined, undefined, PULSE_TIMEOUT_MS);
+  } catch (err) {
+    if (err.lost) studioLost();
+    return;
+  }
+  if (state.instance && pulse.instance !== state.instance) await studioRestarted(pulse);
+  else if (state.lost) await studioBack();
+  if (pulse.revision !== state.revision) {
+    state.revision = pulse.revision;
+    await refreshHistory();
+  }
+}
+
+function pulseLoop() {
+  setTimeout(async () => {
+    try {
+      await checkStudio();
+    } finally {
+      pulseLoop();
+    }
+  }, PULSE_MS);
+}
+
+function studioLost() {
+  if (state.lost) return;
+  state.lost = true;
+  if (state.events) {
+    state.events.close();
+    state.events = null;
+  }
+  $("connection-text").textContent = "The studio stopped; start it again with `artistyle web`. " +
+    "This page reconnects by itself.";
+  $("connection").hidden = false;
+  const status = $("status");
+  const job = state.lastJob;
+  if (ACTIVE.includes(status.dataset.status) && job) {
+    status.dataset.status = "lost";
+    status.textContent = job.status === "queued" ? "The studio stopped while the run waited in the queue."
+      : job.iteration ? `The studio stopped during the run, at iteration ${job.iteration} of ${job.steps}.`
+        : "The studio stopped before the run's first iteration.";
+    showProgress({ ...job, status: "lost" });
+    announce("lost", `${status.textContent} Start it again with artistyle web.`);
+    document.body.classList.remove("running");
+    setTitle("stopped");
+  }
+  updateButtons();
+}
+
+// The same studio answers again: follow the run again where it still exists.
+async function studioBack() {
+  state.lost = false;
+  $("connection").hidden = true;
+  if (state.job && (!state.lastJob || ACTIVE.includes(state.lastJob.status))) await resume(state.job);
+  updateButtons();
+}
+
+// Another studio process answers: the old one's jobs, results and uploads are gone. Say what was lost, put back
+// what can be (uploads this page still holds are sent again; the samples are the same), and carry on.
+async function studioRestarted(pulse) {
+  state.instance = pulse.instance;
+  state.lost = false;
+  $("connection").hidden = true;
+  if (state.events) {
+    state.events.close();
+    state.events = null;
+  }
+  const lost = [];
+  const job = state.lastJob;
+  if (state.job && job) {
+    if (ACTIVE.includes(job.status)) {
+      lost.push(job.iteration ? `the run you were watching (stopped at iteration ${job.iteration} of ${job.steps})`
+        : "the run you were watching (before its first iteration)");
+    } else if (job.result) {
+      lost.push("the result on show (its PNG)");
+    }
+  }
+  const results = Array.from(state.history.values()).filter((entry) => !entry.gone);
+  for (const entry of results) markGone(entry, "restarted");
+  if (results.length) lost.push(`${results.length} result${results.length > 1 ? "s" : ""} in the History`);
+  const missing = await sendImagesAgain();
+  if (missing.length) lost.push(`${missing.join(", ")} (add ${missing.length > 1 ? "them" : "it"} again)`);
+  forgetJob();
+  const status = $("status");
+  status.dataset.status = "idle";
+  document.body.classList.remove("running");
+  setDownload(null);
+  setTitle("");
+  notice(`The studio was restarted, so what it kept in memory is gone: ${lost.length ? lost.join("; ") : "nothing " +
+    "this page showed"}. The settings are still in the form; Start paints it again.`);
+  updateButtons();
+}
+
+// The page stops following its job (gone with a restart, or forgotten).
+function forgetJob() {
+  state.job = null;
+  state.lastJob = null;
+  history.replaceState(null, "", location.pathname);
+  try {
+    localStorage.removeItem(STORED_JOB);
+    localStorage.removeItem(STORED_SEEN);
+  } catch (err) { /* nothing kept */ }
+}
+
+// After a restart: every image in the form that this page holds (an upload of its own) is sent again; the
+// samples are the same in every studio. Returns the names of those it could not send (shown from the old studio).
+async function sendImagesAgain() {
+  const missing = [];
+  const again = async (image) => {
+    if (!image || image.id.startsWith("sample:")) return image;
+    if (image.blob) {
+      try {
+        const sent = await upload(new File([image.blob], image.name, { type: image.blob.type }));
+        return { ...image, ...sent, url: image.url };
+      } catch (err) { /* missing, below */ }
+    }
+    missing.push(`'${image.name}'`);
+    return null;
+  };
+  const content = await again(state.content);
+  if (content) setContent(content); else clearContent();
+  const styles = [];
+  for (const style of state.styles) {
+    const sent = await again(style);
+    if (sent) styles.push({ ...sent, weight: style.weight, scale: style.scale });
+  }
+  state.styles = styles;
+  renderStyles();
+  state.fineStyle = await again(state.fineStyle);
+  const masks = [];
+  for (const mask of state.masks) {
+    const sent = await again(mask);
+    if (sent) masks.push(sent);
+  }
+  state.masks = masks;
+  renderExtras();
+  return missing;
+}
+
+// What the page keeps of the job it follows, for a reload after a restart: the job as last seen (no losses)
+// and the studio process it ran in.
+function remember(job) {
+  try {
+    localStorage.setItem(STORED_SEEN, JSON.stringify({ instance: state.instance, job: { ...job, losses: [] } }));
+  } catch (err) { /* private mode: nothing kept */ }
+}
+
+// A line for the user that stays until the next Start: what happened to the studio or to a run.
+function notice(text) {
+  const box = $("notice");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+function setTitle(text) {
+  document.title = text ? `${text} \u00b7 ArtiStyle studio` : "ArtiStyle studio";
 }
 
 // ---------------------------------------------------------------- loss curve
@@ -917,15 +1256,59 @@ function rememberedJob() {
 async function reattach() {
   const id = rememberedJob();
   if (!id) return;
+  let seen = null;
+  try { seen = JSON.parse(localStorage.getItem(STORED_SEEN) || "null"); } catch (err) { /* nothing kept */ }
+  if (!seen || !seen.job || seen.job.id !== id) seen = null;
   try {
     const job = await api("GET", jobUrl(id));
-    restoreForm(job);
+    restoreForm(job, { seed: false });
     follow(job);
   } catch (err) {
-    // Forgotten (the studio was restarted, or it is an old id): start afresh.
-    history.replaceState(null, "", location.pathname);
-    try { localStorage.removeItem(STORED_JOB); } catch (e) { /* nothing kept */ }
+    if (err.status !== 404) throw err;
+    // Not in the studio any more: say why, and put back what the page still knows of it.
+    forgetJob();
+    if (!seen) {
+      notice("The run this address named is no longer in the studio (restarted, or forgotten to make room).");
+      return;
+    }
+    const job = seen.job;
+    const what = ACTIVE.includes(job.status)
+      ? (job.iteration ? `the run you were watching (at iteration ${job.iteration} of ${job.steps} when last seen)`
+        : "the run you were watching") : "the result you were looking at";
+    const missing = restoreKept(job);
+    const lost = missing.length ? ` ${missing.join(", ")} ${missing.length > 1 ? "were uploads" : "was an upload"}` +
+      " of that studio: add it again." : "";
+    notice(seen.instance && seen.instance !== state.instance
+      ? `The studio was restarted since this page last showed it, so ${what} is gone (the studio keeps runs and ` +
+        `results in memory only). Its settings are back in the form.${lost}`
+      : `${what.charAt(0).toUpperCase()}${what.slice(1)} is no longer in the studio: it keeps only the newest ` +
+        `${maxHistory()} results. Its settings are back in the form.${lost}`);
   }
+}
+
+// The form from a job the studio no longer has: its settings, and those of its images every studio has (the
+// samples). Returns the names of the others (uploads to a studio that is gone).
+function restoreKept(job) {
+  const images = job.images;
+  const sample = (info) => info && info.id.startsWith("sample:");
+  const missing = [images.content, ...images.styles, images.fine_style, ...images.masks]
+    .filter((info) => info && !sample(info)).map((info) => `'${info.name}'`);
+  const styles = images.styles.map((info, i) => [info, i]).filter(([info]) => sample(info));
+  const settings = { ...job.settings };
+  if (styles.length !== images.styles.length) {
+    // The blend and brush scales belong to the styles kept.
+    for (const name of ["style_blend", "style_scale"]) {
+      const values = settings[name];
+      if (Array.isArray(values) && values.length > 1) settings[name] = styles.map(([, i]) => values[i]);
+    }
+  }
+  restoreForm({ ...job, settings, images: {
+    content: sample(images.content) ? images.content : null,
+    styles: styles.map(([info]) => info),
+    fine_style: sample(images.fine_style) ? images.fine_style : null,
+    masks: images.masks.filter(sample),
+  } }, { seed: false });
+  return missing;
 }
 
 async function init() {
@@ -943,7 +1326,7 @@ async function init() {
   $("orphan-watch").addEventListener("click", async () => {
     try {
       const job = await api("GET", jobUrl($("orphan").dataset.id));
-      restoreForm(job);
+      restoreForm(job, { seed: false });
       follow(job);
     } catch (err) {
       showError(err.message);
@@ -965,9 +1348,11 @@ async function init() {
     state.limits = limits;
     state.defaults = defaults;
     state.fast = fast;
+    state.instance = status.instance;
     $("device").textContent = `ArtiStyle ${status.version} on ${status.device}`;
     $("limits").textContent = `Images up to ${megabytes(limits.max_upload_bytes)} and ` +
       `${(limits.max_pixels / 1e6).toPrecision(3).replace(/\.?0+$/, "")} megapixels each; output up to ${limits.max_size} px.`;
+    $("history-max").textContent = String(limits.max_history);
     $("size").value = defaults.size;
     $("size").max = limits.max_size;
     // Steps and the More settings rows start empty, meaning "the default": a fast start then gets its own schedule.
@@ -992,10 +1377,11 @@ async function init() {
     await reattach();
     await refreshHistory();
   } catch (err) {
-    showError(err.message);
+    if (err.lost) studioLost(); else showError(err.message);
   }
   updateButtons();
   drawLoss();
+  pulseLoop();
   document.body.dataset.ready = "true";
 }
 
