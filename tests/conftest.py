@@ -324,17 +324,17 @@ def wait_for_job(client: Any, job: str, statuses: tuple[str, ...], timeout: floa
 def hold_studio_runs(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
     """Hold every studio job before its first scale's transfer is made, so no iteration can run until the
     returned event is set (a test looks at what the page shows before the first iteration)."""
-    from artistyle.web import jobs as web_jobs
+    from artistyle.engine import Engine
 
     release = threading.Event()
-    real = web_jobs.NST
+    real = Engine.transfer
 
-    class HeldAtTheStart(real):  # type: ignore[misc, valid-type]
-        def transfer(self, *args: Any, **kwargs: Any) -> Any:
-            release.wait(60)
-            return super().transfer(*args, **kwargs)
+    # The engine's, which the painting calls at each scale (NST.transfer, the facade's, is not on that path).
+    def held_at_the_start(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        release.wait(60)
+        return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(web_jobs, "NST", HeldAtTheStart)
+    monkeypatch.setattr(Engine, "transfer", held_at_the_start)
     return release
 
 

@@ -519,20 +519,22 @@ def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
 def test_sample_lists_work_from_the_keyboard(context: Any, server: str) -> None:
     page = open_studio(context, server)
     samples = [o for o in page.eval_on_selector_all("#style-sample option", "os => os.map(o => o.value)") if o]
+    # (Each list has its own samples since issue 24: the paintings for styles, the photos for the photo.)
+    photos = [o for o in page.eval_on_selector_all("#content-sample option", "os => os.map(o => o.value)") if o]
     page.focus("#style-sample")
-    for _ in range(3):
+    for _ in range(len(samples)):
         page.keyboard.press("ArrowDown")
     # Arrowing through the list moves through the samples and adds nothing; Enter adds the one shown.
-    assert page.input_value("#style-sample") == samples[2]
+    assert page.input_value("#style-sample") == samples[-1]
     assert page.locator("#style-list li").count() == 0
     page.keyboard.press("Enter")
     sync_api.expect(page.locator("#style-list li")).to_have_count(1)
-    sync_api.expect(page.locator("#style-list li")).to_contain_text(samples[2].removeprefix("sample:"))
+    sync_api.expect(page.locator("#style-list li")).to_contain_text(samples[-1].removeprefix("sample:"))
     page.focus("#content-sample")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
-    assert page.input_value("#content-sample") == samples[1]
-    sync_api.expect(page.locator("#content-name")).to_contain_text(samples[1].removeprefix("sample:"))
+    assert page.input_value("#content-sample") == photos[1]
+    sync_api.expect(page.locator("#content-name")).to_contain_text(photos[1].removeprefix("sample:"))
 
 
 def test_the_colour_option_says_what_it_does(context: Any, server: str) -> None:
@@ -863,3 +865,167 @@ def test_a_studio_out_of_reach_for_a_while_is_followed_again(context: Any, serve
     poll(lambda: iteration(page) > before)
     page.click("#cancel")
     wait_status(page, "cancelled", timeout=30_000)
+
+
+def in_view(page: Any, selector: str, height: int) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= -1 and box["y"] + min(box["height"], 100) <= height + 1
+
+
+def test_phone_width_brings_errors_and_the_result_into_view(browser: Any, server: str, tmp_path: Path) -> None:
+    with guarded_context(browser, viewport={"width": 390, "height": 844}) as phone:
+        page = open_studio(phone, server)
+        # An upload refused while the photo zone is in view: the error, far below it, is brought into view.
+        wrong = tmp_path / "notes.png"
+        wrong.write_text("not a picture")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.set_input_files("#content-file", str(wrong))
+        page.wait_for_selector("#error:not([hidden])")
+        poll(lambda: in_view(page, "#error", 844), timeout=5)
+        assert "notes.png" in page.inner_text("#error") and "Pillow" not in page.inner_text("#error")
+
+        choose_samples(page)
+        settings(page, 48, 3)
+        page.click("#start")
+        wait_status(page, "done")
+        # The finished picture (back below the settings once the run ends) is brought into view, and the focus
+        # is on a control that can be used (Cancel, which had it, is off now).
+        poll(lambda: in_view(page, "#preview", 844), timeout=5)
+        assert focused(page) == "download"
+
+
+def test_a_forgotten_result_is_marked_and_explained(
+    context: Any, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_jobs, "MAX_FINISHED_JOBS", 2)
+    page = open_studio(context, server)
+    assert page.inner_text("#history-max") == "2"
+
+    def run_one(seed: int) -> str:
+        job = page.request.post(server + "/api/jobs", data={
+            "content": "sample:chelsea_cat.jpg", "styles": ["sample:starry_night.jpg"],
+            "settings": {"size": 32, "steps": 1, "seed": seed, "init": "noise"}}).json()
+        poll(lambda: page.request.get(f"{server}/api/jobs/{job['id']}").json()["status"] == "done")
+        return str(job["id"])
+
+    first = run_one(11)
+    run_one(12)
+    # Listed by the pulse, without a reload; the page shows the older one.
+    oldest = page.locator(f'#history li[data-id="{first}"]')
+    sync_api.expect(oldest).to_be_visible(timeout=10_000)
+    oldest.locator("button.thumb").click()
+    wait_status(page, "done")
+    assert page.get_attribute("#download", "aria-disabled") == "false"
+    run_one(13)
+    # The studio dropped it to make room: the entry stays, marked, without its PNG, and says why; so does the page.
+    sync_api.expect(oldest).to_have_attribute("data-gone", "forgotten", timeout=10_000)
+    assert oldest.locator("a[download]").count() == 0
+    assert "keeps only the newest 2 results" in oldest.inner_text()
+    assert page.get_attribute("#download", "aria-disabled") == "true"
+    sync_api.expect(page.locator("#notice")).to_contain_text("gone from the studio")
+    kept = page.locator("#history li:not([data-gone])")
+    assert kept.count() == 2 and kept.first.locator("a[download]").count() == 1
+
+
+def test_two_tabs_stay_consistent(context: Any, server: str) -> None:
+    first, second = open_studio(context, server), open_studio(context, server)
+    choose_samples(first)
+    settings(first, 48, 5000)
+    first.fill("#seed", "")  # left empty: the run gets a seed of its own
+    first.click("#start")
+    # The other tab learns of the run by itself: its banner offers to watch or cancel it.
+    sync_api.expect(second.locator("#orphan")).to_be_visible(timeout=10_000)
+    assert "running" in second.inner_text("#orphan-text")
+    poll(lambda: iteration(first) >= 1)
+    # A reload comes back to the run without pinning its seed into an empty Seed box.
+    first.reload()
+    first.wait_for_selector("body[data-ready=true]")
+    wait_status(first, "running")
+    assert first.input_value("#seed") == ""
+    first.click("#cancel")
+    wait_status(first, "cancelled", timeout=30_000)
+    job = first.evaluate("location.hash").removeprefix("#job=")
+    # ...and of its end: the banner goes, the History lists it, with its PNG (the image so far).
+    sync_api.expect(second.locator("#orphan")).to_be_hidden(timeout=10_000)
+    entry = second.locator(f'#history li[data-id="{job}"]')
+    sync_api.expect(entry).to_be_visible(timeout=10_000)
+    assert entry.locator("a[download]").count() == 1
+    assert first.locator("#history li").count() == second.locator("#history li").count()
+
+
+def test_drops_go_on_past_bad_files_and_styles_are_not_added_twice(context: Any, server: str) -> None:
+    page = open_studio(context, server)
+    # The style list offers the sample paintings only; the photo list the photos.
+    styles = page.eval_on_selector_all("#style-sample option", "os => os.map(o => o.value).filter(v => v)")
+    photos = page.eval_on_selector_all("#content-sample option", "os => os.map(o => o.value).filter(v => v)")
+    assert styles == ["sample:great_wave.jpg", "sample:starry_night.jpg"]
+    assert photos == ["sample:astronaut.jpg", "sample:chelsea_cat.jpg"]
+    page.select_option("#style-sample", "sample:great_wave.jpg")
+    page.click("#style-sample-add")
+    dropped = page.evaluate("""async (wave) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = 64; canvas.height = 48;
+        const ctx = canvas.getContext('2d');
+        ctx.fillStyle = '#3a3'; ctx.fillRect(0, 0, 64, 48);
+        const green = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+        const sample = await (await fetch('/api/samples/sample:great_wave.jpg')).blob();
+        const data = new DataTransfer();
+        data.items.add(new File(['not a picture'], 'first_bad.png', {type: 'image/png'}));
+        data.items.add(new File([green], 'green.png', {type: 'image/png'}));
+        data.items.add(new File([sample], 'my_wave.jpg', {type: 'image/jpeg'}));
+        data.items.add(new File([new Uint8Array(0)], 'second_bad.jpg', {type: 'image/jpeg'}));
+        data.items.add(new File([green], 'green_again.png', {type: 'image/png'}));
+        document.getElementById('style-drop').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+        return true;
+    }""", None)
+    assert dropped
+    sync_api.expect(page.locator("#error")).to_contain_text("green_again.png", timeout=30_000)
+    # Every good file is used, every bad one reported, each on its line; the same picture is added once.
+    assert page.locator("#style-list li").count() == 2
+    sync_api.expect(page.locator("#style-list li").nth(1)).to_contain_text("green.png")
+    lines = page.inner_text("#error").splitlines()
+    assert len(lines) == 4, lines
+    assert "first_bad.png" in lines[0] and "my_wave.jpg" in lines[1] and "great_wave.jpg" in lines[1]
+    assert "second_bad.jpg" in lines[2] and "empty" in lines[2] and "already among the styles" in lines[3]
+    # The sample itself again, from the list: refused the same way.
+    page.click("#style-sample-add")
+    sync_api.expect(page.locator("#error")).to_contain_text("'great_wave.jpg' is already among the styles")
+    assert page.locator("#style-list li").count() == 2
+
+
+def test_the_rate_keeps_its_unit_around_one_iteration_a_second(context: Any, server: str) -> None:
+    page = open_studio(context, server)
+    shown = page.evaluate("() => [1.1, 0.9, 0.7, 0.6, 0.9, 1.4, 1.6, 1.2].map(formatRate)")
+    assert [text.split()[1] for text in shown] == ["it/s", "it/s", "it/s", "s/it", "s/it", "s/it", "it/s", "it/s"]
+    assert shown[3] == "1.67 s/it" and shown[6] == "1.6 it/s"
+
+
+def test_a_cancelled_fast_start_offers_its_first_guess(
+    context: Any, server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from artistyle.fast import missing_dependencies
+
+    if missing_dependencies():
+        pytest.skip("the fast extra is not installed")
+    release = hold_studio_runs(monkeypatch)  # no iteration until the page has cancelled
+    page = open_studio(context, server)
+    choose_samples(page)
+    page.fill("#size", "64")
+    page.fill("#seed", "8")
+    page.click("#start")
+    try:
+        sync_api.expect(page.locator("#status")).to_contain_text("first guess", timeout=30_000)
+        page.click("#cancel")
+    finally:
+        release.set()
+    wait_status(page, "cancelled", timeout=30_000)
+    assert "first guess is offered" in page.inner_text("#status")
+    assert page.get_attribute("#download", "aria-disabled") == "true"
+    assert focused(page) == "first-guess"
+    with page.expect_download() as download:
+        page.click("#first-guess")
+    assert download.value.suggested_filename.endswith("_first_guess.png")
+    path = tmp_path / "guess.png"
+    download.value.save_as(path)
+    record = read_image_metadata(path)
+    assert record is not None and record["seed"] == 8

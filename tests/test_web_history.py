@@ -18,7 +18,7 @@ from artistyle.cli import main
 from artistyle.config import StyleConfig
 from artistyle.metadata import METADATA_KEY, read_image_metadata
 
-from .conftest import make_content, make_style
+from .conftest import REPO, make_content, make_style
 from .conftest import submit_job as submit
 from .conftest import wait_for_job as wait_for
 
@@ -146,3 +146,99 @@ def test_the_pulse_names_the_process_and_changes_with_the_jobs(
     later = client.get("/api/pulse").json()
     assert later["instance"] == pulse["instance"] and later["revision"] != pulse["revision"]
     assert client.get("/api/pulse").json()["revision"] == later["revision"]  # nothing changed since
+
+
+# ---------------------------------------------------------------- issue 24: what a page needs not to strand its user
+
+
+def test_the_history_keeps_its_number_of_results(
+    client: TestClient, studio_images: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from artistyle.web import jobs as web_jobs
+
+    monkeypatch.setattr(web_jobs, "MAX_FINISHED_JOBS", 2)
+    assert client.get("/api/status").json()["limits"]["max_history"] == 2
+    content, style = studio_images
+    ids = []
+    for seed in (1, 2, 3):
+        ids.append(submit(client, content, [style], size=32, steps=1, seed=seed)["id"])
+        wait_for(client, ids[-1], ("done",))
+    # The job that was running when the last one was submitted counts too: 2 kept, not 3.
+    kept = [job["id"] for job in client.get("/api/jobs").json() if job["status"] not in ("queued", "running")]
+    assert kept == ids[:0:-1]
+    assert client.get(f"/api/jobs/{ids[0]}/result.png").status_code == 404
+
+
+def test_a_fast_start_cancelled_before_iterating_offers_its_first_guess(
+    client: TestClient, studio_images: tuple[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from artistyle.engine import Engine
+    from artistyle.fast import missing_dependencies
+
+    if missing_dependencies():
+        pytest.skip("the fast extra is not installed")
+    studio = client.app.state.studio  # type: ignore[attr-defined]
+    real = Engine.transfer
+
+    def cancelled_while_preparing(self: Engine, *args: Any, **kwargs: Any) -> Any:
+        transfer = real(self, *args, **kwargs)  # the first guess has been shown
+        studio.cancel(studio.status()["running"])
+        return transfer
+
+    monkeypatch.setattr(Engine, "transfer", cancelled_while_preparing)
+    content, style = studio_images
+    job = submit(client, content, [style], size=64, seed=6, init="fast")
+    state = wait_for(client, job["id"], ("cancelled", "done", "failed"))
+    assert state["status"] == "cancelled" and state["iteration"] == 0 and not state["result"]
+    assert state["first_guess"] and state["preview"]
+    guess = client.get(f"/api/jobs/{job['id']}/first-guess.png")
+    assert guess.status_code == 200 and "_first_guess.png" in guess.headers["content-disposition"]
+    path = tmp_path / "guess.png"
+    path.write_bytes(guess.content)
+    record = read_image_metadata(path)
+    assert record is not None and record["seed"] == 6 and record["settings"]["init"] == "fast"
+    with Image.open(path) as image:
+        assert max(image.size) == 64
+    # A job that iterated has none.
+    monkeypatch.undo()
+    done = submit(client, content, [style], size=32, steps=1)
+    assert not wait_for(client, done["id"], ("done",))["first_guess"]
+    assert client.get(f"/api/jobs/{done['id']}/first-guess.png").status_code == 404
+
+
+def test_samples_say_what_they_are_and_uploads_their_digest(client: TestClient) -> None:
+    samples = {s["name"]: s for s in client.get("/api/samples").json()}
+    assert {name: s["kind"] for name, s in samples.items()} == {
+        "astronaut.jpg": "photo", "chelsea_cat.jpg": "photo", "great_wave.jpg": "painting",
+        "starry_night.jpg": "painting"}
+    data = (REPO / "src" / "artistyle" / "samples" / "great_wave.jpg").read_bytes()
+    upload = client.post("/api/images", content=data, headers={"x-filename": "wave.jpg"}).json()
+    # The same picture as the sample, by its content: a page adds it as a style once.
+    assert upload["sha256"] == samples["great_wave.jpg"]["sha256"] and "kind" not in upload
+    message = client.post("/api/images", content=b"hello, world", headers={"x-filename": "notes.txt"}).json()["error"]
+    assert "notes.txt" in message and "PNG, JPEG" in message and "Pillow" not in message
+
+
+def test_the_eta_times_each_scale_and_prices_the_next_as_measured() -> None:
+    from artistyle.transfer import Progress
+    from artistyle.web.images import StoredImage
+    from artistyle.web.job import Job, scale_cost
+
+    image = StoredImage("a", "a.png", b"x", 40, 40)
+    job = Job("j", StyleConfig(), image, [image], status="running", sizes=[317, 448], schedule=[40, 32])
+    clock = 2.0  # the first iteration: its scale's preparation and one iteration of 0.5 s
+    for iteration in range(1, 11):
+        job.advanced(Progress(iteration, 72, 1.0, {}, clock, scale=0, scales=2, size=(317, 211)), clock)
+        clock += 0.5
+    assert job.seconds_per_iteration() == pytest.approx(0.5)
+    # 30 more at 0.5 s, then 32 at 1.46 times that (twice the pixels, as measured) and a preparation of 1.5 s
+    # (this scale's first iteration, less one iteration) at the same ratio.
+    assert scale_cost(448, 317) == pytest.approx(1.46, rel=0.01)
+    assert job.eta() == pytest.approx(30 * 0.5 + (32 * 0.5 + 1.5) * scale_cost(448, 317))
+    # At the finer scale its own rate counts: 0.8 s per iteration there.
+    clock += 3.0
+    for iteration in range(41, 51):
+        job.advanced(Progress(iteration, 72, 1.0, {}, clock, scale=1, scales=2, size=(448, 298)), clock)
+        clock += 0.8
+    assert job.seconds_per_iteration() == pytest.approx(0.8)
+    assert job.eta() == pytest.approx(22 * 0.8)

@@ -9,7 +9,8 @@ API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a b
                                       second or two, so that it sees at once a studio stopped or restarted, and
                                       refreshes its History when ``revision`` (of the jobs kept) changes
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
-    POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
+    POST /api/images                  the raw image bytes -> {"id", "width", "height", "sha256", ...}; a PNG painted
+                                      by ArtiStyle also gives its "record" (settings and seed: the page offers them)
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
                                        "fine_style": id (optional), "masks": [id, ...] (optional)}
     GET  /api/images/{id}             an upload, a sample or a kept job's image, as it was sent
@@ -20,6 +21,7 @@ API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a b
     GET  /api/jobs/{id}/preview.jpg   the latest preview
     GET  /api/jobs/{id}/result.png    the result at full size, its settings and seed in a text chunk
                                       (also after a cancel: the image so far, if an iteration ended)
+    GET  /api/jobs/{id}/first-guess.png  a fast start cancelled before its first iteration: its first guess
     POST /api/jobs/{id}/cancel
 
 Every POST must come from the studio's own page: a cross-site Origin or Sec-Fetch-Site is
@@ -66,7 +68,7 @@ from ..settings import short_repr
 from ..version import __version__
 from . import jobs as kept
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name, painted_record
 from .job import Job, schedule
 from .jobs import PREVIEW_INTERVAL, Studio
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, describe_settings, fast_missing, studio_settings
@@ -217,8 +219,10 @@ def create_app(
             if size > max_upload_bytes:
                 return error_response(413, too_large)
             chunks.append(chunk)
-        image = await run_in_threadpool(studio.add_image, b"".join(chunks), name)
-        return JSONResponse(image.info(), status_code=201)
+        data = b"".join(chunks)
+        image = await run_in_threadpool(studio.add_image, data, name)
+        record = painted_record(data)
+        return JSONResponse({**image.info(), **({"record": record} if record else {})}, status_code=201)
 
     async def submit(request: Request) -> Response:
         # JSON only: a form on another web site cannot send it without the browser asking first (CORS).
@@ -288,6 +292,14 @@ def create_app(
         return Response(job.result, media_type="image/png",
                         headers={"content-disposition": f'attachment; filename="{job.download_name}"'})
 
+    async def first_guess(request: Request) -> Response:
+        job = find_job(request)
+        if job.first_guess is None:
+            raise HTTPException(404, "the job has no first guess (only a fast start cancelled before iterating has)")
+        name = job.download_name.removesuffix(".png") + "_first_guess.png"
+        return Response(job.first_guess, media_type="image/png",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+
     async def cancel(request: Request) -> Response:
         job = studio.cancel(request.path_params["job_id"])
         if job is None:
@@ -331,6 +343,7 @@ def create_app(
             Route("/api/jobs/{job_id}/events", events),
             Route("/api/jobs/{job_id}/preview.jpg", preview),
             Route("/api/jobs/{job_id}/result.png", result),
+            Route("/api/jobs/{job_id}/first-guess.png", first_guess),
             Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

@@ -32,6 +32,7 @@ const state = {
   lost: false,            // the studio does not answer
   checking: null,         // the look at the studio under way (a promise)
   lastJob: null,          // the followed job as last shown
+  rateUnit: null,         // "it/s" or "s/it": the unit of that job's rate (formatRate)
   history: new Map(),     // id -> {job, item, gone}: the History's entries
 };
 
@@ -41,10 +42,19 @@ function megabytes(bytes) {
   return `${Number((bytes / 1e6).toPrecision(3))} MB`;
 }
 
+// The error line (or lines: a list, one per problem), brought into view where it is off the screen (a phone).
 function showError(message) {
   const box = $("error");
-  box.textContent = message || "";
-  box.hidden = !message;
+  const text = Array.isArray(message) ? message.join("\n") : message || "";
+  box.textContent = text;
+  box.hidden = !text;
+  if (text) reveal(box, "center");
+}
+
+// Scroll an element into view if it is not (at a phone's width much of the page is below the screen).
+function reveal(element, block = "nearest") {
+  const box = element.getBoundingClientRect();
+  if (box.top < 0 || box.bottom > window.innerHeight) element.scrollIntoView({ block });
 }
 
 // A request to the studio: its JSON, or an Error with the studio's one-line message (and the HTTP status);
@@ -126,14 +136,15 @@ async function upload(file) {
   });
   // The file itself is kept: should the studio be restarted, it is sent again.
   return { id: info.id, name: info.name, url: URL.createObjectURL(file), width: info.width, height: info.height,
-           blob: file, record: info.record || null };
+           sha256: info.sha256, blob: file, record: info.record || null };
 }
 
 // An image the studio has (a reloaded page's form): its bytes are fetched once in the background, so that a
 // restarted studio can be sent it again.
 function fromServer(info) {
   if (!info) return null;
-  const image = { id: info.id, name: info.name, width: info.width, height: info.height, url: imageUrl(info.id) };
+  const image = { id: info.id, name: info.name, width: info.width, height: info.height, sha256: info.sha256,
+                  url: imageUrl(info.id) };
   if (!info.id.startsWith("sample:")) {
     fetch(image.url).then((r) => (r.ok ? r.blob() : null)).then((blob) => { if (blob) image.blob = blob; })
       .catch(() => {});
@@ -164,13 +175,18 @@ function setContent(image) {
   updateButtons();
 }
 
+// Add a style; the reason it is not added (already there, or too many), else null.
 function addStyle(image) {
+  const same = state.styles.find((s) => s.id === image.id || (image.sha256 && s.sha256 === image.sha256));
+  if (same) {
+    return `'${image.name}' is already among the styles${same.name !== image.name ? ` (as '${same.name}')` : ""}`;
+  }
   if (state.limits && state.styles.length >= state.limits.max_styles) {
-    showError(`at most ${state.limits.max_styles} style images`);
-    return;
+    return `'${image.name}' is not added: at most ${state.limits.max_styles} style images`;
   }
   state.styles.push({ weight: 1, scale: 1, ...image });
   renderStyles();
+  return null;
 }
 
 function renderStyles() {
@@ -240,16 +256,21 @@ function wireExtra(inputId, role) {
     const files = Array.from(input.files);
     input.value = "";
     showError("");
+    const problems = [];
     for (const file of files) {
       try {
         const image = await upload(file);
         if (role === "fine") state.fineStyle = image; else state.masks.push(image);
       } catch (err) {
-        showError(err.message);
-        break;
+        if (err.lost) {
+          studioLost();
+          break;
+        }
+        problems.push(err.message);
       }
     }
     renderExtras();
+    showError(problems);
   });
 }
 
@@ -270,18 +291,35 @@ function knob(label, name, style, key, min, step) {
   return wrap;
 }
 
+// Files dropped or chosen: each is sent in turn, and every one that cannot be used is reported (the others are
+// used all the same). A photo zone takes the first that works.
 async function addFiles(files, role) {
   showError("");
+  const problems = [];
+  let photo = null;
   for (const file of files) {
+    if (photo) {
+      problems.push(`'${file.name}' is not used: one photo at a time ('${photo.name}'); drop paintings on the Style zone`);
+      continue;
+    }
     try {
       const image = await upload(file);
-      if (role === "content") setContent(image); else addStyle(image);
+      if (role === "content") {
+        setContent(image);
+        photo = image;
+      } else {
+        const problem = addStyle(image);
+        if (problem) problems.push(problem);
+      }
     } catch (err) {
-      showError(err.message);
-      return;
+      if (err.lost) {
+        studioLost();
+        return;
+      }
+      problems.push(err.message);
     }
-    if (role === "content") return;
   }
+  showError(problems);
 }
 
 // A drop zone: one keyboard stop (the zone itself, a button) that opens the file chooser on click,
@@ -311,16 +349,18 @@ function wireDrop(zoneId, inputId, role) {
 
 function sampleImage(id) {
   const sample = state.samples.find((s) => s.id === id);
-  return sample && { id: sample.id, name: sample.name, width: sample.width, height: sample.height, url: imageUrl(sample.id) };
+  return sample && { id: sample.id, name: sample.name, width: sample.width, height: sample.height,
+                     sha256: sample.sha256, url: imageUrl(sample.id) };
 }
 
 // The photo list uses the chosen sample at once (arrowing through it tries each in turn); the style
 // list adds one only on Add or Enter, so that arrowing through it adds nothing.
 async function loadSamples() {
   state.samples = await api("GET", "/api/samples");
-  for (const selectId of ["content-sample", "style-sample"]) {
+  // The photos in the photo list, the paintings in the style list.
+  for (const [selectId, kind] of [["content-sample", "photo"], ["style-sample", "painting"]]) {
     const select = $(selectId);
-    for (const sample of state.samples) {
+    for (const sample of state.samples.filter((s) => (s.kind || "photo") === kind)) {
       const option = document.createElement("option");
       option.value = sample.id;
       option.textContent = sampleLabel(sample.name);
@@ -341,8 +381,7 @@ async function loadSamples() {
       showError("choose a sample style in the list first");
       return;
     }
-    showError("");
-    addStyle(image);
+    showError(addStyle(image) || "");
   };
   $("style-sample-add").addEventListener("click", addSample);
   style.addEventListener("keydown", (event) => {
@@ -637,6 +676,7 @@ function follow(job) {
   state.jobContent = job.images && job.images.content ? imageUrl(job.images.content.id) : null;
   state.losses = [];
   state.shownPreview = 0;
+  state.rateUnit = null;
   state.milestone = "";
   history.replaceState(null, "", `#job=${encodeURIComponent(job.id)}`);
   try { localStorage.setItem(STORED_JOB, job.id); } catch (err) { /* private mode: the address is enough */ }
@@ -706,6 +746,16 @@ function where(job) {
   return job.scales > 1 ? `scale ${job.scale + 1} of ${job.scales}, ${edge} px` : `${job.width}x${job.height}`;
 }
 
+// The rate in one unit for a run: it/s or s/it, whichever reads better at its start, changed only where the rate
+// has moved well past 1 it/s (below 2/3 or above 3/2), so that it never flips to and fro around 1.
+function formatRate(rate) {
+  let unit = state.rateUnit || (rate >= 1 ? "it/s" : "s/it");
+  if (unit === "it/s" && rate < 2 / 3) unit = "s/it";
+  else if (unit === "s/it" && rate > 3 / 2) unit = "it/s";
+  state.rateUnit = unit;
+  return unit === "it/s" ? `${rate.toFixed(1)} it/s` : `${(1 / rate).toFixed(2)} s/it`;
+}
+
 function showProgress(job) {
   const wrap = $("progress-wrap");
   const bar = $("progress");
@@ -716,7 +766,7 @@ function showProgress(job) {
   const parts = [];
   if (job.iteration) {
     parts.push(`${where(job)}`, `iteration ${job.iteration} of ${job.steps}`);
-    if (job.rate) parts.push(job.rate >= 1 ? `${job.rate.toFixed(1)} it/s` : `${(1 / job.rate).toFixed(2)} s/it`);
+    if (job.rate) parts.push(formatRate(job.rate));
     if (running && job.eta != null) parts.push(`ETA ${formatDuration(job.eta)}`);
     parts.push(`${formatDuration(job.seconds)} elapsed`);
   }
@@ -727,8 +777,10 @@ function showProgress(job) {
 
 function show(job) {
   if (job.id !== state.job) return;
-  if (!state.lastJob || state.lastJob.status !== job.status) remember(job);
+  const was = state.lastJob;
+  if (!was || was.status !== job.status) remember(job);
   state.lastJob = job;
+  const ended = Boolean(was && ACTIVE.includes(was.status) && !ACTIVE.includes(job.status));
   const status = $("status");
   status.dataset.status = job.status;
   status.dataset.iteration = String(job.iteration);
@@ -763,7 +815,9 @@ function show(job) {
       break;
     case "cancelled":
       status.textContent = (job.iteration ? `Cancelled at iteration ${job.iteration} of ${job.steps}.`
-        : `Cancelled before the first iteration; there is no ${job.preview ? "result (only the first guess)" : "image"}.`) +
+        : job.first_guess ? "Cancelled before the first iteration: no painting yet, but the fast start's first " +
+          "guess is offered (First guess PNG)."
+          : `Cancelled before the first iteration; there is no ${job.preview ? "result (only the first guess)" : "image"}.`) +
         (job.result ? " The image so far can be downloaded." : "");
       announce("cancelled", status.textContent);
       break;
@@ -793,6 +847,9 @@ function show(job) {
     compare();
   }
   setDownload(job.result ? job : null);
+  const guess = $("first-guess");
+  guess.hidden = !job.first_guess;
+  if (job.first_guess) guess.href = jobUrl(job.id, "first-guess.png"); else guess.removeAttribute("href");
   if (!ACTIVE.includes(job.status)) {
     if (state.events) {
       state.events.close();
@@ -802,6 +859,18 @@ function show(job) {
   }
   updateButtons();
   drawLoss();
+  if (ended) runEnded(job);
+}
+
+// A run this page watched has ended: the focus stays on a control that can be used (Cancel is off now), and the
+// picture is brought into view (on a phone it moves back below the settings when the run ends).
+function runEnded(job) {
+  const focus = document.activeElement;
+  if (!focus || focus === document.body || focus.disabled) {
+    const next = job.result ? $("download") : job.first_guess ? $("first-guess") : $("start");
+    next.focus({ preventScroll: true });
+  }
+  if (job.preview) reveal($("preview-box"), "start");
 }
 
 // Before / after: the photo over the result, cut at the slider's place (0: all result, 100: all photo).
@@ -937,9 +1006,12 @@ function markGone(entry, why) {
   }
 }
 
-// A result link: a result the studio no longer has is explained instead of failing as a download.
-function guardDownload(link, job) {
+// A result link: a result the studio no longer has is explained instead of failing as a download. `job`: the
+// job, or a function giving it at the click (the Download button's, which follows the page's job).
+function guardDownload(link, which) {
   link.addEventListener("click", (event) => {
+    const job = typeof which === "function" ? which() : which;
+    if (!job) return;
     const entry = state.history.get(job.id);
     if (link.getAttribute("aria-disabled") === "true" || (entry && entry.gone)) {
       event.preventDefault();
@@ -1321,6 +1393,7 @@ async function init() {
   $("start").addEventListener("click", start);
   $("cancel").addEventListener("click", cancel);
   $("compare").addEventListener("input", compare);
+  guardDownload($("download"), () => state.lastJob);
   for (const id of ["size", "steps"]) $(id).addEventListener("input", updateSchedule);
   $("init").addEventListener("change", updateSchedule);
   $("orphan-watch").addEventListener("click", async () => {
