@@ -1029,3 +1029,126 @@ def test_a_cancelled_fast_start_offers_its_first_guess(
     download.value.save_as(path)
     record = read_image_metadata(path)
     assert record is not None and record["seed"] == 8
+
+
+# ---------------------------------------------------------------- issue 24: the missing features
+
+NOTIFICATIONS = """
+    window.notified = [];
+    window.Notification = class {
+        constructor(title, options) { window.notified.push([title, options && options.body]); }
+        static get permission() { return 'granted'; }
+        static requestPermission() { return Promise.resolve('granted'); }
+    };
+    Object.defineProperty(document, 'hidden', {get: () => true});
+"""
+
+
+def test_several_seeds_per_start_with_progress_in_the_title_and_a_notification(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    with guarded_context(browser) as context:
+        context.add_init_script(NOTIFICATIONS)
+        page = open_studio(context, server)
+        choose_samples(page)
+        settings(page, 32, 3, seed=40)
+        page.click("#notify")
+        assert page.is_checked("#notify")
+        page.fill("#runs", "3")
+        titles: list[str] = []
+        page.click("#start")
+
+        def all_done() -> bool:
+            titles.append(page.title())
+            return status(page) == "done" and "seed 42" in page.inner_text("#status")
+
+        poll(all_done)
+        # Three runs, seeds 40, 41 and 42, followed in turn; the tab's title told the progress.
+        sync_api.expect(page.locator("#history li").first).to_contain_text("seed 42")
+        newest = page.locator("#history li strong").all_inner_texts()[:3]
+        assert [int(t.split("seed ")[1].split()[0]) for t in newest] == [42, 41, 40]
+        assert any("%" in t for t in titles) and page.title() == "done \u00b7 ArtiStyle studio"
+        assert "seed 42" in page.inner_text("#status")
+        # One notification, at the end of the last run (the page was in the background).
+        notified = page.evaluate("window.notified")
+        assert len(notified) == 1 and "seed 42" in notified[0][1]
+        # The download names differ per run: the seed is in each.
+        names = set()
+        for item in page.locator("#history li").all()[:2]:
+            with page.expect_download() as download:
+                item.locator("a[download]").click()
+            names.add(download.value.suggested_filename)
+        assert len(names) == 2 and all("_seed4" in name for name in names), names
+        # Random and last run's seed.
+        page.click("#seed-last")
+        assert page.input_value("#seed") == "42"
+        page.click("#seed-random")
+        assert page.input_value("#seed").isdigit() and page.input_value("#seed") != "42"
+
+
+def test_a_painted_png_gives_back_its_settings_and_the_form_its_command(
+    context: Any, server: str, tmp_path: Path
+) -> None:
+    import shlex
+
+    from artistyle.cli.options import build_parser, given_settings
+
+    page = open_studio(context, server)
+    choose_samples(page)
+    settings(page, 48, 2, seed=23)
+    page.select_option("#padding", "reflect")
+    page.click("#start")
+    wait_status(page, "done")
+    job = page.evaluate("location.hash").removeprefix("#job=")
+    painted = tmp_path / "painted.png"
+    painted.write_bytes(page.request.get(f"{server}/api/jobs/{job}/result.png").body())
+
+    fresh = open_studio(context, server)
+    assert fresh.input_value("#seed") == "23"  # the same browser came back to the run (its seed was given)
+    fresh.evaluate("location.hash = ''; localStorage.clear()")
+    fresh.reload()
+    fresh.wait_for_selector("body[data-ready=true]")
+    assert fresh.input_value("#seed") == "" and fresh.input_value("#padding") == "zeros"
+    # Chosen for its settings: they go back in the form, with the seed.
+    fresh.set_input_files("#record-file", str(painted))
+    sync_api.expect(fresh.locator("#notice")).to_contain_text("seed (23)")
+    assert fresh.input_value("#seed") == "23" and fresh.input_value("#padding") == "reflect"
+    assert fresh.input_value("#size") == "48" and fresh.input_value("#steps") == "2"
+    # Dropped as a style: added, and its settings offered.
+    fresh.fill("#seed", "")
+    fresh.evaluate("""async (job) => {
+        const blob = await (await fetch(`/api/jobs/${job}/result.png`)).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'painted.png', {type: 'image/png'}));
+        document.getElementById('style-drop').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+    }""", job)
+    sync_api.expect(fresh.locator("#record-offer")).to_be_visible()
+    assert "with seed 23" in fresh.inner_text("#record-offer-text")
+    sync_api.expect(fresh.locator("#style-list li")).to_contain_text("painted.png")
+    fresh.click("#record-use")
+    assert fresh.input_value("#seed") == "23" and fresh.is_hidden("#record-offer")
+
+    # Ctrl+V with an image: the photo where there is none, then a style.
+    fresh.click("#style-list li button.remove")
+    fresh.evaluate("""async () => {
+        const blob = await (await fetch('/api/samples/sample:astronaut.jpg')).blob();
+        for (let i = 0; i < 2; i++) {
+            const data = new DataTransfer();
+            data.items.add(new File([blob], 'image.png', {type: 'image/jpeg'}));
+            document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true}));
+            await new Promise((resolve) => setTimeout(resolve, 1500));
+        }
+    }""")
+    sync_api.expect(fresh.locator("#content-name")).to_contain_text("pasted image.png")
+    sync_api.expect(fresh.locator("#style-list li")).to_have_count(1)
+    sync_api.expect(fresh.locator("#notice")).to_contain_text("added to the styles")
+
+    # The form as a command: the settings given, the images by name (a sample by its path here), -o.
+    fresh.fill("#size", "64")
+    fresh.click("#copy-command")
+    sync_api.expect(fresh.locator("#command-row")).to_be_visible()
+    words = shlex.split(fresh.input_value("#command"))
+    assert words[:3] == ["artistyle", "pasted image.png", "pasted image.png"]
+    assert words[-2] == "-o" and words[-1].endswith("_seed23.png")
+    given = given_settings(build_parser().parse_args(words[1:-2]))
+    assert given["size"] == 64 and given["seed"] == 23 and given["padding"] == "reflect" and given["steps"] == 2

@@ -15,6 +15,8 @@ API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a b
                                        "fine_style": id (optional), "masks": [id, ...] (optional)}
     GET  /api/images/{id}             an upload, a sample or a kept job's image, as it was sent
     GET  /api/schedule?size=&steps=&scales=&init=   the scales and iterations of a run at that size
+    POST /api/command                 the same fields as a job -> {"command": "artistyle PHOTO STYLE --option ..."}:
+                                      the run as the command line says it (samples by their path here)
     GET  /api/jobs                    every job kept (running, queued, the newest finished), newest first
     GET  /api/jobs/{id}               the job's state, settings and images (a reloaded page reattaches)
     GET  /api/jobs/{id}/events        the same as server-sent events, until the job ends
@@ -50,6 +52,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
@@ -67,11 +70,21 @@ from ..errors import ArtiStyleError, UsageError
 from ..settings import short_repr
 from ..version import __version__
 from . import jobs as kept
+from .command import command_line, record_form, sample_path
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name, painted_record
-from .job import Job, schedule
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, StoredImage, client_name, painted_record
+from .job import Job, download_name, schedule
 from .jobs import PREVIEW_INTERVAL, Studio
-from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, describe_settings, fast_missing, studio_settings
+from .settings import (
+    MAX_SIZE,
+    MAX_STEPS,
+    MAX_STYLES,
+    SETTINGS,
+    describe_settings,
+    fast_missing,
+    parse_settings,
+    studio_settings,
+)
 
 __all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "STUDIO_INIT", "create_app",
            "megabytes"]
@@ -222,12 +235,11 @@ def create_app(
         data = b"".join(chunks)
         image = await run_in_threadpool(studio.add_image, data, name)
         record = painted_record(data)
-        return JSONResponse({**image.info(), **({"record": record} if record else {})}, status_code=201)
+        form = record_form(record, defaults["size"]) if record else None
+        return JSONResponse({**image.info(), **({"record": form} if form else {})}, status_code=201)
 
-    async def submit(request: Request) -> Response:
-        # JSON only: a form on another web site cannot send it without the browser asking first (CORS).
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return error_response(415, "send the job as application/json")
+    async def job_body(request: Request) -> dict[str, Any]:
+        """A job's JSON fields, checked as far as JSON goes (a 415 is the caller's)."""
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
@@ -242,6 +254,39 @@ def create_app(
         if unknown:
             raise UsageError(f"unknown field {short_repr(min(unknown))}; send content, styles, settings, "
                              "and optionally fine_style and masks")
+        return body
+
+    async def command(request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error_response(415, "send the job as application/json")
+        body = await job_body(request)
+        settings = body.get("settings")
+        styles = body.get("styles")
+        if not isinstance(styles, list) or not styles:
+            raise UsageError("add at least one style image")
+        content = studio.image(body.get("content"), "content image")
+        style_images = [studio.image(s, "style image") for s in styles]
+        config = parse_settings(settings, len(style_images), device=device, max_size=max_size, max_steps=max_steps)
+        given = [name for name, value in settings.items() if value is not None] if isinstance(settings, dict) else []
+        fine = body.get("fine_style")
+        fine_image = None if fine is None else studio.image(fine, "fine style image")
+        masks = body.get("masks") or []
+        mask_images = [studio.image(m, "mask") for m in masks] if isinstance(masks, list) else []
+
+        def named(image: StoredImage) -> str:
+            return sample_path(image.name) if image.sample else image.name
+
+        text = command_line(config, given, named(content), [named(s) for s in style_images],
+                            fine_style=None if fine_image is None else named(fine_image),
+                            masks=[named(m) for m in mask_images],
+                            output=download_name(content, style_images, config.seed))
+        return JSONResponse({"command": text})
+
+    async def submit(request: Request) -> Response:
+        # JSON only: a form on another web site cannot send it without the browser asking first (CORS).
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error_response(415, "send the job as application/json")
+        body = await job_body(request)
         # In the thread pool: masks are decoded and checked now, so a bad one is refused at once.
         job = await run_in_threadpool(lambda: studio.submit(
             body.get("content"), body.get("styles"), body.get("settings"),
@@ -338,6 +383,7 @@ def create_app(
             Route("/api/images/{image_id}", image),
             Route("/api/schedule", steps_schedule),
             Route("/api/jobs", submit, methods=["POST"]),
+            Route("/api/command", command, methods=["POST"]),
             Route("/api/jobs", jobs),
             Route("/api/jobs/{job_id}", job_state),
             Route("/api/jobs/{job_id}/events", events),

@@ -8,6 +8,8 @@ and an estimate of the time left, and its preview and result.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import re
 import threading
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
     from ..painting import Painting
     from ..transfer import Progress
 
-__all__ = ["ACTIVE", "Job", "job_state", "schedule"]
+__all__ = ["ACTIVE", "Job", "download_name", "job_state", "schedule"]
 
 ACTIVE = ("queued", "running", "cancelling")
 # How the seconds per iteration grow with a scale's pixels, for the scales not reached yet: as a power of the pixel
@@ -47,6 +49,16 @@ def schedule(config: StyleConfig, size: int) -> dict[str, Any]:
     sizes = config.scale_sizes(size)
     steps = config.scale_schedule(len(sizes))
     return {"size": size, "sizes": sizes, "steps": steps, "total": sum(steps)}
+
+
+def download_name(content: StoredImage, styles: list[StoredImage], seed: int | None = None, tag: str = "") -> str:
+    """``artistyle_PHOTO_STYLE[_STYLE]_seedN_TAG.png``: the images' names (two styles at most), then the seed and
+    ``tag`` where known, so that the files of different runs have different names."""
+    stems = [re.sub(r"[^A-Za-z0-9_-]+", "_", Path(i.name).stem)[:30] for i in (content, *styles[:2])]
+    words = ["artistyle", *(s for s in stems if s.strip("_"))]
+    if seed is not None:
+        words.append(f"seed{seed}")
+    return "_".join([*words, *([tag] if tag else [])]) + ".png"
 
 
 @dataclass(eq=False)
@@ -97,8 +109,10 @@ class Job:
 
     @property
     def download_name(self) -> str:
-        stems = [re.sub(r"[^A-Za-z0-9_-]+", "_", Path(i.name).stem)[:30] for i in (self.content, *self.styles[:2])]
-        return "_".join(["artistyle", *(s for s in stems if s.strip("_"))]) + ".png"
+        """With the seed and six hex digits of the settings recorded, so two runs' files differ unless their
+        pictures are the same."""
+        record = json.dumps(recorded_settings(self.config, self.seed), sort_keys=True, default=str)
+        return download_name(self.content, self.styles, self.seed, hashlib.sha256(record.encode()).hexdigest()[:6])
 
     def started(self, painting: Painting, seed: int) -> None:
         """The painting is prepared: its schedule and seed are known."""

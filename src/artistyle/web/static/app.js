@@ -8,6 +8,8 @@ const STORED_SEEN = "artistyle.seen";  // localStorage: that job as last seen, a
 const STOPPED = "the studio stopped; start it again with `artistyle web` (this page reconnects by itself)";
 const PULSE_MS = 1500;  // between looks at the studio: a stopped one shows within about 2 s
 const PULSE_TIMEOUT_MS = 3000;  // a look unanswered this long counts as a studio gone
+const MAX_RUNS = 8;  // runs queued by one Start
+const STORED_NOTIFY = "artistyle.notify";  // localStorage: "1" where the user asked for a notification at the end
 
 const state = {
   limits: null,
@@ -34,6 +36,9 @@ const state = {
   lastJob: null,          // the followed job as last shown
   rateUnit: null,         // "it/s" or "s/it": the unit of that job's rate (formatRate)
   history: new Map(),     // id -> {job, item, gone}: the History's entries
+  mine: new Set(),        // the jobs this page started (another page's are offered in the banner)
+  batch: [],              // the runs queued by the same Start after the one followed, in order
+  offer: null,            // {record, name}: the settings of a painted PNG just added, offered
 };
 
 // ---------------------------------------------------------------- helpers
@@ -296,7 +301,7 @@ function knob(label, name, style, key, min, step) {
 async function addFiles(files, role) {
   showError("");
   const problems = [];
-  let photo = null;
+  let photo = null, added = 0;
   for (const file of files) {
     if (photo) {
       problems.push(`'${file.name}' is not used: one photo at a time ('${photo.name}'); drop paintings on the Style zone`);
@@ -310,16 +315,20 @@ async function addFiles(files, role) {
       } else {
         const problem = addStyle(image);
         if (problem) problems.push(problem);
+        else added += 1;
       }
+      if (photo === image) added += 1;
+      offerRecord(image);
     } catch (err) {
       if (err.lost) {
         studioLost();
-        return;
+        return added;
       }
       problems.push(err.message);
     }
   }
   showError(problems);
+  return added;
 }
 
 // A drop zone: one keyboard stop (the zone itself, a button) that opens the file chooser on click,
@@ -579,13 +588,21 @@ function restoreForm(job, { seed = true } = {}) {
   put("init", s.init);
   for (const { setting, control } of state.fields) showSetting(setting, control, sent(setting.name));
   const images = job.images;
-  if (images.content) setContent(fromServer(images.content)); else clearContent();
   const blend = s.style_blend || [], scale = s.style_scale || [];
-  state.styles = images.styles.map((info, i) => ({
-    ...fromServer(info),
+  const knobs = (style, i) => ({
+    ...style,
     weight: blend.length > 1 ? blend[i] : (blend[0] ?? 1),
     scale: scale.length > 1 ? scale[i] : (scale[0] ?? 1),
-  }));
+  });
+  if (!images) {
+    // Settings only (a painted PNG's): the images chosen stay, with the blend where it fits them.
+    if (blend.length <= 1 || blend.length === state.styles.length) state.styles = state.styles.map(knobs);
+    renderStyles();
+    updateSchedule();
+    return;
+  }
+  if (images.content) setContent(fromServer(images.content)); else clearContent();
+  state.styles = images.styles.map((info, i) => knobs(fromServer(info), i));
   renderStyles();
   state.fineStyle = fromServer(images.fine_style);
   state.masks = images.masks.map(fromServer);
@@ -635,37 +652,59 @@ function updateSchedule() {
 
 // ---------------------------------------------------------------- jobs
 
-async function start() {
-  showError("");
+// The job request for the form as it is (the settings read from the controls), or null with the error shown.
+function jobRequest() {
   if (!state.content || !state.styles.length) {
     showError("choose a photo and at least one style first");
-    return;
+    return null;
   }
-  let settings;
   try {
-    settings = collectSettings();
+    return {
+      content: state.content.id,
+      styles: state.styles.map((s) => s.id),
+      settings: collectSettings(),
+      ...(state.fineStyle ? { fine_style: state.fineStyle.id } : {}),
+      ...(state.masks.length ? { masks: state.masks.map((m) => m.id) } : {}),
+    };
   } catch (err) {
     showError(err.message);
-    return;
+    return null;
   }
-  const body = JSON.stringify({
-    content: state.content.id,
-    styles: state.styles.map((s) => s.id),
-    settings,
-    ...(state.fineStyle ? { fine_style: state.fineStyle.id } : {}),
-    ...(state.masks.length ? { masks: state.masks.map((m) => m.id) } : {}),
-  });
+}
+
+// Start: one run, or as many as Runs says, queued one after another with the seeds following on from the Seed
+// box (each its own random seed where the box is empty). The page follows the first, then each in turn.
+async function start() {
+  showError("");
+  const request = jobRequest();
+  if (!request) return;
+  const runs = Math.max(1, Math.min(Math.round(Number($("runs").value)) || 1, MAX_RUNS));
+  const seed = request.settings.seed;
   $("start").disabled = true;
   notice("");
+  const queued = [];
   try {
-    const job = await api("POST", "/api/jobs", body, { "Content-Type": "application/json" });
-    follow(job);
-    $("cancel").focus();
-    refreshHistory();
+    for (let run = 0; run < runs; run++) {
+      const settings = { ...request.settings, seed: seed == null ? null : seed + run };
+      const job = await api("POST", "/api/jobs", JSON.stringify({ ...request, settings }),
+        { "Content-Type": "application/json" });
+      queued.push(job.id);
+      state.mine.add(job.id);
+      if (run === 0) {
+        state.batch = [];
+        follow(job);
+        $("cancel").focus();
+      } else {
+        state.batch.push(job.id);
+      }
+    }
   } catch (err) {
-    if (err.lost) studioLost(); else showError(err.message);
-    updateButtons();
+    if (err.lost) studioLost();
+    else showError(queued.length ? `${queued.length} of ${runs} runs are queued; the others are not: ${err.message}`
+      : err.message);
   }
+  refreshHistory();
+  updateButtons();
 }
 
 // Follow a job: its id goes in the address (#job=ID) and in local storage, so a reload or a new
@@ -717,11 +756,11 @@ async function streamBroke(events, id) {
   await resume(id);
 }
 
-// Follow the job again (after a blip): its state now, or why it is gone.
-async function resume(id) {
+// Follow the job again (after a blip), or the next run of a Start (`next`): its state now, or why it is gone.
+async function resume(id, next = false) {
   try {
     const job = await api("GET", jobUrl(id));
-    if (state.job === id || state.job === null) follow(job);
+    if (next || state.job === id || state.job === null) follow(job);
   } catch (err) {
     if (err.lost) studioLost(); else if (err.status === 404) jobGone(state.lastJob || { id });
   }
@@ -730,6 +769,9 @@ async function resume(id) {
 async function cancel() {
   if (!state.job) return;
   $("cancel").disabled = true;
+  // One Start, one Cancel: the runs queued after this one by the same Start go too.
+  const rest = state.batch.splice(0);
+  for (const id of rest) api("POST", jobUrl(id, "cancel")).catch(() => {});
   try {
     show(await api("POST", jobUrl(state.job, "cancel")));
   } catch (err) {
@@ -831,6 +873,10 @@ function show(job) {
   }
   showProgress(job);
   document.body.classList.toggle("running", ACTIVE.includes(job.status));
+  const batch = state.batch.length ? ` (${state.batch.length} more queued)` : "";
+  const done = job.steps ? Math.floor((100 * job.iteration) / job.steps) : 0;
+  setTitle(job.status === "running" ? `${job.iteration ? `${done}%` : "starting"}${batch}`
+    : job.status === "queued" ? `queued${batch}` : job.status === "cancelling" ? "cancelling" : job.status);
   if (job.preview > state.shownPreview) {
     state.shownPreview = job.preview;
     const preview = $("preview");
@@ -865,6 +911,13 @@ function show(job) {
 // A run this page watched has ended: the focus stays on a control that can be used (Cancel is off now), and the
 // picture is brought into view (on a phone it moves back below the settings when the run ends).
 function runEnded(job) {
+  const next = state.batch.shift();
+  if (next) {
+    // The next run of the same Start: followed at once (the finished one stays in the History).
+    resume(next, true);
+    return;
+  }
+  notify(job);
   const focus = document.activeElement;
   if (!focus || focus === document.body || focus.disabled) {
     const next = job.result ? $("download") : job.first_guess ? $("first-guess") : $("start");
@@ -904,6 +957,10 @@ function updateButtons() {
   }
   $("start").disabled = active || !state.content || !state.styles.length;
   $("cancel").disabled = !active || $("status").dataset.status === "cancelling";
+  $("copy-command").disabled = !state.content || !state.styles.length;
+  const last = lastSeed();
+  $("seed-last").disabled = last == null;
+  $("seed-last").title = last == null ? "No run has ended yet" : `The seed of the last run: ${last}`;
 }
 
 // ---------------------------------------------------------------- history
@@ -1073,7 +1130,7 @@ async function refreshHistory() {
   list.dataset.count = String(finished.length);
   // A run started from a page that is gone (closed, or another browser): offer to watch or cancel it,
   // so a new Start does not wait behind it unknowingly.
-  const orphan = jobs.find((j) => ACTIVE.includes(j.status) && j.id !== state.job);
+  const orphan = jobs.find((j) => ACTIVE.includes(j.status) && j.id !== state.job && !state.mine.has(j.id));
   const banner = $("orphan");
   if (orphan && !ACTIVE.includes($("status").dataset.status)) {
     $("orphan-text").textContent = `A run started earlier is ${orphan.status === "queued" ? "waiting in the queue" : "running"} ` +
@@ -1257,6 +1314,142 @@ function setTitle(text) {
   document.title = text ? `${text} \u00b7 ArtiStyle studio` : "ArtiStyle studio";
 }
 
+// ---------------------------------------------------------------- seeds, the command line, settings from a PNG
+
+// The seed of the last run this page showed (or of the newest result in the History).
+function lastSeed() {
+  if (state.lastJob && state.lastJob.seed != null) return state.lastJob.seed;
+  const newest = Array.from(state.history.values()).sort((a, b) => b.job.created - a.job.created)[0];
+  return newest && newest.job.seed != null ? newest.job.seed : null;
+}
+
+function randomSeed() {
+  return crypto.getRandomValues(new Uint32Array(1))[0];
+}
+
+// Copy as command: the form as `artistyle PHOTO STYLE --option value ...` (the studio says it from the settings'
+// schema), into the clipboard where the browser allows it, and shown below the buttons to copy by hand.
+async function copyCommand() {
+  showError("");
+  const request = jobRequest();
+  if (!request) return;
+  let command;
+  try {
+    ({ command } = await api("POST", "/api/command", JSON.stringify(request), { "Content-Type": "application/json" }));
+  } catch (err) {
+    if (err.lost) studioLost(); else showError(err.message);
+    return;
+  }
+  const box = $("command");
+  box.value = command;
+  $("command-row").hidden = false;
+  let copied = false;
+  try {
+    await navigator.clipboard.writeText(command);
+    copied = true;
+  } catch (err) { /* not allowed here: the box below is selected instead */ }
+  if (!copied) box.select();
+  notice(copied ? "The command is copied: paste it in a terminal (uploads are named by their file names)."
+    : "Copy the command below (it is selected); uploads are named by their file names.");
+}
+
+// An image just added that is a painting made by ArtiStyle: offer to put its settings and seed in the form.
+function offerRecord(image) {
+  if (!image || !image.record) return;
+  state.offer = { record: image.record, name: image.name };
+  const record = image.record;
+  $("record-offer-text").textContent = `'${image.name}' was painted by ArtiStyle ${record.version}` +
+    `${record.seed != null ? ` with seed ${record.seed}` : ""}: its settings can be put back in the form.`;
+  $("record-offer").hidden = false;
+}
+
+function useRecord(record, name) {
+  restoreForm({ settings: record.settings, given: record.given }, { seed: true });
+  $("record-offer").hidden = true;
+  state.offer = null;
+  notice(`The settings${record.seed != null ? ` and seed (${record.seed})` : ""} of '${name}' are in the form; ` +
+    "Start paints it again.");
+}
+
+// A file given for its settings (dropped on the settings, or chosen with "Settings from a painted PNG").
+async function settingsFrom(file) {
+  showError("");
+  try {
+    const image = await upload(file);
+    if (image.record) useRecord(image.record, image.name);
+    else showError(`'${file.name}' holds no ArtiStyle settings (only PNGs painted by ArtiStyle do)`);
+  } catch (err) {
+    if (err.lost) studioLost(); else showError(err.message);
+  }
+}
+
+// A notification when a run ends, where the user asked for one and the browser allows it, and the page is
+// not in front (else the page itself shows it).
+function notify(job) {
+  if (!$("notify").checked || !("Notification" in window) || Notification.permission !== "granted") return;
+  if (!document.hidden && document.hasFocus()) return;
+  const text = job.status === "done" ? `Done: ${job.output_width}x${job.output_height}, seed ${job.seed}.`
+    : job.status === "failed" ? `The run failed: ${job.error}` : $("status").textContent;
+  try {
+    new Notification("ArtiStyle studio", { body: text, tag: "artistyle-run" });
+  } catch (err) { /* a browser that only notifies from a service worker: nothing */ }
+}
+
+async function wantNotifications() {
+  const box = $("notify");
+  const refuse = (text) => {
+    box.checked = false;
+    notice(text);
+  };
+  if (box.checked) {
+    if (!("Notification" in window)) {
+      refuse("This browser cannot show notifications.");
+      return;
+    }
+    const permission = Notification.permission === "default" ? await Notification.requestPermission()
+      : Notification.permission;
+    if (permission !== "granted") {
+      refuse("The browser does not allow this page notifications; its site settings can allow them.");
+      return;
+    }
+  }
+  try { localStorage.setItem(STORED_NOTIFY, box.checked ? "1" : ""); } catch (err) { /* not kept */ }
+}
+
+// Ctrl+V with an image in the clipboard: it becomes the photo where that zone has the focus or there is no photo
+// yet, else a style. Text pastes (into a box) are left alone.
+function pasteImages(event) {
+  const files = Array.from(event.clipboardData ? event.clipboardData.files : [])
+    .filter((file) => file.type.startsWith("image/"));
+  if (!files.length) return;
+  event.preventDefault();
+  const focus = document.activeElement;
+  const near = (selector) => Boolean(focus && focus.closest && focus.closest(selector));
+  const role = near("#style-drop, #style-list, #style-sample, #style-sample-add") ? "style"
+    : near("#content-drop, #content-sample") || !state.content ? "content" : "style";
+  const named = files.map((file, i) => new File([file], !file.name || file.name === "image.png"
+    ? `pasted image${files.length > 1 ? ` ${i + 1}` : ""}.png` : file.name, { type: file.type }));
+  addFiles(named, role).then((added) => {
+    if (added) notice(`The pasted image is ${role === "content" ? "the photo" : "added to the styles"}.`);
+  });
+}
+
+// A file dropped anywhere but on a drop zone would make the browser leave the page for it: a painted PNG gives
+// its settings instead, and any other file is refused with a word on where to drop it.
+function wirePageDrop() {
+  document.addEventListener("dragover", (event) => {
+    if (event.dataTransfer && Array.from(event.dataTransfer.types).includes("Files")) event.preventDefault();
+  });
+  document.addEventListener("drop", (event) => {
+    if (!event.dataTransfer || !event.dataTransfer.files.length || event.defaultPrevented) return;
+    event.preventDefault();
+    const file = event.dataTransfer.files[0];
+    if (file.type === "image/png") settingsFrom(file);
+    else showError("drop a photo on the Photo zone and paintings on the Style zone (a PNG painted by ArtiStyle " +
+      "elsewhere gives its settings)");
+  });
+}
+
 // ---------------------------------------------------------------- loss curve
 
 function drawLoss() {
@@ -1394,6 +1587,29 @@ async function init() {
   $("cancel").addEventListener("click", cancel);
   $("compare").addEventListener("input", compare);
   guardDownload($("download"), () => state.lastJob);
+  $("seed-random").addEventListener("click", () => { $("seed").value = String(randomSeed()); });
+  $("seed-last").addEventListener("click", () => {
+    const seed = lastSeed();
+    if (seed != null) $("seed").value = String(seed);
+  });
+  $("copy-command").addEventListener("click", copyCommand);
+  $("record-use").addEventListener("click", () => { if (state.offer) useRecord(state.offer.record, state.offer.name); });
+  $("record-dismiss").addEventListener("click", () => {
+    $("record-offer").hidden = true;
+    state.offer = null;
+  });
+  $("record-file").addEventListener("change", () => {
+    const file = $("record-file").files[0];
+    $("record-file").value = "";
+    if (file) settingsFrom(file);
+  });
+  $("notify").addEventListener("change", wantNotifications);
+  try {
+    $("notify").checked = localStorage.getItem(STORED_NOTIFY) === "1" && "Notification" in window &&
+      Notification.permission === "granted";
+  } catch (err) { /* not kept */ }
+  document.addEventListener("paste", pasteImages);
+  wirePageDrop();
   for (const id of ["size", "steps"]) $(id).addEventListener("input", updateSchedule);
   $("init").addEventListener("change", updateSchedule);
   $("orphan-watch").addEventListener("click", async () => {
