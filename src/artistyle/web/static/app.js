@@ -730,7 +730,7 @@ function follow(job) {
   if (!ACTIVE.includes(job.status)) {
     // A finished job: one look at its losses is enough.
     api("GET", jobUrl(job.id)).then(show).catch((err) => {
-      if (err.lost) studioLost(); else if (err.status === 404) jobGone(job);
+      if (err.lost) studioLost(); else if (err.status === 404) jobMissing(job);
     });
     return;
   }
@@ -762,7 +762,8 @@ async function resume(id, next = false) {
     const job = await api("GET", jobUrl(id));
     if (next || state.job === id || state.job === null) follow(job);
   } catch (err) {
-    if (err.lost) studioLost(); else if (err.status === 404) jobGone(state.lastJob || { id });
+    if (err.lost) studioLost();
+    else if (err.status === 404) jobGone(!next && state.lastJob && state.lastJob.id === id ? state.lastJob : { id });
   }
 }
 
@@ -1063,6 +1064,13 @@ function markGone(entry, why) {
   }
 }
 
+// A job the studio answered 404 for, outside a look at the studio: a look first tells a restart from a job
+// forgotten.
+async function jobMissing(job) {
+  await checkStudio();
+  if (!state.lost) jobGone(job);
+}
+
 // A result link: a result the studio no longer has is explained instead of failing as a download. `job`: the
 // job, or a function giving it at the click (the Download button's, which follows the page's job).
 function guardDownload(link, which) {
@@ -1076,15 +1084,15 @@ function guardDownload(link, which) {
     }
     // The download goes on; should the studio have dropped the result meanwhile, say so at once.
     fetch(link.href, { method: "HEAD" }).then((response) => {
-      if (response.status === 404) jobGone(entry ? entry.job : job);
+      if (response.status === 404) jobMissing(entry ? entry.job : job);
     }).catch(() => checkStudio());
   });
 }
 
-// The job this page showed or listed is no longer in the studio: a restart, or forgotten to make room.
-async function jobGone(job) {
-  await checkStudio();
-  if (state.lost) return;
+// The job this page showed or listed is no longer in the studio, which is the same process (a restart is
+// studioRestarted's): it was forgotten to make room. Called from a look at the studio too, so it never waits
+// for one (see jobMissing).
+function jobGone(job) {
   const entry = state.history.get(job.id);
   if (entry && !entry.gone) markGone(entry, "forgotten");
   if (state.job === job.id) {
