@@ -1127,6 +1127,17 @@ def test_a_painted_png_gives_back_its_settings_and_the_form_its_command(
     sync_api.expect(fresh.locator("#style-list li")).to_contain_text("painted.png")
     fresh.click("#record-use")
     assert fresh.input_value("#seed") == "23" and fresh.is_hidden("#record-offer")
+    # Dropped elsewhere on the page (the browser would leave the page for it): its settings.
+    fresh.fill("#seed", "")
+    fresh.evaluate("""async (job) => {
+        const blob = await (await fetch(`/api/jobs/${job}/result.png`)).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+        document.getElementById('preview-box').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", job)
+    sync_api.expect(fresh.locator("#notice")).to_contain_text("of 'dropped.png' are in the form")
+    assert fresh.input_value("#seed") == "23" and fresh.locator("#style-list li").count() == 1
 
     # Ctrl+V with an image: the photo where there is none, then a style.
     fresh.click("#style-list li button.remove")

@@ -1450,6 +1450,7 @@ function wirePageDrop() {
   });
   document.addEventListener("drop", (event) => {
     if (!event.dataTransfer || !event.dataTransfer.files.length || event.defaultPrevented) return;
+    if (event.target instanceof Element && event.target.closest(".drop")) return;  // a drop zone's own
     event.preventDefault();
     const file = event.dataTransfer.files[0];
     if (file.type === "image/png") settingsFrom(file);
