@@ -163,10 +163,10 @@ def linear_icc(space: str = "RGB") -> bytes:
     return header + struct.pack(">I", len(tags)) + table + body
 
 
-def start_studio(folder: Path) -> tuple[subprocess.Popen[str], str]:
-    """A real ``artistyle web`` on a free port, run in ``folder``; returns the process and its address."""
+def start_studio(folder: Path, port: int = 0) -> tuple[subprocess.Popen[str], str]:
+    """A real ``artistyle web`` on ``port`` (0: a free one), run in ``folder``; returns the process and its address."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    process = subprocess.Popen([sys.executable, "-m", "artistyle", "web", "--port", "0", "--device", "cpu"],
+    process = subprocess.Popen([sys.executable, "-m", "artistyle", "web", "--port", str(port), "--device", "cpu"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder)
     assert process.stdout is not None and process.stderr is not None
     line = process.stdout.readline()

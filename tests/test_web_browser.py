@@ -23,7 +23,7 @@ from artistyle.config import StyleConfig
 from artistyle.images import resized_shape
 from artistyle.metadata import read_image_metadata
 
-from .conftest import REPO, SAMPLES, TRIAL_FIELDS, hold_studio_runs, trial_studio_settings
+from .conftest import REPO, SAMPLES, TRIAL_FIELDS, hold_studio_runs, start_studio, trial_studio_settings
 
 pytest.importorskip("starlette")
 uvicorn = pytest.importorskip("uvicorn")
@@ -36,6 +36,7 @@ pytestmark = [
 ]
 
 from artistyle.web import app as web_app  # noqa: E402
+from artistyle.web import jobs as web_jobs  # noqa: E402
 from artistyle.web.app import create_app  # noqa: E402
 from artistyle.web.server import bind  # noqa: E402
 
@@ -518,20 +519,22 @@ def test_the_page_starts_fast_and_shows_the_first_guess_at_once(
 def test_sample_lists_work_from_the_keyboard(context: Any, server: str) -> None:
     page = open_studio(context, server)
     samples = [o for o in page.eval_on_selector_all("#style-sample option", "os => os.map(o => o.value)") if o]
+    # (Each list has its own samples since issue 24: the paintings for styles, the photos for the photo.)
+    photos = [o for o in page.eval_on_selector_all("#content-sample option", "os => os.map(o => o.value)") if o]
     page.focus("#style-sample")
-    for _ in range(3):
+    for _ in range(len(samples)):
         page.keyboard.press("ArrowDown")
     # Arrowing through the list moves through the samples and adds nothing; Enter adds the one shown.
-    assert page.input_value("#style-sample") == samples[2]
+    assert page.input_value("#style-sample") == samples[-1]
     assert page.locator("#style-list li").count() == 0
     page.keyboard.press("Enter")
     sync_api.expect(page.locator("#style-list li")).to_have_count(1)
-    sync_api.expect(page.locator("#style-list li")).to_contain_text(samples[2].removeprefix("sample:"))
+    sync_api.expect(page.locator("#style-list li")).to_contain_text(samples[-1].removeprefix("sample:"))
     page.focus("#content-sample")
     page.keyboard.press("ArrowDown")
     page.keyboard.press("ArrowDown")
-    assert page.input_value("#content-sample") == samples[1]
-    sync_api.expect(page.locator("#content-name")).to_contain_text(samples[1].removeprefix("sample:"))
+    assert page.input_value("#content-sample") == photos[1]
+    sync_api.expect(page.locator("#content-name")).to_contain_text(photos[1].removeprefix("sample:"))
 
 
 def test_the_colour_option_says_what_it_does(context: Any, server: str) -> None:
@@ -774,3 +777,390 @@ def test_more_settings_are_built_from_the_status(context: Any, monkeypatch: pyte
         assert page.input_value("#color-match") == "" and page.is_checked("#sparkle")
     finally:
         next(served, None)  # stops the server
+
+
+# ---------------------------------------------------------------- issue 24: the studio never strands its user
+
+
+@contextlib.contextmanager
+def real_studio(folder: Path) -> Iterator[tuple[list[Any], str, int]]:
+    """``artistyle web`` as a user starts it (a subprocess on 127.0.0.1): ``[process]`` (a test may stop it and
+    put another in its place), its address and its port; whatever process is there at the end is stopped."""
+    process, url = start_studio(folder)
+    processes = [process]
+    try:
+        yield processes, url.rstrip("/"), int(url.rstrip("/").rsplit(":", 1)[1])
+    finally:
+        for running in processes:
+            if running.poll() is None:
+                running.terminate()
+                running.wait(30)
+
+
+def test_a_stopped_studio_shows_at_once_and_a_restarted_one_recovers(browser: Any, tmp_path: Path) -> None:
+    with real_studio(tmp_path) as (processes, base, port), guarded_context(browser) as context:
+        page = open_studio(context, base)
+        choose_samples(page)
+        settings(page, 64, 5000)
+        page.fill("#seed", "")
+        page.click("#start")
+        poll(lambda: iteration(page) >= 1)
+        # Stopped as Ctrl-C stops it (SIGTERM does the same): the page says so within 5 s, with the buttons back.
+        processes[0].terminate()
+        stopped = time.monotonic()
+        sync_api.expect(page.locator("#connection")).to_be_visible(timeout=5_000)
+        wait_status(page, "lost", timeout=5_000)
+        assert time.monotonic() - stopped < 5
+        assert "start it again with `artistyle web`" in page.inner_text("#connection")
+        assert "The studio stopped during the run, at iteration" in page.inner_text("#status")
+        assert "ETA" not in page.inner_text("#progress-text")
+        assert page.is_enabled("#start") and page.is_disabled("#cancel")
+        assert processes[0].wait(30) == 0
+
+        # Started again on the same address: the page comes back by itself and says what was lost.
+        processes.append(start_studio(tmp_path, port)[0])
+        sync_api.expect(page.locator("#connection")).to_be_hidden(timeout=15_000)
+        sync_api.expect(page.locator("#notice")).to_contain_text("The studio was restarted", timeout=5_000)
+        assert "the run you were watching (stopped at iteration" in page.inner_text("#notice")
+        assert status(page) == "idle" and page.is_enabled("#start") and page.is_disabled("#cancel")
+        assert page.evaluate("location.hash") == ""
+        # The form is as it was, and Start paints on the new studio.
+        assert "chelsea_cat.jpg" in page.inner_text("#content-name") and page.input_value("#size") == "64"
+        page.fill("#steps", "2")
+        page.click("#start")
+        wait_status(page, "done")
+        assert page.is_hidden("#error")
+
+        # The page opened again after another restart (closed meanwhile, so it could not see the restart itself):
+        # it says what became of the run it showed, and puts its settings back.
+        address = page.url
+        assert "#job=" in address
+        page.close()
+        processes[-1].terminate()
+        processes[-1].wait(30)
+        processes.append(start_studio(tmp_path, port)[0])
+        page = context.new_page()
+        page.goto(address)
+        page.wait_for_selector("body[data-ready=true]")
+        sync_api.expect(page.locator("#notice")).to_contain_text("The studio was restarted since this page last")
+        assert "chelsea_cat.jpg" in page.inner_text("#content-name") and page.input_value("#steps") == "2"
+        assert page.input_value("#seed") == ""
+
+
+def test_a_studio_out_of_reach_for_a_while_is_followed_again(context: Any, server: str) -> None:
+    page = open_studio(context, server)
+    choose_samples(page)
+    settings(page, 48, 5000)
+    page.click("#start")
+    poll(lambda: iteration(page) >= 1)
+    job = page.evaluate("location.hash")
+    context.set_offline(True)
+    sync_api.expect(page.locator("#connection")).to_be_visible(timeout=5_000)
+    wait_status(page, "lost", timeout=5_000)
+    context.set_offline(False)
+    # The same studio process: the page follows the same run again, which went on meanwhile.
+    wait_status(page, "running", timeout=10_000)
+    sync_api.expect(page.locator("#connection")).to_be_hidden()
+    assert page.evaluate("location.hash") == job and page.is_hidden("#notice")
+    before = iteration(page)
+    poll(lambda: iteration(page) > before)
+    page.click("#cancel")
+    wait_status(page, "cancelled", timeout=30_000)
+
+
+def in_view(page: Any, selector: str, height: int) -> bool:
+    box = page.locator(selector).bounding_box()
+    return box is not None and box["y"] >= -1 and box["y"] + min(box["height"], 100) <= height + 1
+
+
+def test_phone_width_brings_errors_and_the_result_into_view(browser: Any, server: str, tmp_path: Path) -> None:
+    with guarded_context(browser, viewport={"width": 390, "height": 844}) as phone:
+        page = open_studio(phone, server)
+        # An upload refused while the photo zone is in view: the error, far below it, is brought into view.
+        wrong = tmp_path / "notes.png"
+        wrong.write_text("not a picture")
+        page.evaluate("window.scrollTo(0, 0)")
+        page.set_input_files("#content-file", str(wrong))
+        page.wait_for_selector("#error:not([hidden])")
+        poll(lambda: in_view(page, "#error", 844), timeout=5)
+        assert "notes.png" in page.inner_text("#error") and "Pillow" not in page.inner_text("#error")
+
+        choose_samples(page)
+        settings(page, 48, 3)
+        page.click("#start")
+        wait_status(page, "done")
+        # The finished picture (back below the settings once the run ends) is brought into view, and the focus
+        # is on a control that can be used (Cancel, which had it, is off now).
+        poll(lambda: in_view(page, "#preview", 844), timeout=5)
+        assert focused(page) == "download"
+
+
+def test_a_forgotten_result_is_marked_and_explained(
+    context: Any, server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(web_jobs, "MAX_FINISHED_JOBS", 2)
+    page = open_studio(context, server)
+    assert page.inner_text("#history-max") == "2"
+
+    def run_one(seed: int) -> str:
+        job = page.request.post(server + "/api/jobs", data={
+            "content": "sample:chelsea_cat.jpg", "styles": ["sample:starry_night.jpg"],
+            "settings": {"size": 32, "steps": 1, "seed": seed, "init": "noise"}}).json()
+        poll(lambda: page.request.get(f"{server}/api/jobs/{job['id']}").json()["status"] == "done")
+        return str(job["id"])
+
+    first = run_one(11)
+    run_one(12)
+    # Listed by the pulse, without a reload; the page shows the older one.
+    oldest = page.locator(f'#history li[data-id="{first}"]')
+    sync_api.expect(oldest).to_be_visible(timeout=10_000)
+    oldest.locator("button.thumb").click()
+    wait_status(page, "done")
+    assert page.get_attribute("#download", "aria-disabled") == "false"
+    run_one(13)
+    # The studio dropped it to make room: the entry stays, marked, without its PNG, and says why; so does the page.
+    sync_api.expect(oldest).to_have_attribute("data-gone", "forgotten", timeout=10_000)
+    assert oldest.locator("a[download]").count() == 0
+    assert "keeps only the newest 2 results" in oldest.inner_text()
+    assert page.get_attribute("#download", "aria-disabled") == "true"
+    sync_api.expect(page.locator("#notice")).to_contain_text("gone from the studio")
+    kept = page.locator("#history li:not([data-gone])")
+    assert kept.count() == 2 and kept.first.locator("a[download]").count() == 1
+
+
+def test_two_tabs_stay_consistent(context: Any, server: str) -> None:
+    first, second = open_studio(context, server), open_studio(context, server)
+    choose_samples(first)
+    settings(first, 48, 5000)
+    first.fill("#seed", "")  # left empty: the run gets a seed of its own
+    first.click("#start")
+    # The other tab learns of the run by itself: its banner offers to watch or cancel it.
+    sync_api.expect(second.locator("#orphan")).to_be_visible(timeout=10_000)
+    assert "running" in second.inner_text("#orphan-text")
+    poll(lambda: iteration(first) >= 1)
+    # A reload comes back to the run without pinning its seed into an empty Seed box.
+    first.reload()
+    first.wait_for_selector("body[data-ready=true]")
+    wait_status(first, "running")
+    assert first.input_value("#seed") == ""
+    first.click("#cancel")
+    wait_status(first, "cancelled", timeout=30_000)
+    job = first.evaluate("location.hash").removeprefix("#job=")
+    # ...and of its end: the banner goes, the History lists it, with its PNG (the image so far).
+    sync_api.expect(second.locator("#orphan")).to_be_hidden(timeout=10_000)
+    entry = second.locator(f'#history li[data-id="{job}"]')
+    sync_api.expect(entry).to_be_visible(timeout=10_000)
+    assert entry.locator("a[download]").count() == 1
+    assert first.locator("#history li").count() == second.locator("#history li").count()
+
+
+def test_drops_go_on_past_bad_files_and_styles_are_not_added_twice(context: Any, server: str) -> None:
+    page = open_studio(context, server)
+    # The style list offers the sample paintings only; the photo list the photos.
+    styles = page.eval_on_selector_all("#style-sample option", "os => os.map(o => o.value).filter(v => v)")
+    photos = page.eval_on_selector_all("#content-sample option", "os => os.map(o => o.value).filter(v => v)")
+    assert styles == ["sample:great_wave.jpg", "sample:starry_night.jpg"]
+    assert photos == ["sample:astronaut.jpg", "sample:chelsea_cat.jpg"]
+    page.select_option("#style-sample", "sample:great_wave.jpg")
+    page.click("#style-sample-add")
+    dropped = page.evaluate("""async (wave) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = 64; canvas.height = 48;
+        const ctx = canvas.getContext('2d');
+        ctx.fillStyle = '#3a3'; ctx.fillRect(0, 0, 64, 48);
+        const green = await new Promise((resolve) => canvas.toBlob(resolve, 'image/png'));
+        const sample = await (await fetch('/api/samples/sample:great_wave.jpg')).blob();
+        const data = new DataTransfer();
+        data.items.add(new File(['not a picture'], 'first_bad.png', {type: 'image/png'}));
+        data.items.add(new File([green], 'green.png', {type: 'image/png'}));
+        data.items.add(new File([sample], 'my_wave.jpg', {type: 'image/jpeg'}));
+        data.items.add(new File([new Uint8Array(0)], 'second_bad.jpg', {type: 'image/jpeg'}));
+        data.items.add(new File([green], 'green_again.png', {type: 'image/png'}));
+        document.getElementById('style-drop').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+        return true;
+    }""", None)
+    assert dropped
+    sync_api.expect(page.locator("#error")).to_contain_text("green_again.png", timeout=30_000)
+    # Every good file is used, every bad one reported, each on its line; the same picture is added once.
+    assert page.locator("#style-list li").count() == 2
+    sync_api.expect(page.locator("#style-list li").nth(1)).to_contain_text("green.png")
+    lines = page.inner_text("#error").splitlines()
+    assert len(lines) == 4, lines
+    assert "first_bad.png" in lines[0] and "my_wave.jpg" in lines[1] and "great_wave.jpg" in lines[1]
+    assert "second_bad.jpg" in lines[2] and "empty" in lines[2] and "already among the styles" in lines[3]
+    # The sample itself again, from the list: refused the same way.
+    page.click("#style-sample-add")
+    sync_api.expect(page.locator("#error")).to_contain_text("'great_wave.jpg' is already among the styles")
+    assert page.locator("#style-list li").count() == 2
+
+
+def test_the_rate_keeps_its_unit_around_one_iteration_a_second(context: Any, server: str) -> None:
+    page = open_studio(context, server)
+    shown = page.evaluate("() => [1.1, 0.9, 0.7, 0.6, 0.9, 1.4, 1.6, 1.2].map(formatRate)")
+    assert [text.split()[1] for text in shown] == ["it/s", "it/s", "it/s", "s/it", "s/it", "s/it", "it/s", "it/s"]
+    assert shown[3] == "1.67 s/it" and shown[6] == "1.6 it/s"
+
+
+def test_a_cancelled_fast_start_offers_its_first_guess(
+    context: Any, server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from artistyle.fast import missing_dependencies
+
+    if missing_dependencies():
+        pytest.skip("the fast extra is not installed")
+    release = hold_studio_runs(monkeypatch)  # no iteration until the page has cancelled
+    page = open_studio(context, server)
+    choose_samples(page)
+    page.fill("#size", "64")
+    page.fill("#seed", "8")
+    page.click("#start")
+    try:
+        sync_api.expect(page.locator("#status")).to_contain_text("first guess", timeout=30_000)
+        page.click("#cancel")
+    finally:
+        release.set()
+    wait_status(page, "cancelled", timeout=30_000)
+    assert "first guess is offered" in page.inner_text("#status")
+    assert page.get_attribute("#download", "aria-disabled") == "true"
+    assert focused(page) == "first-guess"
+    with page.expect_download() as download:
+        page.click("#first-guess")
+    assert download.value.suggested_filename.endswith("_first_guess.png")
+    path = tmp_path / "guess.png"
+    download.value.save_as(path)
+    record = read_image_metadata(path)
+    assert record is not None and record["seed"] == 8
+
+
+# ---------------------------------------------------------------- issue 24: the missing features
+
+NOTIFICATIONS = """
+    window.notified = [];
+    window.Notification = class {
+        constructor(title, options) { window.notified.push([title, options && options.body]); }
+        static get permission() { return 'granted'; }
+        static requestPermission() { return Promise.resolve('granted'); }
+    };
+    Object.defineProperty(document, 'hidden', {get: () => true});
+"""
+
+
+def test_several_seeds_per_start_with_progress_in_the_title_and_a_notification(
+    browser: Any, server: str, tmp_path: Path
+) -> None:
+    with guarded_context(browser) as context:
+        context.add_init_script(NOTIFICATIONS)
+        page = open_studio(context, server)
+        choose_samples(page)
+        settings(page, 32, 3, seed=40)
+        page.click("#notify")
+        assert page.is_checked("#notify")
+        page.fill("#runs", "3")
+        titles: list[str] = []
+        page.click("#start")
+
+        def all_done() -> bool:
+            titles.append(page.title())
+            return status(page) == "done" and "seed 42" in page.inner_text("#status")
+
+        poll(all_done)
+        # Three runs, seeds 40, 41 and 42, followed in turn; the tab's title told the progress.
+        sync_api.expect(page.locator("#history li").first).to_contain_text("seed 42")
+        newest = page.locator("#history li strong").all_inner_texts()[:3]
+        assert [int(t.split("seed ")[1].split()[0]) for t in newest] == [42, 41, 40]
+        assert any("%" in t for t in titles) and page.title() == "done \u00b7 ArtiStyle studio"
+        assert "seed 42" in page.inner_text("#status")
+        # One notification, at the end of the last run (the page was in the background).
+        notified = page.evaluate("window.notified")
+        assert len(notified) == 1 and "seed 42" in notified[0][1]
+        # The download names differ per run: the seed is in each.
+        names = set()
+        for item in page.locator("#history li").all()[:2]:
+            with page.expect_download() as download:
+                item.locator("a[download]").click()
+            names.add(download.value.suggested_filename)
+        assert len(names) == 2 and all("_seed4" in name for name in names), names
+        # Random and last run's seed.
+        page.click("#seed-last")
+        assert page.input_value("#seed") == "42"
+        page.click("#seed-random")
+        assert page.input_value("#seed").isdigit() and page.input_value("#seed") != "42"
+
+
+def test_a_painted_png_gives_back_its_settings_and_the_form_its_command(
+    context: Any, server: str, tmp_path: Path
+) -> None:
+    import shlex
+
+    from artistyle.cli.options import build_parser, given_settings
+
+    page = open_studio(context, server)
+    choose_samples(page)
+    settings(page, 48, 2, seed=23)
+    page.select_option("#padding", "reflect")
+    page.click("#start")
+    wait_status(page, "done")
+    job = page.evaluate("location.hash").removeprefix("#job=")
+    painted = tmp_path / "painted.png"
+    painted.write_bytes(page.request.get(f"{server}/api/jobs/{job}/result.png").body())
+
+    fresh = open_studio(context, server)
+    assert fresh.input_value("#seed") == "23"  # the same browser came back to the run (its seed was given)
+    fresh.evaluate("location.hash = ''; localStorage.clear()")
+    fresh.reload()
+    fresh.wait_for_selector("body[data-ready=true]")
+    assert fresh.input_value("#seed") == "" and fresh.input_value("#padding") == "zeros"
+    # Chosen for its settings: they go back in the form, with the seed.
+    fresh.set_input_files("#record-file", str(painted))
+    sync_api.expect(fresh.locator("#notice")).to_contain_text("seed (23)")
+    assert fresh.input_value("#seed") == "23" and fresh.input_value("#padding") == "reflect"
+    assert fresh.input_value("#size") == "48" and fresh.input_value("#steps") == "2"
+    # Dropped as a style: added, and its settings offered.
+    fresh.fill("#seed", "")
+    fresh.evaluate("""async (job) => {
+        const blob = await (await fetch(`/api/jobs/${job}/result.png`)).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'painted.png', {type: 'image/png'}));
+        document.getElementById('style-drop').dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));
+    }""", job)
+    sync_api.expect(fresh.locator("#record-offer")).to_be_visible()
+    assert "with seed 23" in fresh.inner_text("#record-offer-text")
+    sync_api.expect(fresh.locator("#style-list li")).to_contain_text("painted.png")
+    fresh.click("#record-use")
+    assert fresh.input_value("#seed") == "23" and fresh.is_hidden("#record-offer")
+    # Dropped elsewhere on the page (the browser would leave the page for it): its settings.
+    fresh.fill("#seed", "")
+    fresh.evaluate("""async (job) => {
+        const blob = await (await fetch(`/api/jobs/${job}/result.png`)).blob();
+        const data = new DataTransfer();
+        data.items.add(new File([blob], 'dropped.png', {type: 'image/png'}));
+        document.getElementById('preview-box').dispatchEvent(
+            new DragEvent('drop', {dataTransfer: data, bubbles: true, cancelable: true}));
+    }""", job)
+    sync_api.expect(fresh.locator("#notice")).to_contain_text("of 'dropped.png' are in the form")
+    assert fresh.input_value("#seed") == "23" and fresh.locator("#style-list li").count() == 1
+
+    # Ctrl+V with an image: the photo where there is none, then a style.
+    fresh.click("#style-list li button.remove")
+    fresh.evaluate("""async () => {
+        const blob = await (await fetch('/api/samples/sample:astronaut.jpg')).blob();
+        for (let i = 0; i < 2; i++) {
+            const data = new DataTransfer();
+            data.items.add(new File([blob], 'image.png', {type: 'image/jpeg'}));
+            document.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true}));
+            await new Promise((resolve) => setTimeout(resolve, 1500));
+        }
+    }""")
+    sync_api.expect(fresh.locator("#content-name")).to_contain_text("pasted image.png")
+    sync_api.expect(fresh.locator("#style-list li")).to_have_count(1)
+    sync_api.expect(fresh.locator("#notice")).to_contain_text("added to the styles")
+
+    # The form as a command: the settings given, the images by name (a sample by its path here), -o.
+    fresh.fill("#size", "64")
+    fresh.click("#copy-command")
+    sync_api.expect(fresh.locator("#command-row")).to_be_visible()
+    words = shlex.split(fresh.input_value("#command"))
+    assert words[:3] == ["artistyle", "pasted image.png", "pasted image.png"]
+    assert words[-2] == "-o" and words[-1].endswith("_seed23.png")
+    given = given_settings(build_parser().parse_args(words[1:-2]))
+    assert given["size"] == 64 and given["seed"] == 23 and given["padding"] == "reflect" and given["steps"] == 2

@@ -52,7 +52,7 @@ def read_image_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     except FileNotFoundError:
         raise ImageError(f"'{os.fspath(path)}' does not exist") from None
     except Exception as exc:
-        raise ImageError(f"'{os.fspath(path)}' is not an image file Pillow can read") from exc
+        raise ImageError(f"'{os.fspath(path)}' is not an image file ArtiStyle can read") from exc
     raw = text.get(METADATA_KEY)
     if raw is None:
         return None

@@ -154,7 +154,9 @@ def _decode(opener: Callable[[], Image.Image], label: str) -> tuple[Image.Image,
         except (Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
             raise ImageError(_bomb_message(label, exc)) from exc
         except UnidentifiedImageError as exc:
-            raise ImageError(f"{label} is not an image file Pillow can read") from exc
+            raise ImageError(
+                f"{label} is not an image file ArtiStyle can read; use PNG, JPEG, WebP, TIFF, BMP or GIF"
+            ) from exc
         except MemoryError as exc:
             raise ImageError(f"{label} is too large to decode in memory") from exc
         except Exception as exc:
@@ -174,7 +176,7 @@ def _check_dimensions(img: Image.Image, label: str) -> None:
     if limit and width * height > limit:
         raise ImageError(
             f"{label} has {width * height:,} pixels, over the limit of {limit:,} "
-            "(Pillow's decompression-bomb guard)"
+            "(a guard against decompression bombs; use a smaller image)"
         )
     if width < MIN_SIDE or height < MIN_SIDE:
         raise ImageError(
@@ -191,7 +193,7 @@ def _bomb_message(label: str, exc: BaseException) -> str:
     pixels = int(match.group(1))
     return (
         f"{label} has {pixels:,} pixels, over the limit of {limit:,} "
-        "(Pillow's decompression-bomb guard)"
+        "(a guard against decompression bombs; use a smaller image)"
     )
 
 

@@ -3,19 +3,27 @@
 API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a bug)::
 
     GET  /api/status                  limits, the page's defaults, the settings' descriptions (the page builds its
-                                      form from them), device, the fast start, what the worker is doing
+                                      form from them), device, the fast start, what the worker is doing, and
+                                      this server process's ``instance`` (a page tells a restart from a blip)
+    GET  /api/pulse                   {"instance", "revision", "running", "waiting"}: what a page polls every
+                                      second or two, so that it sees at once a studio stopped or restarted, and
+                                      refreshes its History when ``revision`` (of the jobs kept) changes
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
-    POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
+    POST /api/images                  the raw image bytes -> {"id", "width", "height", "sha256", ...}; a PNG painted
+                                      by ArtiStyle also gives its "record" (settings and seed: the page offers them)
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
                                        "fine_style": id (optional), "masks": [id, ...] (optional)}
     GET  /api/images/{id}             an upload, a sample or a kept job's image, as it was sent
     GET  /api/schedule?size=&steps=&scales=&init=   the scales and iterations of a run at that size
+    POST /api/command                 the same fields as a job -> {"command": "artistyle PHOTO STYLE --option ..."}:
+                                      the run as the command line says it (samples by their path here)
     GET  /api/jobs                    every job kept (running, queued, the newest finished), newest first
     GET  /api/jobs/{id}               the job's state, settings and images (a reloaded page reattaches)
     GET  /api/jobs/{id}/events        the same as server-sent events, until the job ends
     GET  /api/jobs/{id}/preview.jpg   the latest preview
     GET  /api/jobs/{id}/result.png    the result at full size, its settings and seed in a text chunk
                                       (also after a cancel: the image so far, if an iteration ended)
+    GET  /api/jobs/{id}/first-guess.png  a fast start cancelled before its first iteration: its first guess
     POST /api/jobs/{id}/cancel
 
 Every POST must come from the studio's own page: a cross-site Origin or Sec-Fetch-Site is
@@ -36,11 +44,15 @@ are built from them, so a new studio field of :class:`StyleConfig` appears there
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
+import secrets
 import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 from starlette.applications import Starlette
@@ -57,11 +69,22 @@ from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
 from ..settings import short_repr
 from ..version import __version__
+from . import jobs as kept
+from .command import command_line, record_form, sample_path
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
-from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
-from .job import Job, schedule
+from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, StoredImage, client_name, painted_record
+from .job import Job, download_name, schedule
 from .jobs import PREVIEW_INTERVAL, Studio
-from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, describe_settings, fast_missing, studio_settings
+from .settings import (
+    MAX_SIZE,
+    MAX_STEPS,
+    MAX_STYLES,
+    SETTINGS,
+    describe_settings,
+    fast_missing,
+    parse_settings,
+    studio_settings,
+)
 
 __all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "STUDIO_INIT", "create_app",
            "megabytes"]
@@ -110,6 +133,9 @@ def create_app(
     form = describe_settings(studio_settings())
     # Set by the server at Ctrl-C: event streams end at once instead of holding the shutdown up.
     stopping = threading.Event()
+    # This server process: a page that sees another one knows the studio was restarted (its jobs, results and
+    # uploads are gone), not merely out of reach for a moment.
+    instance, started = secrets.token_urlsafe(9), time.time()
 
     def find_job(request: Request) -> Job:
         job = studio.job(request.path_params["job_id"])
@@ -126,14 +152,26 @@ def create_app(
             "version": __version__,
             "device": str(resolved),
             "limits": {"max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels, "max_size": max_size,
-                       "max_steps": max_steps, "max_styles": MAX_STYLES},
+                       "max_steps": max_steps, "max_styles": MAX_STYLES,
+                       "max_history": kept.MAX_FINISHED_JOBS},
             # The page's defaults: StyleConfig's, but the studio's own start where it can run.
             "defaults": {**defaults, "init": "noise" if missing else STUDIO_INIT},
             "settings": form,
             # Whether the fast start can run here (else the line to show), and its schedule, for the help lines.
             "fast": {"available": missing is None, "message": missing, "schedule": FAST_SCHEDULE},
+            "instance": instance,
+            "started": started,
             **studio.status(),
         })
+
+    def revision() -> str:
+        # Changes when a job is added, forgotten, or changes status or gets its result (not at every iteration).
+        kept = "|".join(f"{job['id']}:{job['status']}:{job['result']}" for job in studio.history())
+        return hashlib.sha256(kept.encode()).hexdigest()[:16]
+
+    async def pulse(request: Request) -> Response:
+        return JSONResponse({"instance": instance, "revision": revision(), **studio.status()},
+                            headers={"cache-control": "no-store"})
 
     async def samples(request: Request) -> Response:
         found = await run_in_threadpool(studio.samples)
@@ -194,13 +232,14 @@ def create_app(
             if size > max_upload_bytes:
                 return error_response(413, too_large)
             chunks.append(chunk)
-        image = await run_in_threadpool(studio.add_image, b"".join(chunks), name)
-        return JSONResponse(image.info(), status_code=201)
+        data = b"".join(chunks)
+        image = await run_in_threadpool(studio.add_image, data, name)
+        record = painted_record(data)
+        form = record_form(record, defaults["size"]) if record else None
+        return JSONResponse({**image.info(), **({"record": form} if form else {})}, status_code=201)
 
-    async def submit(request: Request) -> Response:
-        # JSON only: a form on another web site cannot send it without the browser asking first (CORS).
-        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
-            return error_response(415, "send the job as application/json")
+    async def job_body(request: Request) -> dict[str, Any]:
+        """A job's JSON fields, checked as far as JSON goes (a 415 is the caller's)."""
         try:
             body = json.loads(await request.body())
         except (ValueError, UnicodeDecodeError):
@@ -215,6 +254,39 @@ def create_app(
         if unknown:
             raise UsageError(f"unknown field {short_repr(min(unknown))}; send content, styles, settings, "
                              "and optionally fine_style and masks")
+        return body
+
+    async def command(request: Request) -> Response:
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error_response(415, "send the job as application/json")
+        body = await job_body(request)
+        settings = body.get("settings")
+        styles = body.get("styles")
+        if not isinstance(styles, list) or not styles:
+            raise UsageError("add at least one style image")
+        content = studio.image(body.get("content"), "content image")
+        style_images = [studio.image(s, "style image") for s in styles]
+        config = parse_settings(settings, len(style_images), device=device, max_size=max_size, max_steps=max_steps)
+        given = [name for name, value in settings.items() if value is not None] if isinstance(settings, dict) else []
+        fine = body.get("fine_style")
+        fine_image = None if fine is None else studio.image(fine, "fine style image")
+        masks = body.get("masks") or []
+        mask_images = [studio.image(m, "mask") for m in masks] if isinstance(masks, list) else []
+
+        def named(image: StoredImage) -> str:
+            return sample_path(image.name) if image.sample else image.name
+
+        text = command_line(config, given, named(content), [named(s) for s in style_images],
+                            fine_style=None if fine_image is None else named(fine_image),
+                            masks=[named(m) for m in mask_images],
+                            output=download_name(content, style_images, config.seed))
+        return JSONResponse({"command": text})
+
+    async def submit(request: Request) -> Response:
+        # JSON only: a form on another web site cannot send it without the browser asking first (CORS).
+        if request.headers.get("content-type", "").split(";")[0].strip() != "application/json":
+            return error_response(415, "send the job as application/json")
+        body = await job_body(request)
         # In the thread pool: masks are decoded and checked now, so a bad one is refused at once.
         job = await run_in_threadpool(lambda: studio.submit(
             body.get("content"), body.get("styles"), body.get("settings"),
@@ -265,6 +337,14 @@ def create_app(
         return Response(job.result, media_type="image/png",
                         headers={"content-disposition": f'attachment; filename="{job.download_name}"'})
 
+    async def first_guess(request: Request) -> Response:
+        job = find_job(request)
+        if job.first_guess is None:
+            raise HTTPException(404, "the job has no first guess (only a fast start cancelled before iterating has)")
+        name = job.download_name.removesuffix(".png") + "_first_guess.png"
+        return Response(job.first_guess, media_type="image/png",
+                        headers={"content-disposition": f'attachment; filename="{name}"'})
+
     async def cancel(request: Request) -> Response:
         job = studio.cancel(request.path_params["job_id"])
         if job is None:
@@ -296,17 +376,20 @@ def create_app(
         routes=[
             Route("/", index),
             Route("/api/status", status),
+            Route("/api/pulse", pulse),
             Route("/api/samples", samples),
             Route("/api/samples/{sample_id}", sample),
             Route("/api/images", upload, methods=["POST"]),
             Route("/api/images/{image_id}", image),
             Route("/api/schedule", steps_schedule),
             Route("/api/jobs", submit, methods=["POST"]),
+            Route("/api/command", command, methods=["POST"]),
             Route("/api/jobs", jobs),
             Route("/api/jobs/{job_id}", job_state),
             Route("/api/jobs/{job_id}/events", events),
             Route("/api/jobs/{job_id}/preview.jpg", preview),
             Route("/api/jobs/{job_id}/result.png", result),
+            Route("/api/jobs/{job_id}/first-guess.png", first_guess),
             Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],

@@ -10,10 +10,12 @@ messages. A file name from the client only ever labels an image in messages.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -21,10 +23,13 @@ from PIL import Image
 
 from ..errors import ImageError
 from ..images import LoadedImage, encode_image, load_image, tensor_to_array, to_pil
+from ..metadata import METADATA_KEY, image_metadata
 
 if TYPE_CHECKING:
+    import numpy as np
     from torch import Tensor
 
+    from ..config import StyleConfig
     from ..painting import Painting
 
 __all__ = [
@@ -35,7 +40,9 @@ __all__ = [
     "bundled_samples",
     "client_name",
     "decode_upload",
+    "first_guess_png",
     "open_upload",
+    "painted_record",
     "preview_jpeg",
     "result_png",
 ]
@@ -43,6 +50,11 @@ __all__ = [
 DEFAULT_MAX_UPLOAD_BYTES = 20_000_000  # per image; a 40 MP JPEG from a camera fits
 DEFAULT_MAX_PIXELS = 40_000_000  # per image; decoded to float32 that is 480 MB
 PREVIEW_EDGE = 1024  # long edge of the live preview (JPEG); the result keeps its full size
+# What each bundled sample is: a photo to paint, or a painting whose style to take (the page offers each in its list).
+SAMPLE_KINDS = {"astronaut.jpg": "photo", "chelsea_cat.jpg": "photo", "great_wave.jpg": "painting",
+                "starry_night.jpg": "painting"}
+# What the studio reads, in words a user can act on (the library reads more: BMP, GIF).
+READABLE = "use a PNG, JPEG, WebP or TIFF file"
 
 
 def client_name(name: str | None, default: str = "image") -> str:
@@ -70,7 +82,7 @@ def open_upload(data: bytes, name: str, role: str, max_pixels: int | None = None
         except Image.DecompressionBombError:
             img = None
         except Exception as exc:  # UnidentifiedImageError and a damaged header alike
-            raise ImageError(f"{label} is not an image file Pillow can read") from exc
+            raise ImageError(f"{label} is not an image the studio can read; {READABLE}") from exc
     if img is None or (max_pixels is not None and img.width * img.height > max_pixels):
         limit = f"the studio's limit of {max_pixels or Image.MAX_IMAGE_PIXELS:,} pixels"
         if img is None:
@@ -95,6 +107,13 @@ class StoredImage:
     width: int
     height: int
     sample: bool = False
+    kind: str = ""  # a sample's: "photo" or "painting" (SAMPLE_KINDS)
+    # Its SHA-256, so that a page can tell the same image added twice (made once, on first use).
+    digest: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
 
     @property
     def size(self) -> tuple[int, int]:
@@ -129,7 +148,9 @@ class StoredImage:
             return "application/octet-stream"
 
     def info(self) -> dict[str, Any]:
-        return {"id": self.id, "name": self.name, "width": self.width, "height": self.height, "bytes": len(self.data)}
+        info = {"id": self.id, "name": self.name, "width": self.width, "height": self.height, "bytes": len(self.data),
+                "sha256": self.digest}
+        return {**info, "kind": self.kind} if self.kind else info
 
 
 def bundled_samples() -> dict[str, StoredImage]:
@@ -142,7 +163,8 @@ def bundled_samples() -> dict[str, StoredImage]:
             with Image.open(io.BytesIO(data)) as img:
                 width, height = img.size
             sid = f"sample:{entry.name}"
-            samples[sid] = StoredImage(sid, entry.name, data, width, height, sample=True)
+            samples[sid] = StoredImage(sid, entry.name, data, width, height, sample=True,
+                                       kind=SAMPLE_KINDS.get(entry.name, "photo"))
     return samples
 
 
@@ -160,3 +182,28 @@ def result_png(painting: Painting, text: dict[str, str] | None = None) -> bytes:
     """The result as the command line saves it (sRGB profile, the content's alpha put back, the ``text``
     chunks: see :func:`artistyle.metadata.image_metadata`), in memory."""
     return encode_image(tensor_to_array(painting.image), "png", alpha=painting.alpha, text=text)
+
+
+def first_guess_png(image: Tensor, alpha: np.ndarray | None, config: StyleConfig, seed: int) -> bytes:
+    """A fast start's first guess (:meth:`~artistyle.painting.Painting.start_image`, at the output size) as a PNG,
+    with the content's alpha and the run's settings record, as a result has them."""
+    return encode_image(tensor_to_array(image), "png", alpha=alpha, text=image_metadata(config, seed))
+
+
+def painted_record(data: bytes) -> dict[str, Any] | None:
+    """The settings record (:func:`artistyle.metadata.image_metadata`) of a PNG painted by ArtiStyle, from its
+    bytes: ``{"artistyle": version, "seed", "settings"}``; None for any other image.
+
+    Read from the chunks before the pixels, without decoding them (ArtiStyle writes its record there).
+    """
+    if not data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return None
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            raw = img.info.get(METADATA_KEY)
+        record = json.loads(raw) if isinstance(raw, str) else None
+    except Exception:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
+        return None
+    return record

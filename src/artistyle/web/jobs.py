@@ -23,7 +23,7 @@ from ..masks import load_masks
 from ..nst import NST
 from ..settings import short_repr
 from ..sizes import check_image_sizes
-from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, preview_jpeg
+from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upload, first_guess_png, preview_jpeg
 from .job import ACTIVE, Job, job_state
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
@@ -245,6 +245,7 @@ class Studio:
     def _finish(self, job: Job, status: str, error: str | None = None) -> None:
         job.status, job.error, job.painting = status, error, None
         self._changed(job)
+        self._forget_old_jobs()  # now too, or a job running at a submit would make one more
 
     def _forget_old_jobs(self) -> None:
         finished = [j for j in self._jobs.values() if not j.active]
@@ -305,11 +306,12 @@ class Studio:
             if job.cancel_requested.is_set():
                 painting.stop()
             self._changed(job)
-        last_preview = 0.0
+        last_preview, start = 0.0, None
         if job.config.init == "fast" and not job.cancel_requested.is_set():
             # The feed-forward picture, shown at once (about a second on a CPU) while the optimisation that
             # refines it starts: the painting keeps it as its first scale's start, so it is made only once.
-            first = preview_jpeg(painting.start_image())
+            start = painting.start_image()
+            first = preview_jpeg(start)
             last_preview = time.perf_counter()
             with self._lock:
                 job.preview, job.preview_version = first, job.preview_version + 1
@@ -317,7 +319,7 @@ class Studio:
                 self._changed(job)
         shown, painting_started = 0, time.perf_counter()
         for event in painting:
-            preview = None
+            start, preview = None, None
             now = time.perf_counter()
             if now - last_preview >= self.preview_interval or event.iteration == painting.steps:
                 preview, shown, last_preview = preview_jpeg(painting.image), event.iteration, time.perf_counter()
@@ -328,7 +330,14 @@ class Studio:
                     job.preview, job.preview_version = preview, job.preview_version + 1
                 self._changed(job)
         if painting.transfer is None or painting.iteration == 0:
-            return  # cancelled before the first iteration ended: no result (a start image is no painting)
+            # Cancelled before the first iteration ended: no result (a start image is no painting), but a fast
+            # start's first guess, shown, can be kept (a file of its own, with the run's settings).
+            if start is not None:
+                guess = first_guess_png(start, painting.alpha, job.config, nst.seed)
+                with self._lock:
+                    job.first_guess = guess
+                    self._changed(job)
+            return
         # The result at full size and quality: the very bytes the command line writes (settings and seed included).
         result = painting.encode(".png")
         preview = preview_jpeg(painting.image) if shown != painting.iteration else None
