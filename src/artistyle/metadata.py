@@ -19,6 +19,7 @@ from PIL import Image
 
 from .config import StyleConfig
 from .errors import ImageError
+from .files import check_regular_file
 from .version import __version__
 
 __all__ = ["METADATA_KEY", "image_metadata", "read_image_metadata", "recorded_settings"]
@@ -45,6 +46,7 @@ def read_image_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
     Raises :class:`~artistyle.errors.ImageError` if the file cannot be read as an image.
     """
+    check_regular_file(path, f"'{os.fspath(path)}'", error=ImageError)  # a FIFO would wait for a writer forever
     try:
         with Image.open(path) as img:
             img.load()  # text chunks after the image data are read with it

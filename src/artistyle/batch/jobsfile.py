@@ -31,6 +31,7 @@ from typing import Any
 
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
+from ..files import check_regular_file
 from ..images.encode import SAVE_FORMATS
 from .jobs import JobSpec, default_suffix, is_video
 
@@ -44,6 +45,7 @@ TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 def read_jobs_file(path: str | Path) -> list[JobSpec]:
     """The jobs of a CSV or JSON-lines jobs file (see the module); UsageError with one line for a bad row."""
     path = Path(path)
+    check_regular_file(path, f"jobs file '{path}'", error=UsageError)  # a FIFO or /dev/zero would never end
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:

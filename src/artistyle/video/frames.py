@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError, UsageError
+from ..files import check_regular_file
 from ..images.decode import IMAGE_SUFFIXES, load_image
 from .extra import INSTALL_HINT
 
@@ -161,9 +162,8 @@ def open_frames(
         return _FolderSource.open(source, first, last, every, rate)
     if fps is not None:
         raise UsageError(f"a frame rate is given for a frame folder only; '{source}' has its own")
-    if not source.exists():
-        raise ImageError(f"input '{source}' does not exist")
-    if source.is_file() and source.stat().st_size == 0:
+    # A FIFO or a device would block FFmpeg's probe (or never end): only a regular file is opened.
+    if check_regular_file(source, f"input '{source}'", error=ImageError).st_size == 0:
         raise ImageError(f"input '{source}' is empty (0 bytes)")
     return _VideoSource.open(source, first, last, every)
 

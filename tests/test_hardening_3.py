@@ -1,0 +1,128 @@
+"""Issue 24: a third adversarial pass over the drivers (N1-N9 and the warts), and the neighbours of each item
+found around them: special files, deeply nested JSON, inputs the video work folder would replace, non-finite and
+absurd numbers, bad Ray addresses, a journal that is a link, the studio's Host header and queue.
+
+Every refusal is one line on stderr (exit status 2), with no traceback, no "internal error", no partial output,
+and no input changed. Cases that could hang before their fix run the command in a subprocess with a timeout.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from .conftest import REPO, make_clip, make_content, run
+
+FAST = ["--device", "cpu", "--size", "32", "--steps", "2", "--seed", "1", "--quiet"]
+VIDEO = ["--device", "cpu", "--size", "48", "--first-steps", "2", "--steps", "2", "--seed", "1", "--quiet"]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1",
+       "PYTHONPATH": os.pathsep.join(p for p in (str(REPO / "src"), os.environ.get("PYTHONPATH", "")) if p)}
+COMMAND = [sys.executable, "-m", "artistyle"]
+DEEP = "[" * 100_000 + "]" * 100_000  # deeper than any recursion limit
+
+
+def one_line(err: str) -> str:
+    """The one-line refusal: no traceback, no bug report."""
+    assert err.count("\n") == 1 and err.endswith("\n"), err
+    assert "Traceback" not in err and "internal error" not in err and "ARTISTYLE_DEBUG" not in err, err
+    return err
+
+
+def refused(capsys: pytest.CaptureFixture[str], *argv: str) -> str:
+    """Run the CLI in-process; assert exit status 2 with one line; return the line."""
+    code, _, err = run(capsys, *argv)
+    assert code == 2, err
+    return one_line(err)
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def subprocess_run(argv: list[str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    """The CLI in a subprocess; a hang fails the test (TimeoutExpired) instead of hanging it."""
+    return subprocess.run([*COMMAND, *argv], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def video_extra() -> None:
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+
+
+@pytest.fixture
+def clip(tmp_path: Path, video_extra: None) -> Path:
+    return make_clip(tmp_path / "clip.mp4", frames=3)
+
+
+@pytest.fixture
+def frames(tmp_path: Path) -> Path:
+    """A folder of two frames."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(2):
+        make_content((64, 48)).save(folder / f"f{i + 1}.png")
+    return folder
+
+
+# -- N1: a FIFO (or another special file) is refused at once ---------------------------------------
+
+
+@pytest.mark.slow
+def test_n1_a_fifo_given_to_info_or_video_is_refused_at_once(tmp_path: Path, style_path: Path) -> None:
+    fifo = tmp_path / "f.png"
+    os.mkfifo(fifo)
+    clip_fifo = tmp_path / "f.mp4"
+    os.mkfifo(clip_fifo)
+    for argv, words in (
+        (["--info", str(fifo)], "not a regular file"),
+        (["video", str(clip_fifo), str(style_path), "-o", str(tmp_path / "out.mp4"), *VIDEO], "not a regular file"),
+    ):
+        done = subprocess_run(argv, tmp_path, timeout=30)
+        assert done.returncode == 2, done.stderr
+        assert words in one_line(done.stderr), done.stderr
+    assert not (tmp_path / "out.mp4").exists() and not (tmp_path / "out.mp4.frames").exists()
+
+
+@pytest.mark.slow
+def test_n1_a_fifo_as_a_jobs_file_or_among_a_jobs_files_inputs_does_not_hang(
+    tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    content, style = images
+    fifo = tmp_path / "fifo.png"
+    os.mkfifo(fifo)
+    jobs = tmp_path / "jobs.csv"
+    os.mkfifo(jobs)
+    done = subprocess_run(["batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST], tmp_path)
+    assert done.returncode == 2 and "not a regular file" in one_line(done.stderr), done.stderr
+    # A FIFO named as a job's content, style or init image: that job fails with its reason (the batch's
+    # settings hash no longer opens it to read it), the other job is painted.
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"content,style,init\n{fifo},{style},\n{content},{fifo},\n{content},{style},{fifo}\n"
+                    f"{content},{style},\n")
+    done = subprocess_run(["batch", "--jobs", str(rows), "-o", str(tmp_path / "out"), *FAST], tmp_path, 120)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in (tmp_path / "out" / "batch.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in lines] == ["failed", "failed", "failed", "ok"]
+    assert all("is not a regular file" in r["error"] for r in lines[:3])
+
+
+def test_n1_special_files_are_named_as_such(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, style_path: Path, video_extra: None
+) -> None:
+    assert "is a folder" in refused(capsys, "--info", str(tmp_path))
+    assert "not a regular file" in refused(capsys, "--info", "/dev/null")
+    fifo = tmp_path / "run.ckpt"
+    os.mkfifo(fifo)
+    assert "not a regular file (it is a FIFO)" in refused(capsys, "--resume", str(fifo))
+    code, _, err = run(capsys, "video", "/dev/null", str(style_path), "-o", str(tmp_path / "o.mp4"), *VIDEO)
+    assert code == 2 and "not a regular file" in one_line(err)
+    jobs = refused(capsys, "batch", "--jobs", "/dev/null", "-o", str(tmp_path / "out"), *FAST)
+    assert "not a regular file" in jobs
+    assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "out").exists()
