@@ -14,8 +14,10 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+from PIL import PngImagePlugin
 
 from .conftest import REPO, make_clip, make_content, run
 
@@ -126,3 +128,79 @@ def test_n1_special_files_are_named_as_such(
     jobs = refused(capsys, "batch", "--jobs", "/dev/null", "-o", str(tmp_path / "out"), *FAST)
     assert "not a regular file" in jobs
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "out").exists()
+
+
+# -- N2: deeply nested JSON --------------------------------------------------------------------------
+
+
+def test_n2_info_on_a_png_whose_record_nests_too_deeply(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    info = PngImagePlugin.PngInfo()
+    info.add_itxt("artistyle", DEEP)
+    make_content().save(path, pnginfo=info)
+    assert "damaged" in refused(capsys, "--info", str(path))
+
+
+@pytest.mark.parametrize("line", [
+    DEEP,
+    '{"content": "c.png", "style": "s.png", "settings": {"size": ' + DEEP + "}}",
+    '{"content": "c.png", "style": "s.png", "size": 1' + "0" * 5000 + "}",  # over Python's int digits limit
+])
+def test_n2_a_jobs_file_line_that_nests_too_deeply(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, line: str
+) -> None:
+    jobs = tmp_path / "j.jsonl"
+    jobs.write_text('{"content": "c.png", "style": "s.png"}\n' + line + "\n")
+    err = refused(capsys, "batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST)
+    assert "j.jsonl line 2" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_n2_a_damaged_journal_line_that_nests_too_deeply_is_skipped(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    content, style = images
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "batch.jsonl").write_text(DEEP + "\n" + '{"output": "x", "size": 1' + "0" * 5000 + "}\n")
+    code, _, err = run(capsys, "batch", str(content), str(style), "-o", str(out), *FAST[:-1])
+    assert code == 0, err
+    assert "2 damaged line(s)" in err and "Traceback" not in err
+    assert (out / "content__style.png").is_file()
+    code, _, err = run(capsys, "batch", str(content), str(style), "-o", str(out), *FAST)
+    assert code == 0 and err == ""  # and again: the damaged lines stay, skipped
+
+
+def test_n2_a_checkpoint_whose_config_nests_too_deeply(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    import threading
+
+    import torch
+
+    content, style = images
+    ckpt = tmp_path / "run.ckpt"
+    assert run(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt),
+               *FAST)[0] == 0
+
+    def nest() -> None:  # torch.save pickles recursively: a deep value needs a deep stack to be written
+        state = torch.load(ckpt, weights_only=True)
+        deep: list[Any] = []
+        inner = deep
+        for _ in range(20_000):
+            inner.append([])
+            inner = inner[0]
+        state["config"]["size"] = deep
+        torch.save(state, ckpt)
+
+    limit = sys.getrecursionlimit()
+    threading.stack_size(256 * 2**20)
+    sys.setrecursionlimit(100_000)
+    try:
+        thread = threading.Thread(target=nest)
+        thread.start()
+        thread.join()
+    finally:
+        sys.setrecursionlimit(limit)
+        threading.stack_size(0)
+    assert "damaged" in refused(capsys, "--resume", str(ckpt))

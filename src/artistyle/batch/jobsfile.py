@@ -24,7 +24,6 @@ messages are the command line's; a bad row raises :class:`UsageError` naming the
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from ..config import Setting, StyleConfig
 from ..errors import UsageError
 from ..files import check_regular_file
 from ..images.encode import SAVE_FORMATS
+from ..jsontext import JSONTextError, parse_json
 from .jobs import JobSpec, default_suffix, is_video
 
 __all__ = ["STYLE_SEPARATOR", "read_jobs_file"]
@@ -70,9 +70,9 @@ def json_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from None
+            row = parse_json(line)
+        except JSONTextError as exc:
+            raise UsageError(f"{path.name} line {number}: {exc}") from None
         if not isinstance(row, dict):
             raise UsageError(f"{path.name} line {number}: expected a JSON object, not {type(row).__name__}")
         settings = row.pop("settings", {})

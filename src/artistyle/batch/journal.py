@@ -35,6 +35,7 @@ from typing import Any
 from ..config import DEFAULT_CONTENT_WEIGHT, StyleConfig
 from ..errors import FileError
 from ..files import file_sha256, short_reason
+from ..jsontext import JSONTextError, parse_json
 from ..picture import file_values, legacy_config_dict, picture_key, picture_settings
 from .jobs import Job
 
@@ -125,8 +126,8 @@ class Journal:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = parse_json(line)
+            except JSONTextError:  # cut short by a kill, or damaged otherwise (even nested 100,000 deep)
                 self.damaged += 1
                 continue
             if isinstance(record, dict) and isinstance(record.get("output"), str):

@@ -40,6 +40,7 @@ from ..files import atomic_write, file_sha256
 from ..images import load_image, resize_long_edge, save_image
 from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
+from ..jsontext import JSONTextError, parse_json
 from ..nst import NST
 from ..painting import Painting
 from ..picture import legacy_config_dict, picture_key, picture_settings, schema_changes
@@ -175,8 +176,8 @@ class VideoPainting:
         state = None
         if state_path.is_file() and not restart:
             try:
-                state = json.loads(state_path.read_text())
-            except (OSError, ValueError):
+                state = parse_json(state_path.read_bytes())
+            except (OSError, JSONTextError):
                 state = None
             if isinstance(state, dict) and isinstance(state.get("seed"), int):
                 if state.get("settings_hash") == digest:

@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ..jsontext import json_depth  # re-exported: the studio's request bodies are measured by the core's rule
+
 __all__ = [
     "CSP", "CUSTOM_HEADER", "MAX_BODY_BYTES", "HostCheck", "RequestGuard", "SecurityHeaders", "cross_site_refusal",
     "error_response", "json_depth",
@@ -118,18 +120,6 @@ class RequestGuard:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-def json_depth(value: object) -> int:
-    """How deeply ``value`` nests lists and dicts (a scalar: 0), counted without recursion."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, depth)
-            pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 class SecurityHeaders:
