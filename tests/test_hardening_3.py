@@ -19,7 +19,9 @@ from typing import Any
 import pytest
 from PIL import PngImagePlugin
 
-from .conftest import REPO, make_clip, make_content, run
+from artistyle.errors import UsageError
+
+from .conftest import REPO, make_clip, make_content, make_style, run
 
 FAST = ["--device", "cpu", "--size", "32", "--steps", "2", "--seed", "1", "--quiet"]
 VIDEO = ["--device", "cpu", "--size", "48", "--first-steps", "2", "--steps", "2", "--seed", "1", "--quiet"]
@@ -204,3 +206,69 @@ def test_n2_a_checkpoint_whose_config_nests_too_deeply(
         sys.setrecursionlimit(limit)
         threading.stack_size(0)
     assert "damaged" in refused(capsys, "--resume", str(ckpt))
+
+
+# -- N3: video never deletes nor overwrites an input -------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["frame_000001.png", "frame_000002.png", ".raw/frame_000001.png"])
+@pytest.mark.parametrize("restart", [True, False])
+def test_n3_a_style_in_the_work_folder_under_a_frames_name_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, clip: Path, where: str, restart: bool
+) -> None:
+    out = tmp_path / "o"
+    style = out / where
+    style.parent.mkdir(parents=True)
+    make_style().save(style)
+    before = digest(style)
+    extra = ["--restart"] if restart else []
+    colour = ["--preserve-color", "luminance"] if ".raw" in where else []
+    err = refused(capsys, "video", str(clip), str(style), "-o", f"{out}/", *VIDEO, *extra, *colour)
+    assert "would replace" in err and where.split("/")[-1] in err
+    assert digest(style) == before
+    assert not (out / ".artistyle-video.json").exists()
+
+
+def test_n3_a_style_in_a_video_outputs_work_folder_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, clip: Path
+) -> None:
+    work = tmp_path / "out.mp4.frames"
+    work.mkdir()
+    style = work / "frame_000001.png"
+    make_style().save(style)
+    before = digest(style)
+    err = refused(capsys, "video", str(clip), str(style), "-o", str(tmp_path / "out.mp4"), *VIDEO, "--restart")
+    assert "would replace" in err
+    assert digest(style) == before and not (tmp_path / "out.mp4").exists()
+
+
+def test_n3_the_library_refuses_a_frame_folder_that_is_its_work_folder(tmp_path: Path, frames: Path,
+                                                                         video_extra: None) -> None:
+    from artistyle import NST
+    from artistyle.video.frames import open_frames
+    from artistyle.video.painter import VideoPainting
+
+    before = {p.name: digest(p) for p in frames.iterdir()}
+    with pytest.raises(UsageError, match="would replace"):
+        VideoPainting(NST(device="cpu", size=48, steps=2), open_frames(frames), [make_style()], frames,
+                      restart=True)
+    assert {p.name: digest(p) for p in frames.iterdir()} == before
+
+
+# -- N5: OUTPUT.frames that is a file ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["file", "dangling link"])
+def test_n5_a_work_folder_that_is_a_file_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, clip: Path, style_path: Path, kind: str
+) -> None:
+    work = tmp_path / "out.mp4.frames"
+    if kind == "file":
+        work.write_text("mine")
+    else:
+        work.symlink_to(tmp_path / "nowhere")
+    err = refused(capsys, "video", str(clip), str(style_path), "-o", str(tmp_path / "out.mp4"), *VIDEO)
+    assert "out.mp4.frames" in err
+    assert not (tmp_path / "out.mp4").exists()
+    assert work.read_text() == "mine" if kind == "file" else work.is_symlink() and not work.exists()
+    assert not (tmp_path / "nowhere").exists()

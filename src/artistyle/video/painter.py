@@ -36,7 +36,7 @@ import torch
 
 from ..config import DEFAULT_CONTENT_WEIGHT, DEFAULT_STEPS
 from ..errors import UsageError
-from ..files import atomic_write, file_sha256
+from ..files import atomic_write, file_sha256, same_file
 from ..images import load_image, resize_long_edge, save_image
 from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
@@ -106,6 +106,7 @@ class VideoPainting:
         self.given = given
         self.first_config = first_frame_config(given, settings)
         self.later_config = later_frames_config(given, settings)
+        self._check_work_folder()  # before the state file is written or a frame removed
         self._state = self._open_work(restart)
         self.seed = int(self._state["seed"])
         first = dataclasses.replace(self.first_config, seed=self.seed)
@@ -119,6 +120,31 @@ class VideoPainting:
         self._painting: Painting | None = None
 
     # -- the work folder ---------------------------------------------------------------------------
+    def _check_work_folder(self) -> None:
+        """Refuse (UsageError, one line) a work folder that is no folder, a private one that is a link, and
+        inputs that painting would replace or remove: a style image (or the clip) in the work folder under a
+        frame's name or the state file's, a frame folder that is the work folder itself."""
+        work = self.work
+        if os.path.lexists(work) and not work.is_dir():
+            what = "a link to nothing" if work.is_symlink() else "a file"
+            raise UsageError(f"the work folder '{work}' is {what}, not a folder; move it or choose another output")
+        if self.private and work.is_symlink():
+            raise UsageError(f"the work folder '{work}' is a link; remove it (frames are never written through it)")
+        if not work.is_dir():
+            return
+        written = {os.path.normcase(f"{name}.png") for name in self.source.names} | {os.path.normcase(STATE_FILE)}
+        folders = (work, work / RAW_FOLDER)
+        inputs = [("style image", s.path) for s in self.styles if s.path is not None]
+        for role, path in [("input", self.source.path), *inputs]:
+            if self.source.is_folder and role == "input":
+                if any(same_file(path, folder) for folder in folders):
+                    raise UsageError(f"the frame folder '{path}' is the work folder: painting would replace its "
+                                     "frames; choose another output")
+            elif (os.path.normcase(Path(path).name) in written
+                  and any(same_file(Path(path).parent, folder) for folder in folders)):
+                raise UsageError(f"painting would replace the {role} '{path}' (it is in the work folder '{work}' "
+                                 "under a frame's name); move it or choose another output")
+
     def _settings_hash(self) -> str:
         """The picture key (:func:`artistyle.picture.picture_key`) of the frames: the first and the later
         frames' picture settings, the video settings that differ from their defaults, the seed given, the
