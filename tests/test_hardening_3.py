@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +254,29 @@ def test_n3_the_library_refuses_a_frame_folder_that_is_its_work_folder(tmp_path:
         VideoPainting(NST(device="cpu", size=48, steps=2), open_frames(frames), [make_style()], frames,
                       restart=True)
     assert {p.name: digest(p) for p in frames.iterdir()} == before
+
+
+# -- N4: non-finite and absurd frame rates -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fps", ["nan", "inf", "-inf", "1e300", "1e-300", "0"])
+def test_n4_a_bad_frame_rate_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, frames: Path, style_path: Path, video_extra: None, fps: str
+) -> None:
+    for output in (tmp_path / "out.mp4", tmp_path / "out"):
+        err = refused(capsys, "video", str(frames), str(style_path), "-o", str(output), f"--fps={fps}", *VIDEO)
+        assert "--fps" in err
+        assert not output.exists() and not (tmp_path / "out.mp4.frames").exists()
+
+
+def test_n4_the_library_refuses_a_non_finite_rate(frames: Path, video_extra: None) -> None:
+    from artistyle.video.frames import open_frames
+
+    for fps in (float("nan"), float("inf"), 1e300, 0.0, 1e-300):
+        with pytest.raises(UsageError, match="frame rate"):
+            open_frames(frames, fps=fps)
+    assert open_frames(frames, fps=1000).fps == 1000  # the ends of the range: written by every encoder
+    assert open_frames(frames, fps=Fraction(1, 1000)).fps == Fraction(1, 1000)
 
 
 # -- N5: OUTPUT.frames that is a file ------------------------------------------------------------------

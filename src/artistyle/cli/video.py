@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 import time
@@ -92,7 +93,7 @@ def paint_clip(args: argparse.Namespace) -> int:
     from ..memory import keep_freed_memory
     from ..nst import NST
     from ..video.encode import check_video_output, is_folder_output
-    from ..video.frames import open_frames
+    from ..video.frames import MAX_FPS, MIN_FPS, open_frames
     from ..video.painter import VideoPainting
 
     output = Path(args.output)
@@ -100,9 +101,9 @@ def paint_clip(args: argparse.Namespace) -> int:
     # iterations) and the later frames' settings (VideoPainting).
     config = config_from_args(args, exclude={"steps"})
     settings = VideoSettings(**given_settings(args, VideoSettings.settings()))
-    if args.fps is not None and args.fps <= 0:
-        raise UsageError(f"--fps must be positive, not {args.fps}")
-    fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
+    if args.fps is not None and not (math.isfinite(args.fps) and MIN_FPS <= args.fps <= MAX_FPS):
+        raise UsageError(f"--fps must be a frame rate from {float(MIN_FPS):g} to {MAX_FPS}, not {args.fps:g}")
+    fps = Fraction(args.fps).limit_denominator(1001) if args.fps is not None else None
     source = open_frames(args.input, start=args.start, end=args.end, every=args.every, fps=fps)
     styles = [load_image(path, role="style image") for path in args.style]
     check_video_output(output, args.input)
