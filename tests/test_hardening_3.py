@@ -296,3 +296,33 @@ def test_n5_a_work_folder_that_is_a_file_is_one_line(
     assert not (tmp_path / "out.mp4").exists()
     assert work.read_text() == "mine" if kind == "file" else work.is_symlink() and not work.exists()
     assert not (tmp_path / "nowhere").exists()
+
+
+# -- N6: a NUL byte or an unpaired surrogate in a jobs file ------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["content", "style", "styles", "output", "init", "masks", "fine_style", "weights"])
+@pytest.mark.parametrize("bad", ["\0", "\ud800"])
+def test_n6_a_nul_or_a_lone_surrogate_in_a_jobs_file_is_refused_naming_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, key: str, bad: str
+) -> None:
+    good = {"content": "c.png", "style": "s.png"}
+    row: dict[str, Any] = dict(good)
+    if key == "styles":
+        del row["style"]
+    row[key] = [f"x{bad}y.png"] if key in ("styles", "masks") else f"x{bad}y.png"
+    jobs = tmp_path / "j.jsonl"
+    jobs.write_text(json.dumps(good) + "\n" + json.dumps(row) + "\n")  # ASCII: \u0000, \ud800
+    err = refused(capsys, "batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST)
+    assert "j.jsonl line 2" in err and ("NUL" in err if bad == "\0" else "surrogate" in err), err
+    assert not (tmp_path / "out").exists()
+
+
+def test_n6_a_nul_in_a_csv_jobs_file_is_refused_naming_the_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    jobs = tmp_path / "j.csv"
+    jobs.write_text("content,style,output\nc.png,s.png,\nc.png,s.png,a\0b.png\n")
+    err = refused(capsys, "batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST)
+    assert "j.csv line 3" in err
+    assert not (tmp_path / "out").exists()

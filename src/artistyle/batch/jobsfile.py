@@ -147,6 +147,8 @@ def spec_of(row: Mapping[str, Any], path: Path, line: int) -> JobSpec:
     """One job of the file, its settings checked (UsageError "FILE line N: ...")."""
     where = f"{path.name} line {line}"
     folder = path.parent
+    for key, value in row.items():
+        check_text(value, where, key)
     content = row.get("content")
     if not isinstance(content, str) or not content.strip():
         raise UsageError(f"{where}: no content image")
@@ -166,6 +168,20 @@ def spec_of(row: Mapping[str, Any], path: Path, line: int) -> JobSpec:
         if setting.path and value is not None:
             settings[name] = relative_to(folder, value, setting.choices)
     return JobSpec(within(folder, content), tuple(within(folder, s) for s in styles), output, settings, where)
+
+
+def check_text(value: Any, where: str, key: str) -> None:
+    """Refuse a NUL character or an unpaired surrogate (JSON's ``\\ud800``) in a value: no file can be named so."""
+    for text in value if isinstance(value, list) else [value]:
+        if not isinstance(text, str):
+            continue
+        if "\0" in text:
+            raise UsageError(f"{where}: {key} holds a NUL character, which no file name can")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"{where}: {key} holds an unpaired surrogate ({ascii(exc.object[exc.start])[1:-1]}); "
+                             "a name must be valid Unicode") from None
 
 
 def styles_of(row: Mapping[str, Any], where: str) -> list[str]:
