@@ -326,3 +326,28 @@ def test_n6_a_nul_in_a_csv_jobs_file_is_refused_naming_the_line(
     err = refused(capsys, "batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST)
     assert "j.csv line 3" in err
     assert not (tmp_path / "out").exists()
+
+
+# -- N7: bad Ray addresses ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("address", [
+    "localhost:²", "localhost:６３７９", "localhost:0", "localhost:65536", "localhost:18446744073709551617",
+    "a..b:6379", "x" * 300 + ":6379", "\ud800:6379", "local\x00host:6379", "user@localhost:6379",
+    "localhost:6379/x", "ex ample:6379",
+])
+def test_n7_a_bad_ray_address_is_one_line(address: str) -> None:
+    from artistyle.batch.ray_executor import probe
+
+    with pytest.raises(UsageError) as refusal:
+        probe(address)
+    assert "\n" not in str(refusal.value) and "Ray address" in str(refusal.value)
+
+
+def test_n7_the_cli_refuses_a_bad_ray_address(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                              images: tuple[Path, Path]) -> None:
+    pytest.importorskip("ray")
+    content, style = images
+    err = refused(capsys, "batch", str(content), str(style), "-o", str(tmp_path / "out"), "--ray", "localhost:²",
+                  *FAST)
+    assert "Ray address 'localhost:²'" in err
