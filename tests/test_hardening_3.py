@@ -351,3 +351,49 @@ def test_n7_the_cli_refuses_a_bad_ray_address(capsys: pytest.CaptureFixture[str]
     err = refused(capsys, "batch", str(content), str(style), "-o", str(tmp_path / "out"), "--ray", "localhost:²",
                   *FAST)
     assert "Ray address 'localhost:²'" in err
+
+
+# -- N8: the journal is never written through a link ------------------------------------------------
+
+
+def test_n8_a_journal_that_is_a_link_is_refused(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    content, style = images
+    out = tmp_path / "out"
+    out.mkdir()
+    precious = tmp_path / "precious.png"
+    make_content().save(precious)
+    before = digest(precious)
+    (out / "batch.jsonl").symlink_to(precious)
+    err = refused(capsys, "batch", str(content), str(style), "-o", str(out), *FAST)
+    assert "batch.jsonl" in err and "link" in err
+    assert digest(precious) == before
+    assert sorted(p.name for p in out.iterdir()) == ["batch.jsonl"]
+    # A journal that is a folder: one line too.
+    (out / "batch.jsonl").unlink()
+    (out / "batch.jsonl").mkdir()
+    assert "batch.jsonl" in refused(capsys, "batch", str(content), str(style), "-o", str(out), *FAST)
+
+
+def test_n8_the_journal_is_appended_without_following_a_link_made_meanwhile(tmp_path: Path) -> None:
+    from artistyle.batch.journal import Journal
+    from artistyle.errors import FileError
+
+    journal = Journal(tmp_path)
+    precious = tmp_path / "precious.txt"
+    precious.write_text("mine")
+    journal.path.symlink_to(precious)
+    with pytest.raises(FileError):
+        journal.append({"output": str(tmp_path / "x.png"), "status": "ok"})
+    assert precious.read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_n8_a_journal_that_is_a_fifo_does_not_hang(tmp_path: Path, images: tuple[Path, Path]) -> None:
+    content, style = images
+    out = tmp_path / "out"
+    out.mkdir()
+    os.mkfifo(out / "batch.jsonl")
+    done = subprocess_run(["batch", str(content), str(style), "-o", str(out), *FAST], tmp_path)
+    assert done.returncode == 2 and "batch.jsonl" in one_line(done.stderr), done.stderr

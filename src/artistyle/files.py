@@ -40,6 +40,7 @@ __all__ = [
     "remove_stale_temporaries",
     "same_file",
     "short_reason",
+    "special_kind",
 ]
 
 
