@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from PIL import PngImagePlugin
 
+from artistyle.config import StyleConfig
 from artistyle.errors import UsageError
 
 from .conftest import REPO, make_clip, make_content, make_style, run
@@ -397,3 +398,42 @@ def test_n8_a_journal_that_is_a_fifo_does_not_hang(tmp_path: Path, images: tuple
     os.mkfifo(out / "batch.jsonl")
     done = subprocess_run(["batch", str(content), str(style), "-o", str(out), *FAST], tmp_path)
     assert done.returncode == 2 and "batch.jsonl" in one_line(done.stderr), done.stderr
+
+
+# -- N9: --scales 3000 and other scale counts that overflow -------------------------------------------
+
+
+def test_n9_scales_have_an_upper_bound_checked_before_the_arithmetic() -> None:
+    with pytest.raises(UsageError, match="scales must be at most 32"):
+        StyleConfig(scales=3000).validate()
+    with pytest.raises(UsageError, match="at most 32"):
+        StyleConfig(scale_steps=(1,) * 3000).validate()
+    with pytest.raises(UsageError, match="at most 32 scales"):  # the default count, from a tiny scale factor
+        StyleConfig(scale_factor=1.001).scale_sizes(4096)
+    assert len(StyleConfig(scales=32, scale_factor=1.01).scale_sizes(4096)) == 32
+
+
+def test_n9_every_driver_refuses_3000_scales_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path], clip: Path
+) -> None:
+    content, style = images
+    assert "scales" in refused(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--scales", "3000",
+                               *FAST)
+    assert "scales" in refused(capsys, "batch", str(content), str(style), "-o", str(tmp_path / "out"), "--scales",
+                               "3000", *FAST)
+    assert "scales" in refused(capsys, "video", str(clip), str(style), "-o", str(tmp_path / "v") + "/",
+                               "--scales", "3000", *VIDEO)
+    # A scale factor that makes thousands of scales by default: refused before the video's state file is written.
+    assert "scales" in refused(capsys, "video", str(clip), str(style), "-o", str(tmp_path / "v") + "/",
+                               "--scale-factor", "1.001", *VIDEO[:2], "--size", "4096", *VIDEO[4:])
+    assert not (tmp_path / "o.png").exists() and not (tmp_path / "out").exists() and not (tmp_path / "v").exists()
+
+
+def test_n9_the_studio_answers_400(client: Any, studio_images: tuple[str, str]) -> None:
+    content, style = studio_images
+    for settings in ({"scales": 3000}, {"scale_steps": [1] * 3000}, {"scale_factor": 1.001, "size": 1024}):
+        response = client.post("/api/jobs", json={"content": content, "styles": [style], "settings": settings})
+        assert response.status_code == 400, response.text
+        assert "scale" in response.json()["error"]
+    response = client.get("/api/schedule", params={"size": 256, "scales": 3000})
+    assert response.status_code == 400 and "scales" in response.json()["error"]

@@ -28,6 +28,7 @@ from .defaults import (  # the numbers, with the measurements that chose them
     FIRST_SCALE,
     GPU_DEFAULT_SIZE,
     INITS,
+    MAX_SCALES,
     MIN_SIZE,
     SCALE_FACTOR,
     STYLE_ANCHOR,
@@ -166,7 +167,8 @@ class StyleConfig:
 
     scales: int | None = setting(
         None, SCALES, f"number of scales, each --scale-factor larger, the last at --size (default: from about "
-        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)", positive=True)
+        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations; at most {MAX_SCALES})", positive=True,
+        maximum=MAX_SCALES)
     scale_factor: float = setting(SCALE_FACTOR, SCALES, f"size ratio between scales (default {SCALE_FACTOR:.3f})",
                                    maximum=4)
     style_anchor: int = setting(
@@ -216,6 +218,9 @@ class StyleConfig:
             n = len(c.scale_steps)
         else:
             n = 1 + max(0, round(math.log(size / FIRST_SCALE, self.scale_factor)))
+        if n > MAX_SCALES:  # before the powers: 3000 scales overflow, and a factor of 1.000001 makes millions
+            raise UsageError(f"--scale-factor {self.scale_factor:g} makes {n} scales at {size} px, over the at most "
+                             f"{MAX_SCALES} scales a run may have; use a larger --scale-factor or give --scales")
         sizes = [round(size / self.scale_factor ** (n - 1 - i)) for i in range(n)]
         if sizes[0] < MIN_SIZE:
             raise UsageError(f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, "
@@ -312,8 +317,11 @@ class StyleConfig:
             raise UsageError(f"lr must be a number > 0, not {self.lr}")
         if self.lbfgs_history < 1:
             raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
-        if self.scales is not None and self.scales < 1:
-            raise UsageError(f"scales must be at least 1, not {self.scales}")
+        if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
+            raise UsageError(f"scales must be at least 1, not {self.scales}" if self.scales < 1 else
+                             f"scales must be at most {MAX_SCALES}, not {self.scales}")
+        if self.scale_steps is not None and len(self.scale_steps) > MAX_SCALES:
+            raise UsageError(f"{len(self.scale_steps)} scale steps given: a run has at most {MAX_SCALES} scales")
         if not math.isfinite(self.scale_factor) or not 1 < self.scale_factor <= 4:
             raise UsageError(f"scale-factor must be above 1 and at most 4, not {self.scale_factor}")
         if self.scale_steps is not None and any(s < 1 for s in self.scale_steps):

@@ -106,7 +106,10 @@ class VideoPainting:
         self.given = given
         self.first_config = first_frame_config(given, settings)
         self.later_config = later_frames_config(given, settings)
-        self._check_work_folder()  # before the state file is written or a frame removed
+        # Before the state file is written or a frame removed: the first frame's scales (too many, or too small),
+        # the styles' count against the settings, and the work folder.
+        self.first_config.check(len(self.styles), nst.device.type)
+        self._check_work_folder()
         self._state = self._open_work(restart)
         self.seed = int(self._state["seed"])
         first = dataclasses.replace(self.first_config, seed=self.seed)
