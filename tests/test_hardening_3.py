@@ -437,3 +437,21 @@ def test_n9_the_studio_answers_400(client: Any, studio_images: tuple[str, str]) 
         assert "scale" in response.json()["error"]
     response = client.get("/api/schedule", params={"size": 256, "scales": 3000})
     assert response.status_code == 400 and "scales" in response.json()["error"]
+
+
+# -- W1: a damaged video state file is called damaged ------------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["{", DEEP, "[]", '{"seed": "x"}'])
+def test_w1_a_damaged_state_file_is_named_with_the_way_on(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, frames: Path, style_path: Path, video_extra: None,
+    damage: str
+) -> None:
+    out = tmp_path / "out"
+    assert run(capsys, "video", str(frames), str(style_path), "-o", str(out), *VIDEO)[0] == 0
+    painted = {p.name: digest(p) for p in out.glob("*.png")}
+    (out / ".artistyle-video.json").write_text(damage)
+    err = refused(capsys, "video", str(frames), str(style_path), "-o", str(out), *VIDEO)
+    assert "state file" in err and "damaged" in err and "--restart" in err and "other settings" not in err
+    assert {p.name: digest(p) for p in out.glob("*.png")} == painted
+    assert run(capsys, "video", str(frames), str(style_path), "-o", str(out), *VIDEO, "--restart")[0] == 0

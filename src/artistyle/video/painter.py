@@ -36,7 +36,7 @@ import torch
 
 from ..config import DEFAULT_CONTENT_WEIGHT, DEFAULT_STEPS
 from ..errors import UsageError
-from ..files import atomic_write, file_sha256, same_file
+from ..files import atomic_write, file_sha256, same_file, short_reason
 from ..images import load_image, resize_long_edge, save_image
 from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
@@ -202,13 +202,15 @@ class VideoPainting:
     def _open_work(self, restart: bool) -> dict[str, Any]:
         state_path = self.work / STATE_FILE
         digest = self._settings_hash()
-        state = None
+        state, damaged = None, None
         if state_path.is_file() and not restart:
             try:
                 state = parse_json(state_path.read_bytes())
-            except (OSError, JSONTextError):
-                state = None
-            if isinstance(state, dict) and isinstance(state.get("seed"), int):
+            except (OSError, JSONTextError) as exc:
+                damaged = short_reason(exc)
+            if damaged is None and not (isinstance(state, dict) and isinstance(state.get("seed"), int)):
+                damaged = "not a state record"
+            if damaged is None and isinstance(state, dict):
                 if state.get("settings_hash") == digest:
                     return state
                 if state.get("settings_hash") in self._legacy_hashes():
@@ -218,6 +220,10 @@ class VideoPainting:
                     return state
         existing = [] if restart or self.private else self._frame_files()
         if existing:  # never paint over frames that this run cannot prove are its own
+            if damaged is not None:  # the frames may well be this run's, but nothing can tell
+                raise UsageError(f"'{self.work}' holds finished frames ({existing[0].name}, ...), but its state file "
+                                 f"{STATE_FILE} is damaged ({damaged}), so they cannot be matched to these settings; "
+                                 "give --restart to paint every frame again, or choose another output")
             why = "painted with other settings or from another input" if state_path.is_file() else "not painted here"
             raise UsageError(f"'{self.work}' already holds {existing[0].name} ({why}); "
                              "give --restart to replace its frames, or choose another output")
