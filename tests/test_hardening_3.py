@@ -455,3 +455,30 @@ def test_w1_a_damaged_state_file_is_named_with_the_way_on(
     assert "state file" in err and "damaged" in err and "--restart" in err and "other settings" not in err
     assert {p.name: digest(p) for p in out.glob("*.png")} == painted
     assert run(capsys, "video", str(frames), str(style_path), "-o", str(out), *VIDEO, "--restart")[0] == 0
+
+
+# -- W2: OUTDIR is the contents folder ------------------------------------------------------------------
+
+
+def test_w2_a_rerun_into_the_contents_folder_skips_instead_of_painting_again(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, style_path: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    make_content((40, 40)).save(photos / "p1.png")  # square: the 32 px outputs are contents too, below
+    make_content((44, 44)).save(photos / "p2.png")
+    argv = ["batch", str(photos), str(style_path), "-o", str(photos), *FAST]
+    assert run(capsys, *argv)[0] == 0
+    first = sorted(p.name for p in photos.iterdir())
+    assert first == ["batch.jsonl", "index.html", "p1.png", "p1__style.png", "p2.png", "p2__style.png"]
+    code, _, err = run(capsys, *argv)
+    assert code == 0, err
+    assert sorted(p.name for p in photos.iterdir()) == first  # no p1__style__2.png, no p1__style__style.png
+    lines = [json.loads(line) for line in (photos / "batch.jsonl").read_text().splitlines()]
+    assert [r["status"] for r in lines[2:]] == ["skipped", "skipped"]
+    # A glob that matches the earlier outputs too leaves them out the same way.
+    assert run(capsys, "batch", str(photos / "p*.png"), str(style_path), "-o", str(photos), *FAST)[0] == 0
+    assert sorted(p.name for p in photos.iterdir()) == first
+    # A file named as CONTENTS is taken as given, even an earlier output.
+    assert run(capsys, "batch", str(photos / "p1__style.png"), str(style_path), "-o", str(photos), *FAST)[0] == 0
+    assert (photos / "p1__style__style.png").is_file()

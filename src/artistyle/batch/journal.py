@@ -39,7 +39,7 @@ from ..jsontext import JSONTextError, parse_json
 from ..picture import file_values, legacy_config_dict, picture_key, picture_settings
 from .jobs import Job
 
-__all__ = ["JOURNAL_NAME", "Journal", "legacy_settings_hash", "settings_hash"]
+__all__ = ["JOURNAL_NAME", "Journal", "earlier_outputs", "legacy_settings_hash", "settings_hash"]
 
 JOURNAL_NAME = "batch.jsonl"
 NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # the journal is opened without following a link (where the system can)
@@ -104,6 +104,12 @@ def legacy_settings_hash(job: Job, digests: Digests | None = None) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
+def earlier_outputs(outdir: str | os.PathLike[str]) -> set[str]:
+    """The outputs earlier batches wrote into ``outdir`` (:meth:`Journal.outputs`; none without a journal), for
+    :func:`~.jobs.product_jobs` to leave out of a contents folder that is OUTDIR itself."""
+    return Journal(Path(outdir)).outputs()
+
+
 class Journal:
     """``OUTDIR/batch.jsonl``: read once when opened, then appended to, one line per job attempt."""
 
@@ -152,6 +158,13 @@ class Journal:
             return path.relative_to(self.outdir).as_posix()
         except ValueError:
             return path.name
+
+    def outputs(self) -> set[str]:
+        """The files this journal says were written (``ok``) or found done (``skipped``), as
+        ``os.path.normcase(os.path.abspath(path))`` in OUTDIR."""
+        return {os.path.normcase(os.path.abspath(self.outdir / (record["name"] if isinstance(record.get("name"), str)
+                                                               else self.name_of(record["output"]))))
+                for record in self.records if record.get("status") in ("ok", "skipped")}
 
     def last_ok(self, output: Path) -> dict[str, Any] | None:
         """The last ``ok`` line of this output (by its name in OUTDIR), if any."""

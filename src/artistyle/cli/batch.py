@@ -159,13 +159,17 @@ def run_batch(argv: Sequence[str]) -> int:
 def prepared(args: argparse.Namespace) -> Batch:
     """The batch of the arguments, every input and setting checked (UsageError otherwise)."""
     from ..batch import Batch, make_jobs, product_jobs, read_jobs_file
+    from ..batch.journal import earlier_outputs
     from ..devices import resolve_device
 
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"OUTDIR '{outdir}' is a file; give a folder")
     config = config_from_args(args)
-    specs = read_jobs_file(args.jobs) if args.jobs else product_jobs(args.contents, args.styles, pairs=args.zip)
+    if args.jobs:
+        specs = read_jobs_file(args.jobs)
+    else:  # an earlier run's outputs in OUTDIR are no contents, when OUTDIR is (or holds) the contents folder
+        specs = product_jobs(args.contents, args.styles, pairs=args.zip, exclude=earlier_outputs(outdir))
     executor: Executor | None = None
     if args.ray is not None:  # the device is the workers': the driver may have no GPU
         executor, device_type = ray_executor(args, config.device)
