@@ -482,3 +482,26 @@ def test_w2_a_rerun_into_the_contents_folder_skips_instead_of_painting_again(
     # A file named as CONTENTS is taken as given, even an earlier output.
     assert run(capsys, "batch", str(photos / "p1__style.png"), str(style_path), "-o", str(photos), *FAST)[0] == 0
     assert (photos / "p1__style__style.png").is_file()
+
+
+# -- W3: a clip given as STYLES ---------------------------------------------------------------------------
+
+
+def test_w3_a_clip_given_as_styles_is_refused_and_left_out_of_a_folder(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content_path: Path, style_path: Path
+) -> None:
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"a clip, as far as its name goes")
+    err = refused(capsys, "batch", str(content_path), str(clip), "-o", str(tmp_path / "out"), *FAST)
+    assert "'" + str(clip) + "' is a video" in err
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text(f"content,style\n{content_path},{clip}\n")
+    assert "jobs.csv line 2" in refused(capsys, "batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST)
+    assert not (tmp_path / "out").exists()
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    clip.rename(folder / "clip.mp4")
+    make_style().save(folder / "wave.png")
+    code, _, err = run(capsys, "batch", str(content_path), str(folder), "-o", str(tmp_path / "out"), *FAST)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["content__wave.png"]

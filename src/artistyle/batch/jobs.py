@@ -13,8 +13,9 @@ are given in job order; a name already taken by an earlier job, or one that is a
 A video file (:data:`VIDEO_SUFFIXES`) in a CONTENTS folder or glob, or given as the content, is a
 video job (:attr:`Job.is_video`, painted by :mod:`.clips`): its output is
 ``<content stem>__<style stem>`` with the clip's own extension where the encoder writes it (.mp4,
-.mov, .webm), else ``.mp4``. A video among the styles is left out (a style is a still image). An
-animated GIF stays an image: the first frame is painted, as by the painting command.
+.mov, .webm), else ``.mp4``. A video in a STYLES folder or glob is left out (a style is a still image); one
+given as STYLES itself, or as a jobs file's style, is refused. An animated GIF stays an image: the first frame
+is painted, as by the painting command.
 """
 
 from __future__ import annotations
@@ -112,6 +113,9 @@ def expand_inputs(spec: str, role: str, *, videos: bool, exclude: Collection[str
             raise UsageError(f"{role} folder '{spec}' has no {kinds} ({', '.join(suffixes)}){outputs}")
         return sorted(found, key=natural_key)
     if path.is_file():
+        if not videos and is_video(path):  # a folder or glob leaves videos out; one named alone is a mistake
+            raise UsageError(f"{role} '{spec}' is a video; a {role} is a still image (videos in a {role} folder or "
+                             "glob are left out)")
         return [path]
     if GLOB_CHARACTERS.search(spec):
         matches = [Path(p) for p in glob.glob(spec, recursive=True)]

@@ -153,6 +153,9 @@ def spec_of(row: Mapping[str, Any], path: Path, line: int) -> JobSpec:
     if not isinstance(content, str) or not content.strip():
         raise UsageError(f"{where}: no content image")
     styles = styles_of(row, where)
+    for style in styles:
+        if is_video(Path(style)):
+            raise UsageError(f"{where}: style '{style}' is a video; a style is a still image")
     output = row.get("output")
     if output is not None:
         output = output_name(output, where, within(folder, content))
