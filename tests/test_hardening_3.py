@@ -505,3 +505,38 @@ def test_w3_a_clip_given_as_styles_is_refused_and_left_out_of_a_folder(
     code, _, err = run(capsys, "batch", str(content_path), str(folder), "-o", str(tmp_path / "out"), *FAST)
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["content__wave.png"]
+
+
+# -- W4: names printed to the terminal have their control characters escaped ----------------------------
+
+
+def test_w4_a_file_names_escape_sequences_are_not_printed_raw(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, style_path: Path
+) -> None:
+    plain = tmp_path / "\x1b[31mred\x1b]0;title\x07.png"
+    make_content().save(plain)
+    for argv in (["--info", str(plain)], ["--info", str(tmp_path / "gone\x1b[2J.png")],
+                 [str(plain), str(style_path), "-o", str(tmp_path / "o\x1b[2J.txt"), *FAST],
+                 ["batch", str(tmp_path / "gone\x1b[2J"), str(style_path), "-o", str(tmp_path / "out"), *FAST],
+                 [str(plain), str(style_path), "--size=\x1b[2J"]):  # argparse's own messages too
+        code, out, err = run(capsys, *argv)
+        assert code != 0
+        assert "\x1b" not in err and "\x07" not in err and "\\x1b" in err, err
+        assert err.count("\n") == 1, err
+
+
+def test_w4_a_batch_of_names_with_escapes_and_rich_markup_runs_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, style_path: Path
+) -> None:
+    """The progress bar and the summary show names and reasons as text: a path with '[/x]' in it is no rich
+    markup (rich raised MarkupError, which ended the batch with exit 1) and an escape sequence is escaped."""
+    photos = tmp_path / "ph["
+    photos.mkdir()
+    make_content().save(photos / "a[red]\x1b[2J.png")
+    (photos / "x].png").write_bytes(b"not an image")  # a failed job: its reason names '.../ph[/x].png'
+    out = tmp_path / "o[" / "x]"
+    code, _, err = run(capsys, "batch", str(photos), str(style_path), "-o", str(out), *FAST[:-1])
+    assert code == 1, err
+    assert "MarkupError" not in err and "\x1b" not in err, err
+    assert "x]__style.png" in err and str(out / "index.html") in err, err  # the failed job, in the table
+    assert (out / "a[red]\x1b[2J__style.png").is_file()

@@ -22,9 +22,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..batch.run import failure
-from ..errors import ArtiStyleError, UsageError
+from ..errors import ArtiStyleError, UsageError, printable
 from ..video.settings import LATER_STEPS
 from .options import PROG, Parser, add_settings, config_from_args, positive_int
+from .report import say
 from .signals import handled_by, stop_exception, stopped_by
 
 if TYPE_CHECKING:
@@ -143,12 +144,12 @@ def run_batch(argv: Sequence[str]) -> int:
         keep_freed_memory()
         return paint_all(batch, quiet=args.quiet)
     except ArtiStyleError as exc:  # bad input, or OUTDIR failing under the batch (a full disk, a removed folder)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        say(f"{PROG}: error: {exc}")
         return exc.exit_code
     except Exception as exc:  # a bug: still one line, unless debugging (each job's own failures never get here)
         if os.environ.get("ARTISTYLE_DEBUG"):
             raise
-        print(f"{PROG}: error: {failure(exc)} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
+        say(f"{PROG}: error: {failure(exc)} (set ARTISTYLE_DEBUG=1 for details)")
         return 1
     finally:
         close = getattr(batch.executor if batch is not None else None, "close", None)
@@ -233,8 +234,7 @@ def paint_all(batch: Batch, *, quiet: bool) -> int:
     with stopping(batch, arrived):
         journal = batch.prepare()
         if journal.damaged and not quiet:
-            print(f"{PROG}: note: {journal.damaged} damaged line(s) in {journal.path} ignored (a killed run)",
-                  file=sys.stderr)
+            say(f"{PROG}: note: {journal.damaged} damaged line(s) in {journal.path} ignored (a killed run)")
         with BatchBar(enabled=not quiet) as bar:
             outcome = batch.run(bar.update, journal)
         sheet = write_contact_sheet(batch.outdir, outcome)
@@ -243,8 +243,8 @@ def paint_all(batch: Batch, *, quiet: bool) -> int:
     if arrived:
         signum = arrived[0]
         what = stopped_by(stop_exception(signum))
-        print(f"{PROG}: {what}; {outcome.count('ok')} job(s) done, {outcome.not_run} not started; run the same "
-              "command again to finish", file=sys.stderr)
+        say(f"{PROG}: {what}; {outcome.count('ok')} job(s) done, {outcome.not_run} not started; run the same "
+            "command again to finish")
         return 128 + signum
     return 1 if outcome.failed else 0
 
@@ -253,6 +253,7 @@ def summarize(outcome: BatchResult, sheet: Path, journal: Path) -> None:
     """The summary table on stderr: counts, then each failed job with its reason."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=sys.stderr)
     counts = Table(title="batch", show_header=True)
@@ -264,8 +265,9 @@ def summarize(outcome: BatchResult, sheet: Path, journal: Path) -> None:
         failed = Table(title="failed jobs", show_header=True)
         failed.add_column("job")
         failed.add_column("reason")
-        for result in outcome.failed:
-            failed.add_row(result.job.name, result.error or "")
+        for result in outcome.failed:  # as Text: a '[/x]' in a name or path is no markup
+            failed.add_row(Text(printable(result.job.name)), Text(printable(result.error or "")))
         console.print(failed)
-    console.print(f"contact sheet: {sheet}\njournal: {journal}", highlight=False, soft_wrap=True)
+    console.print(Text(printable(f"contact sheet: {sheet}") + "\n" + printable(f"journal: {journal}")), highlight=False,
+                  soft_wrap=True)
 

@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 from ..video.settings import VideoSettings
 from .options import PROG, Parser, add_settings, config_from_args, given_settings, positive_int
+from .report import say
 from .signals import exit_status, raise_if_stopped, stopped_by
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ def paint_clip(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     stop = watch(painting, quiet=args.quiet)
     if stop is not None:
-        print(f"{PROG}: {stopped_by(stop)} at frame {painting.finished + 1} of {len(source)}; {painting.finished} "
-              f"finished frame(s) kept in {painting.work}; run the same command again to continue", file=sys.stderr)
+        say(f"{PROG}: {stopped_by(stop)} at frame {painting.finished + 1} of {len(source)}; {painting.finished} "
+            f"finished frame(s) kept in {painting.work}; run the same command again to continue")
         return exit_status(stop)
     notes: tuple[str, ...] = ()
     if not is_folder_output(output):
@@ -128,9 +128,9 @@ def paint_clip(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if not args.quiet:
         for note in notes:
-            print(f"{PROG}: note: {note}", file=sys.stderr)
-        print(f"saved {output} ({len(source)} frames at {float(source.fps):.3g} fps, {seconds:.1f} s, seed "
-              f"{painting.seed})", file=sys.stderr)
+            say(f"{PROG}: note: {note}")
+        say(f"saved {output} ({len(source)} frames at {float(source.fps):.3g} fps, {seconds:.1f} s, seed "
+            f"{painting.seed})")
     if args.json:
         print(json.dumps({"output": str(output), "frames": len(source), "fps": str(source.fps),
                           "seconds": round(seconds, 3), "seed": painting.seed,
