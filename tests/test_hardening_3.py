@@ -540,3 +540,21 @@ def test_w4_a_batch_of_names_with_escapes_and_rich_markup_runs_and_says_so(
     assert "MarkupError" not in err and "\x1b" not in err, err
     assert "x]__style.png" in err and str(out / "index.html") in err, err  # the failed job, in the table
     assert (out / "a[red]\x1b[2J__style.png").is_file()
+
+
+# -- W5: the studio's Host check ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", [
+    "127.0.0.1:8765@evil.example", "localhost@evil.example", "127.0.0.1:8765/evil", "127.0.0.1 evil.example",
+    "localhost:80:81", "[::1]@evil.example", "127.0.0.1:", "localhost:８７６５",
+])
+def test_w5_a_host_header_with_more_than_a_loopback_name_and_port_is_refused(client: Any, host: str) -> None:
+    response = client.get("/api/status", headers={"host": host.encode()})  # as UTF-8 bytes, as a client may
+    assert response.status_code == 400, (host, response.text)
+    assert "Host" in response.json()["error"]
+
+
+def test_w5_loopback_hosts_are_still_accepted(client: Any) -> None:
+    for host in ("127.0.0.1:8765", "localhost", "LOCALHOST:8765", "[::1]:8765", "[::1]", "127.0.0.1"):
+        assert client.get("/api/status", headers={"host": host}).status_code == 200, host
