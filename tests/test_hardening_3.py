@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from PIL import PngImagePlugin
 from artistyle.config import StyleConfig
 from artistyle.errors import UsageError
 
-from .conftest import REPO, make_clip, make_content, make_style, run
+from .conftest import REPO, hold_studio_runs, make_clip, make_content, make_style, run
 
 FAST = ["--device", "cpu", "--size", "32", "--steps", "2", "--seed", "1", "--quiet"]
 VIDEO = ["--device", "cpu", "--size", "48", "--first-steps", "2", "--steps", "2", "--seed", "1", "--quiet"]
@@ -558,3 +559,37 @@ def test_w5_a_host_header_with_more_than_a_loopback_name_and_port_is_refused(cli
 def test_w5_loopback_hosts_are_still_accepted(client: Any) -> None:
     for host in ("127.0.0.1:8765", "localhost", "LOCALHOST:8765", "[::1]:8765", "[::1]", "127.0.0.1"):
         assert client.get("/api/status", headers={"host": host}).status_code == 200, host
+
+
+# -- W6: the studio's queue has a limit ---------------------------------------------------------------------
+
+
+def test_w6_the_queue_refuses_a_job_past_its_limit_with_429(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("starlette")
+    pytest.importorskip("httpx")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*httpx2")
+        from starlette.testclient import TestClient
+
+    from artistyle.web.app import create_app
+    from artistyle.web.jobs import MAX_WAITING
+
+    release = hold_studio_runs(monkeypatch)
+    app = create_app(device="cpu", preview_interval=0.0)
+    try:
+        with TestClient(app, base_url="http://127.0.0.1", headers={"x-artistyle": "1"}) as client:
+            job = {"content": "sample:chelsea_cat.jpg", "styles": ["sample:starry_night.jpg"],
+                   "settings": {"size": 48, "steps": 1}}
+            ids = [client.post("/api/jobs", json=job) for _ in range(MAX_WAITING + 1)]  # one runs, the rest wait
+            assert all(r.status_code == 201 for r in ids), [r.text for r in ids if r.status_code != 201][:1]
+            refusal = client.post("/api/jobs", json=job)
+            assert refusal.status_code == 429, refusal.text
+            message = refusal.json()["error"]
+            assert "queue" in message and str(MAX_WAITING) in message and "\n" not in message
+            assert client.get("/api/status").json()["waiting"] == MAX_WAITING
+            client.post(f"/api/jobs/{ids[-1].json()['id']}/cancel")  # a place frees up
+            assert client.post("/api/jobs", json=job).status_code == 201
+            for r in ids:
+                client.post(f"/api/jobs/{r.json()['id']}/cancel")
+    finally:
+        release.set()

@@ -7,7 +7,8 @@ API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a b
     GET  /api/samples                 the bundled sample images; GET /api/samples/{id} the image
     POST /api/images                  the raw image bytes -> {"id", "width", "height", ...}
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
-                                       "fine_style": id (optional), "masks": [id, ...] (optional)}
+                                       "fine_style": id (optional), "masks": [id, ...] (optional)};
+                                      429 when MAX_WAITING (32) jobs already wait
     GET  /api/images/{id}             an upload, a sample or a kept job's image, as it was sent
     GET  /api/schedule?size=&steps=&scales=&init=   the scales and iterations of a run at that size
     GET  /api/jobs                    every job kept (running, queued, the newest finished), newest first
@@ -60,7 +61,7 @@ from ..version import __version__
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, client_name
 from .job import Job, schedule
-from .jobs import PREVIEW_INTERVAL, Studio
+from .jobs import PREVIEW_INTERVAL, QueueFull, Studio
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, SETTINGS, describe_settings, fast_missing, studio_settings
 
 __all__ = ["CUSTOM_HEADER", "LOOPBACK_HOSTS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH", "STUDIO_INIT", "create_app",
@@ -276,8 +277,9 @@ def create_app(
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     async def usage_error(request: Request, exc: Exception) -> Response:
-        # UsageError / ImageError: the client sent something unusable; the message says what.
-        return error_response(400 if isinstance(exc, UsageError) else 503, str(exc))
+        # UsageError / ImageError: the client sent something unusable; the message says what. A full queue: 429.
+        status = 400 if isinstance(exc, UsageError) else 429 if isinstance(exc, QueueFull) else 503
+        return error_response(status, str(exc))
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # A bug: the page gets one line; Starlette then re-raises, and the server logs the traceback.
