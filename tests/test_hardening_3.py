@@ -405,7 +405,7 @@ def test_n8_a_journal_that_is_a_fifo_does_not_hang(tmp_path: Path, images: tuple
 
 
 def test_n9_scales_have_an_upper_bound_checked_before_the_arithmetic() -> None:
-    with pytest.raises(UsageError, match="scales must be at most 32"):
+    with pytest.raises(UsageError, match="scales must be at least 1 and at most 32"):
         StyleConfig(scales=3000).validate()
     with pytest.raises(UsageError, match="at most 32"):
         StyleConfig(scale_steps=(1,) * 3000).validate()
@@ -593,3 +593,48 @@ def test_w6_the_queue_refuses_a_job_past_its_limit_with_429(monkeypatch: pytest.
                 client.post(f"/api/jobs/{r.json()['id']}/cancel")
     finally:
         release.set()
+
+
+# -- X1: the neighbours: absurd numbers that overflowed or ran out of memory ------------------------------
+
+HUGE = "1" + "0" * 400  # a whole number no float holds
+
+
+@pytest.mark.parametrize(("option", "value", "words"), [
+    ("--size", HUGE, "size must be at most 65536"),
+    ("--style-size", HUGE, "style-size must be at most 65536"),
+    ("--style-size", "99999", "style-size must be at most 65536"),
+    ("--style-size", "60000", "8 times"),  # 60000 px for a 32 px output: out of memory, exit 1, before
+    ("--lbfgs-history", HUGE, "lbfgs-history must be at most 1000"),
+])
+def test_x_absurd_sizes_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path], option: str, value: str,
+    words: str
+) -> None:
+    content, style = images
+    err = refused(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), *FAST, option, value)
+    assert words in err and len(err) < 300, err
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_x_style_blend_weights_whose_sum_overflows_still_blend(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    assert StyleConfig(style_blend=(1e308, 1e308)).blend_weights(2) == [0.5, 0.5]
+    assert StyleConfig(style_blend=(1e308, 1e307)).blend_weights(2) == pytest.approx([10 / 11, 1 / 11])
+    content, style = images
+    code, _, err = run(capsys, str(content), str(style), str(style), "-o", str(tmp_path / "o.png"),
+                       "--style-blend", "1e308", "1e308", *FAST)
+    assert code == 0, err
+
+
+def test_x_long_term_offsets_have_a_bound(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, frames: Path, style_path: Path, video_extra: None
+) -> None:
+    from artistyle.video.settings import VideoSettings
+
+    with pytest.raises(UsageError, match="at most 1000"):
+        VideoSettings(long_term=(1, 10**20))
+    err = refused(capsys, "video", str(frames), str(style_path), "-o", str(tmp_path / "out"), "--long-term",
+                  "1,99999999999999999999", *VIDEO)
+    assert "long-term" in err and not (tmp_path / "out").exists()

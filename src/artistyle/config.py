@@ -28,6 +28,8 @@ from .defaults import (  # the numbers, with the measurements that chose them
     FIRST_SCALE,
     GPU_DEFAULT_SIZE,
     INITS,
+    MAX_LBFGS_HISTORY,
+    MAX_OUTPUT_SIZE,
     MAX_SCALES,
     MIN_SIZE,
     SCALE_FACTOR,
@@ -78,10 +80,10 @@ class StyleConfig:
 
     size: int | None = setting(
         None, SIZE, f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} "
-        "on a CPU)", units="px", positive=True, minimum=MIN_SIZE)
+        "on a CPU)", units="px", positive=True, minimum=MIN_SIZE, maximum=MAX_OUTPUT_SIZE)
     style_size: int | tuple[int, ...] | None = setting(
         None, SIZE, "style image long edge in px: one for all styles or one per style (default: the output's)",
-        metavar="PX", units="px", positive=True, variadic=True, minimum=MIN_SIZE)
+        metavar="PX", units="px", positive=True, variadic=True, minimum=MIN_SIZE, maximum=MAX_OUTPUT_SIZE)
     style_scale: float | tuple[float, ...] | None = setting(
         None, SIZE, "style image long edge relative to the output's: one for all or one per style", metavar="F",
         variadic=True, maximum=8)
@@ -160,7 +162,8 @@ class StyleConfig:
     lr: float | None = setting(
         None, OPTIMISATION, f"step size (default {DEFAULT_LR['lbfgs']:g} for lbfgs, {DEFAULT_LR['adam']:g} for adam)")
     lbfgs_history: int = setting(
-        20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True)
+        20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True,
+        maximum=MAX_LBFGS_HISTORY)
     tol: float = setting(
         0.0, OPTIMISATION, "stop a scale early when the loss falls by less than this fraction per iteration (over 10 "
         "iterations); default 0: off, the full step count runs", minimum=0)
@@ -297,6 +300,10 @@ class StyleConfig:
             raise UsageError("content-weight and style-weight are both 0: there is nothing to optimise")
         if self.steps is not None and self.steps < 1:
             raise UsageError(f"steps must be at least 1, not {self.steps}")
+        ceilings = [("size", self.size, MAX_OUTPUT_SIZE), ("lbfgs-history", self.lbfgs_history, MAX_LBFGS_HISTORY)]
+        for name, value, most in ceilings + [("style-size", v, MAX_OUTPUT_SIZE) for v in _as_tuple(self.style_size)]:
+            if value is not None and value > most:  # first: no float holds 10^400, nor should a message quote it
+                raise UsageError(f"{name} must be at most {most}, not {short_repr(value, 24)}")
         if self.size is not None and self.size < MIN_SIZE:
             raise UsageError(f"size must be at least {MIN_SIZE} px, not {self.size}")
         for value in _as_tuple(self.style_size):
@@ -318,8 +325,7 @@ class StyleConfig:
         if self.lbfgs_history < 1:
             raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
         if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
-            raise UsageError(f"scales must be at least 1, not {self.scales}" if self.scales < 1 else
-                             f"scales must be at most {MAX_SCALES}, not {self.scales}")
+            raise UsageError(f"scales must be at least 1 and at most {MAX_SCALES}, not {short_repr(self.scales, 24)}")
         if self.scale_steps is not None and len(self.scale_steps) > MAX_SCALES:
             raise UsageError(f"{len(self.scale_steps)} scale steps given: a run has at most {MAX_SCALES} scales")
         if not math.isfinite(self.scale_factor) or not 1 < self.scale_factor <= 4:
@@ -379,6 +385,9 @@ class StyleConfig:
             values = values * styles
         if len(values) != styles:
             raise UsageError(f"{len(values)} {unit} values given for {styles} style images")
+        if max(values) > 8 * output_size:  # as --style-scale 8 at most: a larger one only runs out of memory
+            raise UsageError(f"{unit} makes a style image {round(max(values))} px, more than 8 times the output's "
+                             f"{output_size} px")
         return [max(MIN_SIZE, round(v)) for v in values]
 
     def blend_weights(self, styles: int) -> list[float]:
@@ -386,6 +395,7 @@ class StyleConfig:
         weights = list(self.style_blend) if self.style_blend is not None else [1.0] * styles
         if len(weights) != styles:
             raise UsageError(f"{len(weights)} style-blend weights given for {styles} style images")
+        weights = [w / max(weights) for w in weights]  # first: 1e308 + 1e308 would be inf
         return [w / sum(weights) for w in weights]
 
     def to_dict(self) -> dict[str, Any]:

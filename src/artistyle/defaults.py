@@ -10,7 +10,8 @@ from typing import Any
 
 __all__ = [
     "CPU_DEFAULT_SIZE", "DEFAULT_CONTENT_WEIGHT", "DEFAULT_LR", "DEFAULT_STEPS", "FAST_SCHEDULE", "FIRST_SCALE",
-    "GPU_DEFAULT_SIZE", "INITS", "MAX_SCALES", "MIN_SIZE", "SCALE_FACTOR", "STYLE_ANCHOR", "TEMPORAL_WEIGHT",
+    "GPU_DEFAULT_SIZE", "INITS", "MAX_LBFGS_HISTORY", "MAX_OUTPUT_SIZE", "MAX_SCALES",
+    "MIN_SIZE", "SCALE_FACTOR", "STYLE_ANCHOR", "TEMPORAL_WEIGHT",
 ]
 
 # Output long edge when --size is not given. On a CPU it is chosen so that a
@@ -25,6 +26,11 @@ SCALE_FACTOR = math.sqrt(2)
 # The most scales a run may have (given, or made by the size and --scale-factor): the default makes 15 at 32768
 # px; more only repeat nearly the same size, and 4^31 is still a float (checked before any power is taken).
 MAX_SCALES = 32
+# Ceilings that keep the arithmetic finite (a size of 10^400 px overflows a float) and the messages short: an
+# output or style long edge, far beyond what any memory holds (the memory plan refuses much less), and the
+# L-BFGS memory in image-sized vector pairs (default 20; 1000 is 6 GB at 512 px).
+MAX_OUTPUT_SIZE = 65536
+MAX_LBFGS_HISTORY = 1000
 INITS = ("noise", "content", "style", "fast")  # or the path of an image
 # The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
 # give (StyleConfig.resolved): two scales (317 and 448 px at 448), 40 + 32 iterations, 2.5 times the
