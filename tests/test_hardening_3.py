@@ -18,6 +18,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from PIL import PngImagePlugin
 
@@ -638,3 +639,32 @@ def test_x_long_term_offsets_have_a_bound(
     err = refused(capsys, "video", str(frames), str(style_path), "-o", str(tmp_path / "out"), "--long-term",
                   "1,99999999999999999999", *VIDEO)
     assert "long-term" in err and not (tmp_path / "out").exists()
+
+
+# -- X2: the studio's numbers: steps by another name, a loss that became infinite ------------------------
+
+
+def test_x_the_studio_refuses_scale_steps_beyond_its_step_limit(client: Any, studio_images: tuple[str, str]) -> None:
+    content, style = studio_images
+    response = client.post("/api/jobs", json={"content": content, "styles": [style],
+                                              "settings": {"scale_steps": [10**300]}})
+    assert response.status_code == 400 and "at most" in response.json()["error"], response.text
+    response = client.post("/api/jobs", json={"content": content, "styles": [style],
+                                              "settings": {"size": 48, "scale_steps": [6000, 6000]}})
+    assert response.status_code == 400 and "10000" in response.json()["error"], response.text
+
+
+def test_x_a_studio_job_whose_loss_became_infinite_keeps_a_json_state(
+    client: Any, studio_images: tuple[str, str]
+) -> None:
+    from .conftest import submit_job, wait_for_job
+
+    content, style = studio_images
+    job = submit_job(client, content, [style], size=48, steps=3, style_weight=1e308, init="noise")
+    state = wait_for_job(client, job["id"], ("done", "failed", "cancelled"))
+    assert state["status"] == "failed" and "loss became" in state["error"], state
+    assert all(loss is None or np.isfinite(loss) for loss in state["losses"])
+    with client.stream("GET", f"/api/jobs/{job['id']}/events") as events:
+        data = [line[6:] for line in events.iter_lines() if line.startswith("data: ")]
+    assert data and json.loads(data[-1])["status"] == "failed"  # strict JSON: no NaN or Infinity
+    assert "NaN" not in data[-1] and "Infinity" not in data[-1]
