@@ -521,7 +521,7 @@ def test_w4_a_file_names_escape_sequences_are_not_printed_raw(
                  [str(plain), str(style_path), "-o", str(tmp_path / "o\x1b[2J.txt"), *FAST],
                  ["batch", str(tmp_path / "gone\x1b[2J"), str(style_path), "-o", str(tmp_path / "out"), *FAST],
                  [str(plain), str(style_path), "--size=\x1b[2J"]):  # argparse's own messages too
-        code, out, err = run(capsys, *argv)
+        code, _, err = run(capsys, *argv)
         assert code != 0
         assert "\x1b" not in err and "\x07" not in err and "\\x1b" in err, err
         assert err.count("\n") == 1, err
