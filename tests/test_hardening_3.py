@@ -668,3 +668,21 @@ def test_x_a_studio_job_whose_loss_became_infinite_keeps_a_json_state(
         data = [line[6:] for line in events.iter_lines() if line.startswith("data: ")]
     assert data and json.loads(data[-1])["status"] == "failed"  # strict JSON: no NaN or Infinity
     assert "NaN" not in data[-1] and "Infinity" not in data[-1]
+
+
+# -- X3: special files where an output goes -------------------------------------------------------------------
+
+
+def test_x_a_fifo_where_an_output_or_checkpoint_goes_is_not_replaced(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    content, style = images
+    fifo = tmp_path / "out.png"
+    os.mkfifo(fifo)
+    err = refused(capsys, str(content), str(style), "-o", str(fifo), *FAST)
+    assert "not a regular file (it is a FIFO)" in err
+    ckpt = tmp_path / "run.ckpt"
+    os.mkfifo(ckpt)
+    err = refused(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt), *FAST)
+    assert "not a regular file (it is a FIFO)" in err
+    assert fifo.is_fifo() and ckpt.is_fifo() and not (tmp_path / "o.png").exists()

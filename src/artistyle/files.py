@@ -132,8 +132,8 @@ def check_writable(
 
     The folder must exist and take a new file (with ``probe``, a small file is written
     there and removed, which also finds full disks and read-only or pseudo file systems
-    such as /proc that pass :func:`os.access`), the path must not be a folder and must
-    not be one of ``protect``.
+    such as /proc that pass :func:`os.access`), the path must not be a folder, a FIFO, a
+    socket or a device, and must not be one of ``protect``.
     """
     parent = target.parent
     if not parent.exists():
@@ -142,6 +142,10 @@ def check_writable(
         raise error(f"{label}: '{parent}' is not a folder")
     if target.is_dir():
         raise error(f"{label} is a folder")
+    with contextlib.suppress(OSError):  # a FIFO, socket or device in its place is not a file to replace
+        kind = special_kind(os.lstat(target).st_mode)
+        if kind is not None and not target.is_symlink():
+            raise error(f"{label} is not a regular file (it is {kind}); refusing to replace it")
     for other in protect:
         if same_file(target, Path(os.fspath(other))):
             raise error(f"{label} is the input file '{os.fspath(other)}'; refusing to overwrite an input")
