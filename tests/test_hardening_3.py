@@ -686,3 +686,37 @@ def test_x_a_fifo_where_an_output_or_checkpoint_goes_is_not_replaced(
     err = refused(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt), *FAST)
     assert "not a regular file (it is a FIFO)" in err
     assert fifo.is_fifo() and ckpt.is_fifo() and not (tmp_path / "o.png").exists()
+
+
+# -- X4: Ray jobs that no node can hold --------------------------------------------------------------------
+
+
+def test_x_ray_jobs_asking_for_more_than_the_cluster_has_are_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    """Ray waits forever for a task no node can hold: --cpus-per-job 1000 on a 2-CPU cluster hung."""
+    from artistyle.batch import ray_executor
+
+    class Cluster:  # a joined Ray cluster of 2 CPUs and 1 GPU, as RayExecutor reports it
+        def __init__(self, address: str | None, *, cpus_per_job: float | None, gpus_per_job: float | None):
+            self.cpus, self.gpus = cpus_per_job or 1.0, gpus_per_job or 0.0
+
+        def connect(self) -> None:
+            pass
+
+        def resources(self) -> tuple[float, float]:
+            return self.cpus, self.gpus
+
+        def total(self, resource: str) -> float:
+            return {"CPU": 2.0, "GPU": 1.0}[resource]
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(ray_executor, "RayExecutor", Cluster)
+    content, style = images
+    out = str(tmp_path / "out")
+    base = ["batch", str(content), str(style), "-o", out, "--size", "32", "--steps", "2", "--quiet"]
+    assert "1000 CPUs" in refused(capsys, *base, "--ray", "--cpus-per-job", "1000", "--device", "cpu")
+    assert "3 GPUs" in refused(capsys, *base, "--ray", "--gpus-per-job", "3", "--device", "cuda")
+    assert not Path(out).exists()

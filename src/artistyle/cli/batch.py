@@ -203,9 +203,14 @@ def ray_executor(args: argparse.Namespace, device: str) -> tuple[Executor, str]:
     executor = RayExecutor(args.ray or None, cpus_per_job=args.cpus_per_job, gpus_per_job=gpus)
     executor.connect()
     try:
-        _, gpus = executor.resources()
+        cpus, gpus = executor.resources()
         if gpus > 0 and executor.total("GPU") == 0:
             raise UsageError("the jobs ask Ray for GPUs, but the Ray cluster has none; use --device cpu")
+        # A task no node can hold waits forever (Ray calls it infeasible): refused now, with the numbers.
+        for what, wanted, flag in (("CPU", cpus, "--cpus-per-job"), ("GPU", gpus, "--gpus-per-job")):
+            if wanted > executor.total(what):
+                raise UsageError(f"each job asks Ray for {wanted:g} {what}s ({flag}), but the Ray cluster has "
+                                 f"{executor.total(what):g}; ask for at most that")
     except BaseException:
         executor.close()
         raise
