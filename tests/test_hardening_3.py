@@ -720,3 +720,12 @@ def test_x_ray_jobs_asking_for_more_than_the_cluster_has_are_refused(
     assert "1000 CPUs" in refused(capsys, *base, "--ray", "--cpus-per-job", "1000", "--device", "cpu")
     assert "3 GPUs" in refused(capsys, *base, "--ray", "--gpus-per-job", "3", "--device", "cuda")
     assert not Path(out).exists()
+
+
+# -- X5: the studio command's numbers ---------------------------------------------------------------------------
+
+
+def test_x_the_studio_command_refuses_an_upload_limit_that_overflows(capsys: pytest.CaptureFixture[str]) -> None:
+    for value in ("1e308", "1e300", "inf", "nan"):  # 1e308 MB overflowed (a traceback), 1e300 hung the server
+        assert "--max-upload-mb: must be a number above 0 and at most 10000" in refused(
+            capsys, "web", "--max-upload-mb", value, "--port", "0")
