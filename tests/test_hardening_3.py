@@ -136,6 +136,18 @@ def test_n1_special_files_are_named_as_such(
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "out").exists()
 
 
+def test_n1_a_checkpoints_input_that_became_a_fifo_is_named_as_such(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
+) -> None:
+    content, style = images
+    ckpt = tmp_path / "run.ckpt"
+    assert run(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt),
+               *FAST)[0] == 0
+    content.unlink()
+    os.mkfifo(content)
+    assert "not a regular file (it is a FIFO)" in refused(capsys, "--resume", str(ckpt))  # was "does not exist"
+
+
 # -- N2: deeply nested JSON --------------------------------------------------------------------------
 
 

@@ -76,6 +76,7 @@ def list_layers() -> int:
 def resumed(args: argparse.Namespace) -> tuple[Checkpoint, StyleConfig, str, list[str]]:
     """The checkpoint, config and input paths of a --resume run."""
     from ..checkpoint import check_inputs, load_checkpoint
+    from ..files import check_regular_file
 
     given = given_settings(args)
     if given:
@@ -84,9 +85,8 @@ def resumed(args: argparse.Namespace) -> tuple[Checkpoint, StyleConfig, str, lis
     checkpoint = load_checkpoint(args.resume)
     content = args.content or checkpoint.inputs["content"]
     styles = expand_styles(args.style) if args.style else list(checkpoint.inputs["styles"])
-    for role, path in (("content", content), *(("style", s) for s in styles)):
-        if not Path(path).is_file():
-            raise UsageError(f"{role} image '{path}' of checkpoint '{args.resume}' does not exist")
+    for role, path in (("content", content), *(("style", s) for s in styles)):  # a FIFO is named, never opened
+        check_regular_file(path, f"{role} image '{path}' of checkpoint '{args.resume}'", error=UsageError)
     check_inputs(checkpoint, content, styles, args.resume)
     return checkpoint, checkpoint.config, content, styles
 
