@@ -21,7 +21,7 @@ import torch
 from .config import StyleConfig
 from .engine import Engine
 from .errors import UsageError
-from .files import atomic_write, file_sha256, load_torch_file
+from .files import atomic_write, check_regular_file, file_sha256, load_torch_file
 from .painting import Painting
 from .version import __version__
 
@@ -65,8 +65,7 @@ def save_checkpoint(path: str | Path, engine: Engine, painting: Painting, inputs
 def load_checkpoint(path: str | Path) -> Checkpoint:
     """Read and check a checkpoint; :class:`UsageError` for a missing, foreign, other-version or damaged file."""
     file = Path(path)
-    if not file.is_file():
-        raise UsageError(f"checkpoint '{file}' does not exist")
+    check_regular_file(file, f"checkpoint '{file}'", error=UsageError)  # a FIFO would wait for a writer forever
     try:
         state = load_torch_file(file)
     except Exception as exc:

@@ -28,10 +28,14 @@ from .defaults import (  # the numbers, with the measurements that chose them
     FIRST_SCALE,
     GPU_DEFAULT_SIZE,
     INITS,
+    MAX_LBFGS_HISTORY,
+    MAX_OUTPUT_SIZE,
+    MAX_SCALES,
     MIN_SIZE,
     SCALE_FACTOR,
     STYLE_ANCHOR,
     TEMPORAL_WEIGHT,
+    unset_defaults,
 )
 from .errors import UsageError
 from .settings import Setting, describe_fields, either, read_settings, setting, short_repr
@@ -77,10 +81,10 @@ class StyleConfig:
 
     size: int | None = setting(
         None, SIZE, f"output long edge in px, aspect kept (default {GPU_DEFAULT_SIZE} on a GPU, {CPU_DEFAULT_SIZE} "
-        "on a CPU)", units="px", positive=True, minimum=MIN_SIZE)
+        "on a CPU)", units="px", positive=True, minimum=MIN_SIZE, maximum=MAX_OUTPUT_SIZE)
     style_size: int | tuple[int, ...] | None = setting(
         None, SIZE, "style image long edge in px: one for all styles or one per style (default: the output's)",
-        metavar="PX", units="px", positive=True, variadic=True, minimum=MIN_SIZE)
+        metavar="PX", units="px", positive=True, variadic=True, minimum=MIN_SIZE, maximum=MAX_OUTPUT_SIZE)
     style_scale: float | tuple[float, ...] | None = setting(
         None, SIZE, "style image long edge relative to the output's: one for all or one per style", metavar="F",
         variadic=True, maximum=8)
@@ -159,14 +163,16 @@ class StyleConfig:
     lr: float | None = setting(
         None, OPTIMISATION, f"step size (default {DEFAULT_LR['lbfgs']:g} for lbfgs, {DEFAULT_LR['adam']:g} for adam)")
     lbfgs_history: int = setting(
-        20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True)
+        20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True,
+        maximum=MAX_LBFGS_HISTORY)
     tol: float = setting(
         0.0, OPTIMISATION, "stop a scale early when the loss falls by less than this fraction per iteration (over 10 "
         "iterations); default 0: off, the full step count runs", minimum=0)
 
     scales: int | None = setting(
         None, SCALES, f"number of scales, each --scale-factor larger, the last at --size (default: from about "
-        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations)", positive=True)
+        f"{FIRST_SCALE} px up; 1 = a single scale of exactly --steps iterations; at most {MAX_SCALES})", positive=True,
+        maximum=MAX_SCALES)
     scale_factor: float = setting(SCALE_FACTOR, SCALES, f"size ratio between scales (default {SCALE_FACTOR:.3f})",
                                    maximum=4)
     style_anchor: int = setting(
@@ -216,6 +222,9 @@ class StyleConfig:
             n = len(c.scale_steps)
         else:
             n = 1 + max(0, round(math.log(size / FIRST_SCALE, self.scale_factor)))
+        if n > MAX_SCALES:  # before the powers: 3000 scales overflow, and a factor of 1.000001 makes millions
+            raise UsageError(f"--scale-factor {self.scale_factor:g} makes {n} scales at {size} px, over the at most "
+                             f"{MAX_SCALES} scales a run may have; use a larger --scale-factor or give --scales")
         sizes = [round(size / self.scale_factor ** (n - 1 - i)) for i in range(n)]
         if sizes[0] < MIN_SIZE:
             raise UsageError(f"{n} scales with factor {self.scale_factor:g} make the first scale {sizes[0]} px, "
@@ -225,11 +234,8 @@ class StyleConfig:
     def scale_schedule(self, scales: int) -> list[int]:
         """Iterations per scale: ``scale_steps``, or ``steps`` halved at each finer scale.
 
-        Finer scales start from the upsampled result of the coarser one and need
-        fewer iterations; no scale gets fewer than ``steps // 10``. At 2048 px
-        (7 scales) that is 300, 150, 75, 37, 30, 30, 30: the finest scales cost
-        most per iteration, and a few iterations there refine texture that the
-        coarser scales already laid out.
+        Finer scales start from the upsampled coarser result and need fewer iterations (at least ``steps // 10``):
+        at 2048 px 300, 150, 75, 37, 30, 30, 30; the finest cost most and only refine texture laid out already.
         """
         c = self.resolved()
         if c.scale_steps is not None:
@@ -247,20 +253,8 @@ class StyleConfig:
         given neither ``steps`` nor ``scale_steps``, :data:`FAST_SCHEDULE` where unset (``scales`` alone
         spreads its steps over that many scales; a ``size`` too small for two scales runs them on one). Idempotent.
         """
-        changes: dict[str, Any] = {}
-        if self.init == "fast" and self.steps is None and self.scale_steps is None:
-            changes = {name: value for name, value in FAST_SCHEDULE.items() if getattr(self, name) is None}
-            too_small = self.size is not None and round(self.size / self.scale_factor) < MIN_SIZE
-            if self.scales is not None or too_small:
-                # Given scales spread the fast start's first-scale steps, halved at each finer scale, as any
-                # steps are; a size too small for two scales gets their iterations on one.
-                del changes["scale_steps"]
-                if too_small and self.scales is None:
-                    changes.update(scales=1, steps=sum(FAST_SCHEDULE["scale_steps"]))
-        if self.steps is None:
-            changes.setdefault("steps", DEFAULT_STEPS)
-        if self.content_weight is None:
-            changes.setdefault("content_weight", DEFAULT_CONTENT_WEIGHT)
+        given = {name: getattr(self, name) for name in ("steps", "scales", "scale_steps", "content_weight")}
+        changes = unset_defaults(self.init, self.size, self.scale_factor, given)
         return dataclasses.replace(self, **changes) if changes else self
 
     def validate(self) -> StyleConfig:
@@ -292,6 +286,10 @@ class StyleConfig:
             raise UsageError("content-weight and style-weight are both 0: there is nothing to optimise")
         if self.steps is not None and self.steps < 1:
             raise UsageError(f"steps must be at least 1, not {self.steps}")
+        ceilings = [("size", self.size, MAX_OUTPUT_SIZE), ("lbfgs-history", self.lbfgs_history, MAX_LBFGS_HISTORY)]
+        for name, value, most in ceilings + [("style-size", v, MAX_OUTPUT_SIZE) for v in _as_tuple(self.style_size)]:
+            if value is not None and value > most:  # first: no float holds 10^400, nor should a message quote it
+                raise UsageError(f"{name} must be at most {most}, not {short_repr(value, 24)}")
         if self.size is not None and self.size < MIN_SIZE:
             raise UsageError(f"size must be at least {MIN_SIZE} px, not {self.size}")
         for value in _as_tuple(self.style_size):
@@ -312,8 +310,10 @@ class StyleConfig:
             raise UsageError(f"lr must be a number > 0, not {self.lr}")
         if self.lbfgs_history < 1:
             raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
-        if self.scales is not None and self.scales < 1:
-            raise UsageError(f"scales must be at least 1, not {self.scales}")
+        if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
+            raise UsageError(f"scales must be at least 1 and at most {MAX_SCALES}, not {short_repr(self.scales, 24)}")
+        if self.scale_steps is not None and len(self.scale_steps) > MAX_SCALES:
+            raise UsageError(f"{len(self.scale_steps)} scale steps given: a run has at most {MAX_SCALES} scales")
         if not math.isfinite(self.scale_factor) or not 1 < self.scale_factor <= 4:
             raise UsageError(f"scale-factor must be above 1 and at most 4, not {self.scale_factor}")
         if self.scale_steps is not None and any(s < 1 for s in self.scale_steps):
@@ -339,9 +339,8 @@ class StyleConfig:
     def check(self, styles: int, device_type: str) -> int:
         """The checks that need the number of style images and the output size; returns that size.
 
-        For a run on a device of ``device_type`` with ``styles`` style images: ``style_size`` or
-        ``style_scale`` and ``style_blend`` have one value for all or one per style, and the scales
-        fit (:meth:`scale_sizes`, :meth:`scale_schedule`). Run it before any work starts.
+        ``style_size`` or ``style_scale`` and ``style_blend`` have one value for all or one per style, and the
+        scales fit (:meth:`scale_sizes`, :meth:`scale_schedule`). Run before any work (Painting does).
         """
         size = self.output_size(device_type)
         self.style_sizes(size, styles)
@@ -371,6 +370,9 @@ class StyleConfig:
             values = values * styles
         if len(values) != styles:
             raise UsageError(f"{len(values)} {unit} values given for {styles} style images")
+        if max(values) > 8 * output_size:  # as --style-scale 8 at most: a larger one only runs out of memory
+            raise UsageError(f"{unit} makes a style image {round(max(values))} px, more than 8 times the output's "
+                             f"{output_size} px")
         return [max(MIN_SIZE, round(v)) for v in values]
 
     def blend_weights(self, styles: int) -> list[float]:
@@ -378,6 +380,7 @@ class StyleConfig:
         weights = list(self.style_blend) if self.style_blend is not None else [1.0] * styles
         if len(weights) != styles:
             raise UsageError(f"{len(weights)} style-blend weights given for {styles} style images")
+        weights = [w / max(weights) for w in weights]  # first: 1e308 + 1e308 would be inf
         return [w / sum(weights) for w in weights]
 
     def to_dict(self) -> dict[str, Any]:

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
     "CPU_DEFAULT_SIZE", "DEFAULT_CONTENT_WEIGHT", "DEFAULT_LR", "DEFAULT_STEPS", "FAST_SCHEDULE", "FIRST_SCALE",
-    "GPU_DEFAULT_SIZE", "INITS", "MIN_SIZE", "SCALE_FACTOR", "STYLE_ANCHOR", "TEMPORAL_WEIGHT",
+    "GPU_DEFAULT_SIZE", "INITS", "MAX_LBFGS_HISTORY", "MAX_OUTPUT_SIZE", "MAX_SCALES",
+    "MIN_SIZE", "SCALE_FACTOR", "STYLE_ANCHOR", "TEMPORAL_WEIGHT", "unset_defaults",
 ]
 
 # Output long edge when --size is not given. On a CPU it is chosen so that a
@@ -22,6 +24,14 @@ MIN_SIZE = 32
 # SCALE_FACTOR times the previous one, up to the output size.
 FIRST_SCALE = 256
 SCALE_FACTOR = math.sqrt(2)
+# The most scales a run may have (given, or made by the size and --scale-factor): the default makes 15 at 32768
+# px; more only repeat nearly the same size, and 4^31 is still a float (checked before any power is taken).
+MAX_SCALES = 32
+# Ceilings that keep the arithmetic finite (a size of 10^400 px overflows a float) and the messages short: an
+# output or style long edge, far beyond what any memory holds (the memory plan refuses much less), and the
+# L-BFGS memory in image-sized vector pairs (default 20; 1000 is 6 GB at 512 px).
+MAX_OUTPUT_SIZE = 65536
+MAX_LBFGS_HISTORY = 1000
 INITS = ("noise", "content", "style", "fast")  # or the path of an image
 # The default schedule of a fast start (init "fast", artistyle.fast), for the schedule settings a user did not
 # give (StyleConfig.resolved): two scales (317 and 448 px at 448), 40 + 32 iterations, 2.5 times the
@@ -49,3 +59,27 @@ DEFAULT_LR = {"lbfgs": 1.0, "adam": 0.02}
 # cost more style and content (warp 0.17x / 0.21x, content 1.13x / 1.19x). The warped start does most of
 # the steadying; the term mainly keeps trusted pixels from re-arranging in the refinement.
 TEMPORAL_WEIGHT = 1e8
+
+
+def unset_defaults(init: str, size: int | None, scale_factor: float, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The values of the schedule settings left unset (None in ``given``: steps, scales, scale_steps,
+    content_weight), for :meth:`StyleConfig.resolved`.
+
+    ``steps`` :data:`DEFAULT_STEPS` and ``content_weight`` :data:`DEFAULT_CONTENT_WEIGHT`, except for a fast
+    start given neither steps nor scale steps: :data:`FAST_SCHEDULE` where unset. Given scales spread the fast
+    start's first-scale steps, halved at each finer scale, as any steps are; a size too small for two scales
+    gets their iterations on one.
+    """
+    changes: dict[str, Any] = {}
+    if init == "fast" and given["steps"] is None and given["scale_steps"] is None:
+        changes = {name: value for name, value in FAST_SCHEDULE.items() if given[name] is None}
+        too_small = size is not None and round(size / scale_factor) < MIN_SIZE
+        if given["scales"] is not None or too_small:
+            del changes["scale_steps"]
+            if too_small and given["scales"] is None:
+                changes.update(scales=1, steps=sum(FAST_SCHEDULE["scale_steps"]))
+    if given["steps"] is None:
+        changes.setdefault("steps", DEFAULT_STEPS)
+    if given["content_weight"] is None:
+        changes.setdefault("content_weight", DEFAULT_CONTENT_WEIGHT)
+    return changes

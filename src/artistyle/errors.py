@@ -7,6 +7,8 @@ that cannot be done: a bad file, a bad value) and any other
 
 from __future__ import annotations
 
+__all__ = ["ArtiStyleError", "FileError", "ImageError", "RunError", "UsageError", "WeightsError", "printable"]
+
 
 class ArtiStyleError(Exception):
     """Base class: a failure whose message is fit to show a user as is."""
@@ -38,3 +40,10 @@ class WeightsError(UsageError):
 
 class RunError(ArtiStyleError):
     """The optimisation itself failed (a NaN loss, a device error)."""
+
+
+def printable(text: str) -> str:
+    """``text`` with every character a terminal would act on written as a Python escape (``\\x1b``, ``\\n``,
+    ``\\u202e``, a lone surrogate of an undecodable name ``\\udcff``): a file name cannot send escape sequences
+    to the terminal, ring its bell or split a one-line message."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)

@@ -14,11 +14,13 @@ disk, a denied permission) raise :class:`~artistyle.errors.FileError`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
@@ -31,12 +33,14 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "check_free_space",
+    "check_regular_file",
     "check_writable",
     "file_sha256",
     "load_torch_file",
     "remove_stale_temporaries",
     "same_file",
     "short_reason",
+    "special_kind",
 ]
 
 
@@ -128,8 +132,8 @@ def check_writable(
 
     The folder must exist and take a new file (with ``probe``, a small file is written
     there and removed, which also finds full disks and read-only or pseudo file systems
-    such as /proc that pass :func:`os.access`), the path must not be a folder and must
-    not be one of ``protect``.
+    such as /proc that pass :func:`os.access`), the path must not be a folder, a FIFO, a
+    socket or a device, and must not be one of ``protect``.
     """
     parent = target.parent
     if not parent.exists():
@@ -138,6 +142,10 @@ def check_writable(
         raise error(f"{label}: '{parent}' is not a folder")
     if target.is_dir():
         raise error(f"{label} is a folder")
+    with contextlib.suppress(OSError):  # a FIFO, socket or device in its place is not a file to replace
+        kind = special_kind(os.lstat(target).st_mode)
+        if kind is not None and not target.is_symlink():
+            raise error(f"{label} is not a regular file (it is {kind}); refusing to replace it")
     for other in protect:
         if same_file(target, Path(os.fspath(other))):
             raise error(f"{label} is the input file '{os.fspath(other)}'; refusing to overwrite an input")
@@ -199,10 +207,56 @@ def _process_exists(pid: int) -> bool:
     return True
 
 
+def special_kind(mode: int) -> str | None:
+    """What a file that is not a regular file is ("a FIFO", "a socket", "a device", ...), or None for a regular one."""
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
+def check_regular_file(
+    path: str | os.PathLike[str], label: str, *, error: type[Exception] = FileError
+) -> os.stat_result:
+    """Refuse, without opening it, a path that is not a regular file to read: ``error`` with one line.
+
+    Opening a FIFO waits for a writer and a device such as /dev/zero never ends, so a reader checks first.
+    Returns the file's status (its size, for a reader that refuses empty files).
+    """
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise error(f"{label} does not exist") from None
+    except PermissionError:
+        raise error(f"{label} cannot be read (permission denied)") from None
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the name
+        raise error(f"{label} cannot be accessed ({short_reason(exc)})") from None
+    kind = special_kind(info.st_mode)
+    if kind == "a folder":
+        raise error(f"{label} is a folder")
+    if kind is not None:
+        raise error(f"{label} is not a regular file (it is {kind})")
+    return info
+
+
 def file_sha256(path: str | os.PathLike[str]) -> str:
-    """SHA-256 of a file's bytes, read in 1 MiB chunks; :class:`OSError` propagates for the caller to word."""
+    """SHA-256 of a file's bytes, read in 1 MiB chunks; :class:`OSError` propagates for the caller to word.
+
+    Only a regular file is read: a FIFO or a device (which would block, or never end) raises OSError at once.
+    """
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    with open(fd, "rb") as f:
+        kind = special_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            raise OSError(errno.EINVAL, f"not a regular file (it is {kind})", os.fspath(path))
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()

@@ -19,6 +19,8 @@ from PIL import Image
 
 from .config import StyleConfig
 from .errors import ImageError
+from .files import check_regular_file
+from .jsontext import JSONTextError, parse_json
 from .version import __version__
 
 __all__ = ["METADATA_KEY", "image_metadata", "read_image_metadata", "recorded_settings"]
@@ -43,8 +45,10 @@ def image_metadata(config: StyleConfig, seed: int | None) -> dict[str, str]:
 def read_image_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The record :func:`image_metadata` stored in the image at ``path``, or None if it has none.
 
-    Raises :class:`~artistyle.errors.ImageError` if the file cannot be read as an image.
+    Raises :class:`~artistyle.errors.ImageError` if the file cannot be read as an image, or if its record is
+    damaged (not JSON, not an object, or nested too deeply: :func:`artistyle.jsontext.parse_json`).
     """
+    check_regular_file(path, f"'{os.fspath(path)}'", error=ImageError)  # a FIFO would wait for a writer forever
     try:
         with Image.open(path) as img:
             img.load()  # text chunks after the image data are read with it
@@ -57,7 +61,9 @@ def read_image_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        record = json.loads(raw)
-    except ValueError:
-        return None
-    return record if isinstance(record, dict) else None
+        record = parse_json(raw)
+    except JSONTextError as exc:
+        raise ImageError(f"'{os.fspath(path)}' has an ArtiStyle record that is damaged ({exc})") from None
+    if not isinstance(record, dict):
+        raise ImageError(f"'{os.fspath(path)}' has an ArtiStyle record that is damaged (not a JSON object)")
+    return record

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import reprlib
 import types
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,9 +23,21 @@ __all__ = ["Setting", "describe_fields", "either", "read_settings", "setting", "
 
 
 def short_repr(value: Any, limit: int = 40) -> str:
-    """``repr(value)`` cut to ``limit`` characters: a message quotes at most this much of a bad value."""
-    text = repr(value)
+    """``repr(value)`` cut to ``limit`` characters: a message quotes at most this much of a bad value.
+
+    Lists and dicts are shown a few items and levels deep (:mod:`reprlib`), so a value nested thousands of
+    levels deep (from a damaged checkpoint) or a huge list costs nothing and cannot recurse too deeply.
+    """
+    try:
+        text = repr(value) if isinstance(value, (str, float, bool)) or value is None else _SHORT.repr(value)
+    except (ValueError, RecursionError):  # an integer of more than 4,300 digits
+        text = f"<a {type(value).__name__} too long to show>"
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel, _SHORT.maxlist, _SHORT.maxtuple, _SHORT.maxdict = 3, 6, 6, 4
+_SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 40, 40, 40
 
 
 def either(choices: Sequence[str]) -> str:

@@ -13,8 +13,9 @@ are given in job order; a name already taken by an earlier job, or one that is a
 A video file (:data:`VIDEO_SUFFIXES`) in a CONTENTS folder or glob, or given as the content, is a
 video job (:attr:`Job.is_video`, painted by :mod:`.clips`): its output is
 ``<content stem>__<style stem>`` with the clip's own extension where the encoder writes it (.mp4,
-.mov, .webm), else ``.mp4``. A video among the styles is left out (a style is a still image). An
-animated GIF stays an image: the first frame is painted, as by the painting command.
+.mov, .webm), else ``.mp4``. A video in a STYLES folder or glob is left out (a style is a still image); one
+given as STYLES itself, or as a jobs file's style, is refused. An animated GIF stays an image: the first frame
+is painted, as by the painting command.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import dataclasses
 import glob
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,31 +86,42 @@ def natural_key(path: Path) -> tuple[Any, ...]:
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts), str(path)
 
 
-def expand_inputs(spec: str, role: str, *, videos: bool) -> list[Path]:
+def expand_inputs(spec: str, role: str, *, videos: bool, exclude: Collection[str] = ()) -> list[Path]:
     """The files ``spec`` names: a file as given, a folder's images, or a glob's image files.
 
     ``videos``: also keep video files (the contents; they become video jobs). ``role`` is
-    "content" or "style", for messages. Raises :class:`UsageError` with one line for a missing
-    path, an empty folder, a folder or glob with no images.
+    "content" or "style", for messages. ``exclude``: files a folder or glob leaves out, as
+    ``os.path.normcase(os.path.abspath(path))`` (the outputs an earlier batch wrote into the
+    folder: :func:`~.journal.earlier_outputs`). Raises :class:`UsageError` with one line for a
+    missing path, an empty folder, a folder or glob with no images.
     """
     suffixes = IMAGE_SUFFIXES + (VIDEO_SUFFIXES if videos else ())
     kinds = "images or videos" if videos else "images"
     path = Path(spec)
+
+    def kept(candidates: Iterable[Path]) -> list[Path]:
+        return [p for p in candidates if p.suffix.lower() in suffixes and p.is_file()
+                and os.path.normcase(os.path.abspath(p)) not in exclude]
+
+    outputs = " (besides the outputs of an earlier batch there)" if exclude else ""
     if path.is_dir():
         entries = list(path.iterdir())
         if not entries:
             raise UsageError(f"{role} folder '{spec}' is empty")
-        found = [p for p in entries if p.suffix.lower() in suffixes and p.is_file()]
+        found = kept(entries)
         if not found:
-            raise UsageError(f"{role} folder '{spec}' has no {kinds} ({', '.join(suffixes)})")
+            raise UsageError(f"{role} folder '{spec}' has no {kinds} ({', '.join(suffixes)}){outputs}")
         return sorted(found, key=natural_key)
     if path.is_file():
+        if not videos and is_video(path):  # a folder or glob leaves videos out; one named alone is a mistake
+            raise UsageError(f"{role} '{spec}' is a video; a {role} is a still image (videos in a {role} folder or "
+                             "glob are left out)")
         return [path]
     if GLOB_CHARACTERS.search(spec):
         matches = [Path(p) for p in glob.glob(spec, recursive=True)]
-        found = [p for p in matches if p.suffix.lower() in suffixes and p.is_file()]
+        found = kept(matches)
         if not found:
-            what = "no file" if not matches else f"no {kinds}"
+            what = "no file" if not matches else f"no {kinds}{outputs}"
             raise UsageError(f"{role} pattern '{spec}' matches {what}")
         return sorted(found, key=natural_key)
     if path.exists():
@@ -117,10 +129,14 @@ def expand_inputs(spec: str, role: str, *, videos: bool) -> list[Path]:
     raise UsageError(f"{role} '{spec}' does not exist")
 
 
-def product_jobs(contents: str, styles: str, *, pairs: bool = False) -> list[JobSpec]:
-    """Every content with every style (contents outermost), or with ``pairs`` the two lists in order."""
-    content_files = expand_inputs(contents, "content", videos=True)
-    style_files = expand_inputs(styles, "style", videos=False)
+def product_jobs(contents: str, styles: str, *, pairs: bool = False, exclude: Collection[str] = ()) -> list[JobSpec]:
+    """Every content with every style (contents outermost), or with ``pairs`` the two lists in order.
+
+    ``exclude``: files that folders and globs leave out (:func:`expand_inputs`), such as the outputs an earlier
+    batch wrote into OUTDIR when OUTDIR is also the contents folder: a rerun skips those jobs instead of
+    painting the outputs as new contents and the old jobs again under ``__2`` names."""
+    content_files = expand_inputs(contents, "content", videos=True, exclude=exclude)
+    style_files = expand_inputs(styles, "style", videos=False, exclude=exclude)
     if pairs:
         if len(content_files) != len(style_files):
             raise UsageError(f"--zip pairs contents with styles in order, but there are {len(content_files)} "

@@ -24,14 +24,15 @@ messages are the command line's; a bad row raises :class:`UsageError` naming the
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from ..config import Setting, StyleConfig
 from ..errors import UsageError
+from ..files import check_regular_file
 from ..images.encode import SAVE_FORMATS
+from ..jsontext import JSONTextError, parse_json
 from .jobs import JobSpec, default_suffix, is_video
 
 __all__ = ["STYLE_SEPARATOR", "read_jobs_file"]
@@ -44,6 +45,7 @@ TRUE, FALSE = ("true", "yes", "1", "on"), ("false", "no", "0", "off")
 def read_jobs_file(path: str | Path) -> list[JobSpec]:
     """The jobs of a CSV or JSON-lines jobs file (see the module); UsageError with one line for a bad row."""
     path = Path(path)
+    check_regular_file(path, f"jobs file '{path}'", error=UsageError)  # a FIFO or /dev/zero would never end
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
@@ -68,9 +70,9 @@ def json_rows(text: str, path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"{path.name} line {number}: not valid JSON ({exc.msg})") from None
+            row = parse_json(line)
+        except JSONTextError as exc:
+            raise UsageError(f"{path.name} line {number}: {exc}") from None
         if not isinstance(row, dict):
             raise UsageError(f"{path.name} line {number}: expected a JSON object, not {type(row).__name__}")
         settings = row.pop("settings", {})
@@ -145,10 +147,15 @@ def spec_of(row: Mapping[str, Any], path: Path, line: int) -> JobSpec:
     """One job of the file, its settings checked (UsageError "FILE line N: ...")."""
     where = f"{path.name} line {line}"
     folder = path.parent
+    for key, value in row.items():
+        check_text(value, where, key)
     content = row.get("content")
     if not isinstance(content, str) or not content.strip():
         raise UsageError(f"{where}: no content image")
     styles = styles_of(row, where)
+    for style in styles:
+        if is_video(Path(style)):
+            raise UsageError(f"{where}: style '{style}' is a video; a style is a still image")
     output = row.get("output")
     if output is not None:
         output = output_name(output, where, within(folder, content))
@@ -164,6 +171,20 @@ def spec_of(row: Mapping[str, Any], path: Path, line: int) -> JobSpec:
         if setting.path and value is not None:
             settings[name] = relative_to(folder, value, setting.choices)
     return JobSpec(within(folder, content), tuple(within(folder, s) for s in styles), output, settings, where)
+
+
+def check_text(value: Any, where: str, key: str) -> None:
+    """Refuse a NUL character or an unpaired surrogate (JSON's ``\\ud800``) in a value: no file can be named so."""
+    for text in value if isinstance(value, list) else [value]:
+        if not isinstance(text, str):
+            continue
+        if "\0" in text:
+            raise UsageError(f"{where}: {key} holds a NUL character, which no file name can")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise UsageError(f"{where}: {key} holds an unpaired surrogate ({ascii(exc.object[exc.start])[1:-1]}); "
+                             "a name must be valid Unicode") from None
 
 
 def styles_of(row: Mapping[str, Any], where: str) -> list[str]:

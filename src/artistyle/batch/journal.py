@@ -23,10 +23,10 @@ place in the journal's folder, else its file name) (:meth:`Journal.is_done`).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -34,13 +34,15 @@ from typing import Any
 
 from ..config import DEFAULT_CONTENT_WEIGHT, StyleConfig
 from ..errors import FileError
-from ..files import file_sha256, short_reason
+from ..files import file_sha256, short_reason, special_kind
+from ..jsontext import JSONTextError, parse_json
 from ..picture import file_values, legacy_config_dict, picture_key, picture_settings
 from .jobs import Job
 
-__all__ = ["JOURNAL_NAME", "Journal", "legacy_settings_hash", "settings_hash"]
+__all__ = ["JOURNAL_NAME", "Journal", "earlier_outputs", "legacy_settings_hash", "settings_hash"]
 
 JOURNAL_NAME = "batch.jsonl"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # the journal is opened without following a link (where the system can)
 # Settings that change where or how a job runs, not the picture it paints.
 UNHASHED = ("device", "max_memory")
 
@@ -102,6 +104,12 @@ def legacy_settings_hash(job: Job, digests: Digests | None = None) -> str:
     return hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
 
 
+def earlier_outputs(outdir: str | os.PathLike[str]) -> set[str]:
+    """The outputs earlier batches wrote into ``outdir`` (:meth:`Journal.outputs`; none without a journal), for
+    :func:`~.jobs.product_jobs` to leave out of a contents folder that is OUTDIR itself."""
+    return Journal(Path(outdir)).outputs()
+
+
 class Journal:
     """``OUTDIR/batch.jsonl``: read once when opened, then appended to, one line per job attempt."""
 
@@ -116,7 +124,10 @@ class Journal:
 
     def _read(self) -> Iterator[dict[str, Any]]:
         try:
-            text = self.path.read_bytes().decode("utf-8", errors="replace")
+            self._check(os.lstat(self.path).st_mode)
+            fd = os.open(self.path, os.O_RDONLY | NOFOLLOW | getattr(os, "O_BINARY", 0))
+            with open(fd, "rb") as fh:
+                text = fh.read().decode("utf-8", errors="replace")
         except FileNotFoundError:
             return
         except OSError as exc:
@@ -125,8 +136,8 @@ class Journal:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
+                record = parse_json(line)
+            except JSONTextError:  # cut short by a kill, or damaged otherwise (even nested 100,000 deep)
                 self.damaged += 1
                 continue
             if isinstance(record, dict) and isinstance(record.get("output"), str):
@@ -148,6 +159,13 @@ class Journal:
         except ValueError:
             return path.name
 
+    def outputs(self) -> set[str]:
+        """The files this journal says were written (``ok``) or found done (``skipped``), as
+        ``os.path.normcase(os.path.abspath(path))`` in OUTDIR."""
+        return {os.path.normcase(os.path.abspath(self.outdir / (record["name"] if isinstance(record.get("name"), str)
+                                                               else self.name_of(record["output"]))))
+                for record in self.records if record.get("status") in ("ok", "skipped")}
+
     def last_ok(self, output: Path) -> dict[str, Any] | None:
         """The last ``ok`` line of this output (by its name in OUTDIR), if any."""
         return self._last_ok.get(os.path.normcase(self.name_of(output)))
@@ -161,23 +179,44 @@ class Journal:
         written = record.get("settings_hash")
         return any(written == (key() if callable(key) else key) for key in settings_hashes)
 
+    def _check(self, mode: int) -> None:
+        """Refuse a journal that is a link (never written through: it could name any file), a folder, a FIFO..."""
+        if stat.S_ISLNK(mode):
+            raise FileError(f"journal '{self.path}' is a link; remove it (the journal is never written through a "
+                            "link, which could name any file)")
+        kind = special_kind(mode)
+        if kind == "a folder":
+            raise FileError(f"journal '{self.path}' is a folder")
+        if kind is not None:
+            raise FileError(f"journal '{self.path}' is not a regular file (it is {kind})")
+
     def append(self, record: Mapping[str, Any]) -> None:
-        """Write one line: appended, flushed and fsynced. A line a kill cut short is ended first."""
+        """Write one line: appended, flushed and fsynced. A line a kill cut short is ended first.
+
+        Opened without following a link (O_NOFOLLOW), so a link put in the journal's place meanwhile is refused
+        rather than written through."""
         line = json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                            "name": self.name_of(record["output"]), **record})
+        data = line.encode() + b"\n"
+        flags = os.O_RDWR | os.O_APPEND | os.O_CREAT | NOFOLLOW | getattr(os, "O_NONBLOCK", 0)
         try:
-            with open(self.path, "ab") as fh:
-                if fh.tell() > 0 and not self._ends_with_newline():
-                    fh.write(b"\n")
-                fh.write(line.encode() + b"\n")
-                fh.flush()
-                os.fsync(fh.fileno())
+            try:
+                fd = os.open(self.path, flags | getattr(os, "O_BINARY", 0), 0o666)
+            except OSError:
+                self._check(os.lstat(self.path).st_mode)  # a link: ELOOP; say what it is
+                raise
+            try:
+                info = os.fstat(fd)
+                self._check(info.st_mode)
+                if info.st_size > 0:
+                    os.lseek(fd, -1, os.SEEK_END)
+                    if os.read(fd, 1) != b"\n":  # a line a kill cut short: ended first
+                        data = b"\n" + data
+                while data:
+                    data = data[os.write(fd, data):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             raise FileError(f"journal '{self.path}' cannot be written ({short_reason(exc)})") from None
         self._note(json.loads(line))
-
-    def _ends_with_newline(self) -> bool:
-        with contextlib.suppress(OSError), open(self.path, "rb") as fh:
-            fh.seek(-1, os.SEEK_END)
-            return fh.read(1) == b"\n"
-        return True

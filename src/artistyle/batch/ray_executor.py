@@ -37,6 +37,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import socket
 import sys
 import threading
@@ -55,6 +56,9 @@ __all__ = ["INSTALL_HINT", "RayExecutor", "import_ray"]
 INSTALL_HINT = "--ray needs Ray, which is not installed: pip install 'artistyle[ray]' (or pip install 'ray>=2.9')"
 POLL = 0.2  # seconds between looks for a stop request while waiting for results
 CONNECT_TIMEOUT = 5.0  # seconds to reach a cluster's address before calling it unreachable
+# HOST:PORT after an optional scheme: a host name or IPv4 address, or an IPv6 address in brackets; ASCII digits.
+ADDRESS = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]+(?:%[A-Za-z0-9_.-]+)?)\]|(?P<host>[A-Za-z0-9_.-]+)):(?P<port>[0-9]{1,5})", re.ASCII)
 
 
 def import_ray() -> Any:
@@ -67,13 +71,18 @@ def import_ray() -> Any:
 
 
 def probe(address: str) -> None:
-    """UsageError within :data:`CONNECT_TIMEOUT` when nothing listens at ``host:port`` (Ray itself waits minutes)."""
-    text = address.split("://", 1)[-1]
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise UsageError(f"Ray address '{address}' is not HOST:PORT (e.g. 10.0.0.5:6379), auto or empty")
+    """UsageError within :data:`CONNECT_TIMEOUT` when nothing listens at ``host:port`` (Ray itself waits minutes),
+    or at once for an address that is not ``[SCHEME://]HOST:PORT`` (ASCII; a port from 1 to 65535)."""
+    match = ADDRESS.fullmatch(address.split("://", 1)[-1])
+    port = int(match["port"]) if match else 0
+    if match is None or not 1 <= port <= 65535:
+        raise UsageError(f"Ray address '{address}' is not HOST:PORT (e.g. 10.0.0.5:6379, a port from 1 to 65535), "
+                         "auto or empty")
+    host = match["ipv6"] or match["host"]
     try:
-        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT).close()
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT).close()
+    except UnicodeError:  # a name the IDNA codec refuses: an empty or over-long label ('a..b', 300 letters)
+        raise UsageError(f"Ray address '{address}': '{host}' is not a valid host name") from None
     except OSError as exc:
         reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or str(exc)).lower()
         raise UsageError(f"the Ray cluster at '{address}' cannot be reached ({reason}); start it with "

@@ -84,6 +84,7 @@ def _main(argv: list[str]) -> int:
         return run_batch(argv[1:])
     from .options import PROG, build_parser
     from .paint import list_layers, run_paint, show_info
+    from .report import reported, say
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -93,10 +94,8 @@ def _main(argv: list[str]) -> int:
         try:
             return show_info(args.info)
         except ArtiStyleError as exc:
-            print(f"{PROG}: error: {exc}", file=sys.stderr)
+            say(f"{PROG}: error: {exc}")
             return exc.exit_code
     if (not args.content or not args.style) and not args.resume:
         parser.error("a CONTENT and a STYLE image are needed")
-    from .report import reported
-
     return reported(lambda: run_paint(args))

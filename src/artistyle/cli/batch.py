@@ -22,9 +22,10 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from ..batch.run import failure
-from ..errors import ArtiStyleError, UsageError
+from ..errors import ArtiStyleError, UsageError, printable
 from ..video.settings import LATER_STEPS
 from .options import PROG, Parser, add_settings, config_from_args, positive_int
+from .report import say
 from .signals import handled_by, stop_exception, stopped_by
 
 if TYPE_CHECKING:
@@ -143,12 +144,12 @@ def run_batch(argv: Sequence[str]) -> int:
         keep_freed_memory()
         return paint_all(batch, quiet=args.quiet)
     except ArtiStyleError as exc:  # bad input, or OUTDIR failing under the batch (a full disk, a removed folder)
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        say(f"{PROG}: error: {exc}")
         return exc.exit_code
     except Exception as exc:  # a bug: still one line, unless debugging (each job's own failures never get here)
         if os.environ.get("ARTISTYLE_DEBUG"):
             raise
-        print(f"{PROG}: error: {failure(exc)} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
+        say(f"{PROG}: error: {failure(exc)} (set ARTISTYLE_DEBUG=1 for details)")
         return 1
     finally:
         close = getattr(batch.executor if batch is not None else None, "close", None)
@@ -159,13 +160,17 @@ def run_batch(argv: Sequence[str]) -> int:
 def prepared(args: argparse.Namespace) -> Batch:
     """The batch of the arguments, every input and setting checked (UsageError otherwise)."""
     from ..batch import Batch, make_jobs, product_jobs, read_jobs_file
+    from ..batch.journal import earlier_outputs
     from ..devices import resolve_device
 
     outdir = Path(args.output)
     if outdir.exists() and not outdir.is_dir():
         raise UsageError(f"OUTDIR '{outdir}' is a file; give a folder")
     config = config_from_args(args)
-    specs = read_jobs_file(args.jobs) if args.jobs else product_jobs(args.contents, args.styles, pairs=args.zip)
+    if args.jobs:
+        specs = read_jobs_file(args.jobs)
+    else:  # an earlier run's outputs in OUTDIR are no contents, when OUTDIR is (or holds) the contents folder
+        specs = product_jobs(args.contents, args.styles, pairs=args.zip, exclude=earlier_outputs(outdir))
     executor: Executor | None = None
     if args.ray is not None:  # the device is the workers': the driver may have no GPU
         executor, device_type = ray_executor(args, config.device)
@@ -198,9 +203,14 @@ def ray_executor(args: argparse.Namespace, device: str) -> tuple[Executor, str]:
     executor = RayExecutor(args.ray or None, cpus_per_job=args.cpus_per_job, gpus_per_job=gpus)
     executor.connect()
     try:
-        _, gpus = executor.resources()
+        cpus, gpus = executor.resources()
         if gpus > 0 and executor.total("GPU") == 0:
             raise UsageError("the jobs ask Ray for GPUs, but the Ray cluster has none; use --device cpu")
+        # A task no node can hold waits forever (Ray calls it infeasible): refused now, with the numbers.
+        for what, wanted, flag in (("CPU", cpus, "--cpus-per-job"), ("GPU", gpus, "--gpus-per-job")):
+            if wanted > executor.total(what):
+                raise UsageError(f"each job asks Ray for {wanted:g} {what}s ({flag}), but the Ray cluster has "
+                                 f"{executor.total(what):g}; ask for at most that")
     except BaseException:
         executor.close()
         raise
@@ -229,8 +239,7 @@ def paint_all(batch: Batch, *, quiet: bool) -> int:
     with stopping(batch, arrived):
         journal = batch.prepare()
         if journal.damaged and not quiet:
-            print(f"{PROG}: note: {journal.damaged} damaged line(s) in {journal.path} ignored (a killed run)",
-                  file=sys.stderr)
+            say(f"{PROG}: note: {journal.damaged} damaged line(s) in {journal.path} ignored (a killed run)")
         with BatchBar(enabled=not quiet) as bar:
             outcome = batch.run(bar.update, journal)
         sheet = write_contact_sheet(batch.outdir, outcome)
@@ -239,8 +248,8 @@ def paint_all(batch: Batch, *, quiet: bool) -> int:
     if arrived:
         signum = arrived[0]
         what = stopped_by(stop_exception(signum))
-        print(f"{PROG}: {what}; {outcome.count('ok')} job(s) done, {outcome.not_run} not started; run the same "
-              "command again to finish", file=sys.stderr)
+        say(f"{PROG}: {what}; {outcome.count('ok')} job(s) done, {outcome.not_run} not started; run the same "
+            "command again to finish")
         return 128 + signum
     return 1 if outcome.failed else 0
 
@@ -249,6 +258,7 @@ def summarize(outcome: BatchResult, sheet: Path, journal: Path) -> None:
     """The summary table on stderr: counts, then each failed job with its reason."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     console = Console(file=sys.stderr)
     counts = Table(title="batch", show_header=True)
@@ -260,8 +270,9 @@ def summarize(outcome: BatchResult, sheet: Path, journal: Path) -> None:
         failed = Table(title="failed jobs", show_header=True)
         failed.add_column("job")
         failed.add_column("reason")
-        for result in outcome.failed:
-            failed.add_row(result.job.name, result.error or "")
+        for result in outcome.failed:  # as Text: a '[/x]' in a name or path is no markup
+            failed.add_row(Text(printable(result.job.name)), Text(printable(result.error or "")))
         console.print(failed)
-    console.print(f"contact sheet: {sheet}\njournal: {journal}", highlight=False, soft_wrap=True)
+    console.print(Text(printable(f"contact sheet: {sheet}") + "\n" + printable(f"journal: {journal}")), highlight=False,
+                  soft_wrap=True)
 

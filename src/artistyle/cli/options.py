@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from ..config import Setting, StyleConfig
-from ..errors import UsageError
+from ..errors import UsageError, printable
 from ..version import __version__
 
 __all__ = ["EXAMPLES", "PROG", "Parser", "add_settings", "build_parser", "config_from_args", "given_settings", "number",
@@ -37,7 +37,7 @@ One iteration is one L-BFGS step with exactly one evaluation of the network
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         # One line, not argparse's usage block: every error of the command is one line.
-        self.exit(2, f"{PROG}: error: {message} (see {self.prog} --help)\n")
+        self.exit(2, printable(f"{PROG}: error: {message} (see {self.prog} --help)") + "\n")
 
 
 def csv_of(kind: Callable[[str], Any]) -> Callable[[str], tuple[Any, ...]]:

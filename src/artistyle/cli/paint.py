@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 import zipfile
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from ..config import INITS, StyleConfig
 from ..errors import FileError, UsageError
 from ..images.decode import IMAGE_SUFFIXES
 from .options import PROG, config_from_args, given_settings
+from .report import say
 from .signals import exit_status, raise_if_stopped, signals_held, stopped_by
 
 if TYPE_CHECKING:
@@ -59,8 +59,8 @@ def show_info(path: str) -> int:
 
     record = read_image_metadata(path)
     if record is None:
-        print(f"{PROG}: '{path}' has no ArtiStyle settings in its metadata (artistyle records them in the PNGs "
-              "it paints)", file=sys.stderr)
+        say(f"{PROG}: '{path}' has no ArtiStyle settings in its metadata (artistyle records them in the PNGs it "
+            "paints)")
         return 1
     print(json.dumps(record, indent=2, sort_keys=True))
     return 0
@@ -76,6 +76,7 @@ def list_layers() -> int:
 def resumed(args: argparse.Namespace) -> tuple[Checkpoint, StyleConfig, str, list[str]]:
     """The checkpoint, config and input paths of a --resume run."""
     from ..checkpoint import check_inputs, load_checkpoint
+    from ..files import check_regular_file
 
     given = given_settings(args)
     if given:
@@ -84,9 +85,8 @@ def resumed(args: argparse.Namespace) -> tuple[Checkpoint, StyleConfig, str, lis
     checkpoint = load_checkpoint(args.resume)
     content = args.content or checkpoint.inputs["content"]
     styles = expand_styles(args.style) if args.style else list(checkpoint.inputs["styles"])
-    for role, path in (("content", content), *(("style", s) for s in styles)):
-        if not Path(path).is_file():
-            raise UsageError(f"{role} image '{path}' of checkpoint '{args.resume}' does not exist")
+    for role, path in (("content", content), *(("style", s) for s in styles)):  # a FIFO is named, never opened
+        check_regular_file(path, f"{role} image '{path}' of checkpoint '{args.resume}'", error=UsageError)
     check_inputs(checkpoint, content, styles, args.resume)
     return checkpoint, checkpoint.config, content, styles
 
@@ -232,7 +232,7 @@ def run_paint(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as exc:  # Ctrl-C, SIGTERM or SIGHUP (see .signals)
         stop = exc
         if painting.transfer is None:  # e.g. while --fine-style was being built: no image yet
-            print(f"{PROG}: {stopped_by(exc)} before the first iteration; nothing saved", file=sys.stderr)
+            say(f"{PROG}: {stopped_by(exc)} before the first iteration; nothing saved")
             return exit_status(exc)
     except FileError as exc:  # a checkpoint or --save-every file failed mid-run: the image so far is not lost
         if painting.transfer is None:
@@ -243,12 +243,12 @@ def run_paint(args: argparse.Namespace) -> int:
     try:
         keep_image()
     except KeyboardInterrupt as exc:  # arrived during the save, which finished first
-        print(f"{PROG}: {stopped_by(exc)} as the run ended; saved the image to {output}", file=sys.stderr)
+        say(f"{PROG}: {stopped_by(exc)} as the run ended; saved the image to {output}")
         return exit_status(exc)
     try:
         return finish(args, nst, painting, files, stop, time.perf_counter() - started)
     except KeyboardInterrupt as exc:
-        print(f"{PROG}: {stopped_by(exc)}; the image was already saved to {output}", file=sys.stderr)
+        say(f"{PROG}: {stopped_by(exc)}; the image was already saved to {output}")
         return exit_status(exc)
 
 
@@ -298,11 +298,9 @@ def finish(
     if files.manifest is not None:
         write_manifest(files.manifest, nst.engine, painting, summary, protect=files.protect)
     if stop is not None:
-        print(f"{PROG}: {stopped_by(stop)} at iteration {painting.iteration}; saved the image so far to {output}",
-              file=sys.stderr)
+        say(f"{PROG}: {stopped_by(stop)} at iteration {painting.iteration}; saved the image so far to {output}")
     elif not args.quiet:
-        print(f"saved {output} ({width}x{height}, {painting.iteration} iterations, {seconds:.1f} s, seed {nst.seed})",
-              file=sys.stderr)
+        say(f"saved {output} ({width}x{height}, {painting.iteration} iterations, {seconds:.1f} s, seed {nst.seed})")
     if args.json:
         print(json.dumps(summary))
     return exit_status(stop) if stop is not None else 0

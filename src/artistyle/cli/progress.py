@@ -7,8 +7,10 @@ from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from ..errors import printable
 from ..transfer import Progress as Event
 
 if TYPE_CHECKING:
@@ -81,8 +83,8 @@ class BatchBar(RichBar):
 
     def update(self, progress: BatchProgress) -> None:
         counts = f"{progress.ok} ok, {progress.failed} failed, {progress.skipped} skipped"
-        if progress.running:
-            counts += f", running {', '.join(progress.running)}"
+        if progress.running:  # names as text: '[red]' in a file name is no markup, an escape sequence is escaped
+            counts += f", running {escape(printable(', '.join(progress.running)))}"
         eta = "-" if progress.eta is None else f"{int(progress.eta) // 60}:{int(progress.eta) % 60:02d}"
         finished = progress.ok + progress.failed + progress.skipped
         self._bar.update(self._task, total=max(progress.to_run, 1), completed=progress.done, counts=counts, eta=eta,

@@ -6,10 +6,15 @@ import os
 import sys
 from collections.abc import Callable
 
-from ..errors import ArtiStyleError
+from ..errors import ArtiStyleError, printable
 from .options import PROG
 
-__all__ = ["reported"]
+__all__ = ["reported", "say"]
+
+
+def say(line: str) -> None:
+    """One line on stderr, :func:`printable`."""
+    print(printable(line), file=sys.stderr)
 
 
 def reported(run: Callable[[], int]) -> int:
@@ -18,17 +23,17 @@ def reported(run: Callable[[], int]) -> int:
     try:
         return run()
     except ArtiStyleError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        say(f"{PROG}: error: {exc}")
         return exc.exit_code
     except MemoryError:
-        print(f"{PROG}: error: out of memory; try a smaller --size", file=sys.stderr)
+        say(f"{PROG}: error: out of memory; try a smaller --size")
         return 1
     except Exception as exc:  # a bug or a device failure: still one line, unless debugging
         if os.environ.get("ARTISTYLE_DEBUG"):
             raise
         text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "out of memory" in text.lower():
-            print(f"{PROG}: error: the device ran out of memory; try a smaller --size", file=sys.stderr)
+            say(f"{PROG}: error: the device ran out of memory; try a smaller --size")
         else:
-            print(f"{PROG}: error: {type(exc).__name__}: {text} (set ARTISTYLE_DEBUG=1 for details)", file=sys.stderr)
+            say(f"{PROG}: error: {type(exc).__name__}: {text} (set ARTISTYLE_DEBUG=1 for details)")
         return 1

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..errors import UsageError
 from ..video.settings import VideoSettings
 from .options import PROG, Parser, add_settings, config_from_args, given_settings, positive_int
+from .report import say
 from .signals import exit_status, raise_if_stopped, stopped_by
 
 if TYPE_CHECKING:
@@ -92,7 +93,7 @@ def paint_clip(args: argparse.Namespace) -> int:
     from ..memory import keep_freed_memory
     from ..nst import NST
     from ..video.encode import check_video_output, is_folder_output
-    from ..video.frames import open_frames
+    from ..video.frames import MAX_FPS, MIN_FPS, open_frames
     from ..video.painter import VideoPainting
 
     output = Path(args.output)
@@ -100,9 +101,9 @@ def paint_clip(args: argparse.Namespace) -> int:
     # iterations) and the later frames' settings (VideoPainting).
     config = config_from_args(args, exclude={"steps"})
     settings = VideoSettings(**given_settings(args, VideoSettings.settings()))
-    if args.fps is not None and args.fps <= 0:
-        raise UsageError(f"--fps must be positive, not {args.fps}")
-    fps = Fraction(args.fps).limit_denominator(1001) if args.fps else None
+    if args.fps is not None and not (math.isfinite(args.fps) and MIN_FPS <= args.fps <= MAX_FPS):
+        raise UsageError(f"--fps must be a frame rate from {float(MIN_FPS):g} to {MAX_FPS}, not {args.fps:g}")
+    fps = Fraction(args.fps).limit_denominator(1001) if args.fps is not None else None
     source = open_frames(args.input, start=args.start, end=args.end, every=args.every, fps=fps)
     styles = [load_image(path, role="style image") for path in args.style]
     check_video_output(output, args.input)
@@ -115,8 +116,8 @@ def paint_clip(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     stop = watch(painting, quiet=args.quiet)
     if stop is not None:
-        print(f"{PROG}: {stopped_by(stop)} at frame {painting.finished + 1} of {len(source)}; {painting.finished} "
-              f"finished frame(s) kept in {painting.work}; run the same command again to continue", file=sys.stderr)
+        say(f"{PROG}: {stopped_by(stop)} at frame {painting.finished + 1} of {len(source)}; {painting.finished} "
+            f"finished frame(s) kept in {painting.work}; run the same command again to continue")
         return exit_status(stop)
     notes: tuple[str, ...] = ()
     if not is_folder_output(output):
@@ -127,9 +128,9 @@ def paint_clip(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - started
     if not args.quiet:
         for note in notes:
-            print(f"{PROG}: note: {note}", file=sys.stderr)
-        print(f"saved {output} ({len(source)} frames at {float(source.fps):.3g} fps, {seconds:.1f} s, seed "
-              f"{painting.seed})", file=sys.stderr)
+            say(f"{PROG}: note: {note}")
+        say(f"saved {output} ({len(source)} frames at {float(source.fps):.3g} fps, {seconds:.1f} s, seed "
+            f"{painting.seed})")
     if args.json:
         print(json.dumps({"output": str(output), "frames": len(source), "fps": str(source.fps),
                           "seconds": round(seconds, 3), "seed": painting.seed,

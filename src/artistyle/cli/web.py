@@ -21,10 +21,13 @@ def port_number(text: str) -> int:
     return value
 
 
+MAX_UPLOAD_MB = 10_000  # an upload is held in memory whole: 10 GB is past any machine's sense (1e308 overflowed)
+
+
 def _positivenumber(text: str) -> float:
     value = number(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a number above 0, not {text}")
+    if not 0 < value <= MAX_UPLOAD_MB:
+        raise argparse.ArgumentTypeError(f"must be a number above 0 and at most {MAX_UPLOAD_MB}, not {text}")
     return value
 
 

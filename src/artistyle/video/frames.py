@@ -41,6 +41,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ImageError, UsageError
+from ..files import check_regular_file
 from ..images.decode import IMAGE_SUFFIXES, load_image
 from .extra import INSTALL_HINT
 
@@ -50,9 +51,13 @@ try:
 except ModuleNotFoundError as exc:  # one line for the CLI, not a traceback
     raise UsageError(INSTALL_HINT) from exc
 
-__all__ = ["DEFAULT_FOLDER_FPS", "Frame", "FrameSource", "av_reason", "clip_origin", "natural_key", "open_frames"]
+__all__ = ["DEFAULT_FOLDER_FPS", "MAX_FPS", "MIN_FPS", "Frame", "FrameSource", "av_reason", "clip_origin",
+           "natural_key", "open_frames"]
 
 DEFAULT_FOLDER_FPS = Fraction(25)
+# The frame rates a frame folder may be given: a slide every 1000 s to 1000 frames a second (what the encoders
+# can time; a float rate is kept to 1/1001 precision by the command line, so a smaller one would become 0).
+MIN_FPS, MAX_FPS = Fraction(1, 1000), Fraction(1000)
 _ORIENTATION_TAG = 0x0112
 
 
@@ -155,17 +160,24 @@ def open_frames(
     if first is not None and last is not None and last <= first:
         raise UsageError(f"--end {end:g} s must be after --start {start:g} s")
     if source.is_dir():
-        rate = DEFAULT_FOLDER_FPS if fps is None else Fraction(fps)
-        if rate <= 0:
-            raise UsageError(f"the frame rate must be positive, not {fps}")
+        rate = DEFAULT_FOLDER_FPS if fps is None else _rate(fps)
         return _FolderSource.open(source, first, last, every, rate)
     if fps is not None:
         raise UsageError(f"a frame rate is given for a frame folder only; '{source}' has its own")
-    if not source.exists():
-        raise ImageError(f"input '{source}' does not exist")
-    if source.is_file() and source.stat().st_size == 0:
+    # A FIFO or a device would block FFmpeg's probe (or never end): only a regular file is opened.
+    if check_regular_file(source, f"input '{source}'", error=ImageError).st_size == 0:
         raise ImageError(f"input '{source}' is empty (0 bytes)")
     return _VideoSource.open(source, first, last, every)
+
+
+def _rate(fps: Fraction | float) -> Fraction:
+    """A frame folder's rate, checked: UsageError for NaN, an infinity, or a rate out of MIN_FPS..MAX_FPS."""
+    if isinstance(fps, float) and not np.isfinite(fps):
+        raise UsageError(f"the frame rate must be a number from {float(MIN_FPS):g} to {MAX_FPS}, not {fps}")
+    rate = Fraction(fps)
+    if not MIN_FPS <= rate <= MAX_FPS:
+        raise UsageError(f"the frame rate must be a number from {float(MIN_FPS):g} to {MAX_FPS}, not {float(fps):g}")
+    return rate
 
 
 def _seconds(value: float | None, flag: str) -> Fraction | None:

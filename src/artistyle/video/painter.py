@@ -36,10 +36,11 @@ import torch
 
 from ..config import DEFAULT_CONTENT_WEIGHT, DEFAULT_STEPS
 from ..errors import UsageError
-from ..files import atomic_write, file_sha256
+from ..files import atomic_write, file_sha256, same_file, short_reason
 from ..images import load_image, resize_long_edge, save_image
 from ..images.sources import ImageSource, as_loaded, image_list
 from ..images.tensors import array_to_tensor, tensor_to_array
+from ..jsontext import JSONTextError, parse_json
 from ..nst import NST
 from ..painting import Painting
 from ..picture import legacy_config_dict, picture_key, picture_settings, schema_changes
@@ -105,6 +106,10 @@ class VideoPainting:
         self.given = given
         self.first_config = first_frame_config(given, settings)
         self.later_config = later_frames_config(given, settings)
+        # Before the state file is written or a frame removed: the first frame's scales (too many, or too small),
+        # the styles' count against the settings, and the work folder.
+        self.first_config.check(len(self.styles), nst.device.type)
+        self._check_work_folder()
         self._state = self._open_work(restart)
         self.seed = int(self._state["seed"])
         first = dataclasses.replace(self.first_config, seed=self.seed)
@@ -118,6 +123,31 @@ class VideoPainting:
         self._painting: Painting | None = None
 
     # -- the work folder ---------------------------------------------------------------------------
+    def _check_work_folder(self) -> None:
+        """Refuse (UsageError, one line) a work folder that is no folder, a private one that is a link, and
+        inputs that painting would replace or remove: a style image (or the clip) in the work folder under a
+        frame's name or the state file's, a frame folder that is the work folder itself."""
+        work = self.work
+        if os.path.lexists(work) and not work.is_dir():
+            what = "a link to nothing" if work.is_symlink() else "a file"
+            raise UsageError(f"the work folder '{work}' is {what}, not a folder; move it or choose another output")
+        if self.private and work.is_symlink():
+            raise UsageError(f"the work folder '{work}' is a link; remove it (frames are never written through it)")
+        if not work.is_dir():
+            return
+        written = {os.path.normcase(f"{name}.png") for name in self.source.names} | {os.path.normcase(STATE_FILE)}
+        folders = (work, work / RAW_FOLDER)
+        inputs = [("style image", s.path) for s in self.styles if s.path is not None]
+        for role, path in [("input", self.source.path), *inputs]:
+            if self.source.is_folder and role == "input":
+                if any(same_file(path, folder) for folder in folders):
+                    raise UsageError(f"the frame folder '{path}' is the work folder: painting would replace its "
+                                     "frames; choose another output")
+            elif (os.path.normcase(Path(path).name) in written
+                  and any(same_file(Path(path).parent, folder) for folder in folders)):
+                raise UsageError(f"painting would replace the {role} '{path}' (it is in the work folder '{work}' "
+                                 "under a frame's name); move it or choose another output")
+
     def _settings_hash(self) -> str:
         """The picture key (:func:`artistyle.picture.picture_key`) of the frames: the first and the later
         frames' picture settings, the video settings that differ from their defaults, the seed given, the
@@ -172,13 +202,15 @@ class VideoPainting:
     def _open_work(self, restart: bool) -> dict[str, Any]:
         state_path = self.work / STATE_FILE
         digest = self._settings_hash()
-        state = None
+        state, damaged = None, None
         if state_path.is_file() and not restart:
             try:
-                state = json.loads(state_path.read_text())
-            except (OSError, ValueError):
-                state = None
-            if isinstance(state, dict) and isinstance(state.get("seed"), int):
+                state = parse_json(state_path.read_bytes())
+            except (OSError, JSONTextError) as exc:
+                damaged = short_reason(exc)
+            if damaged is None and not (isinstance(state, dict) and isinstance(state.get("seed"), int)):
+                damaged = "not a state record"
+            if damaged is None and isinstance(state, dict):
                 if state.get("settings_hash") == digest:
                     return state
                 if state.get("settings_hash") in self._legacy_hashes():
@@ -188,6 +220,10 @@ class VideoPainting:
                     return state
         existing = [] if restart or self.private else self._frame_files()
         if existing:  # never paint over frames that this run cannot prove are its own
+            if damaged is not None:  # the frames may well be this run's, but nothing can tell
+                raise UsageError(f"'{self.work}' holds finished frames ({existing[0].name}, ...), but its state file "
+                                 f"{STATE_FILE} is damaged ({damaged}), so they cannot be matched to these settings; "
+                                 "give --restart to paint every frame again, or choose another output")
             why = "painted with other settings or from another input" if state_path.is_file() else "not painted here"
             raise UsageError(f"'{self.work}' already holds {existing[0].name} ({why}); "
                              "give --restart to replace its frames, or choose another output")

@@ -15,9 +15,10 @@ from typing import Literal, get_args
 
 from ..config import StyleConfig
 from ..errors import UsageError
-from ..settings import Setting, describe_fields, setting
+from ..settings import Setting, describe_fields, setting, short_repr
 
-__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "FlowMethod", "VideoSettings",
+__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "MAX_LONG_TERM", "FlowMethod",
+           "VideoSettings",
            "first_frame_config", "later_frames_config"]
 
 FlowMethod = Literal["dis", "farneback"]
@@ -30,6 +31,9 @@ COLOUR_TOLERANCE = 0.1
 # Iterations of every frame after the first, chosen by measurement on ../shared/bench/video_clip.py
 # (docs/benchmarks.md, "Video"): from the warped previous result, 100 reach the still's look.
 LATER_STEPS = 100
+# The farthest --long-term offset (frames back): the flow keeps that many frames in memory, and Ruder et al. use
+# up to 40 (a huge one overflowed the frame history's length).
+MAX_LONG_TERM = 1000
 
 VIDEO = "video"
 
@@ -78,6 +82,9 @@ class VideoSettings:
                 or offsets[0] != 1 or list(offsets) != sorted(set(offsets))):
             raise UsageError(f"long-term offsets must be whole numbers rising from 1, such as 1,10,20,40, "
                              f"not {','.join(map(str, offsets)) or 'nothing'}")
+        if offsets[-1] > MAX_LONG_TERM:
+            raise UsageError(f"long-term offsets must be at most {MAX_LONG_TERM} frames back, not "
+                             f"{short_repr(offsets[-1], 24)}")
         if self.color_tolerance is not None and not 0 < self.color_tolerance <= 1:
             raise UsageError(f"color-tolerance must be above 0 and at most 1, or off, not {self.color_tolerance}")
 

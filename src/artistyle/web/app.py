@@ -12,7 +12,8 @@ API (every error is ``{"error": "one line"}``, with a 4xx status, or 500 for a b
     POST /api/images                  the raw image bytes -> {"id", "width", "height", "sha256", ...}; a PNG painted
                                       by ArtiStyle also gives its "record" (settings and seed: the page offers them)
     POST /api/jobs                    {"content": id, "styles": [id, ...], "settings": {...},
-                                       "fine_style": id (optional), "masks": [id, ...] (optional)}
+                                       "fine_style": id (optional), "masks": [id, ...] (optional)};
+                                      429 when MAX_WAITING (32) jobs already wait
     GET  /api/images/{id}             an upload, a sample or a kept job's image, as it was sent
     GET  /api/schedule?size=&steps=&scales=&init=   the scales and iterations of a run at that size
     POST /api/command                 the same fields as a job -> {"command": "artistyle PHOTO STYLE --option ..."}:
@@ -74,7 +75,7 @@ from .command import command_line, record_form, sample_path
 from .guard import CUSTOM_HEADER, MAX_BODY_BYTES, HostCheck, RequestGuard, SecurityHeaders, error_response, json_depth
 from .images import DEFAULT_MAX_PIXELS, DEFAULT_MAX_UPLOAD_BYTES, StoredImage, client_name, painted_record
 from .job import Job, download_name, schedule
-from .jobs import PREVIEW_INTERVAL, Studio
+from .jobs import PREVIEW_INTERVAL, QueueFull, Studio
 from .settings import (
     MAX_SIZE,
     MAX_STEPS,
@@ -356,8 +357,9 @@ def create_app(
         return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     async def usage_error(request: Request, exc: Exception) -> Response:
-        # UsageError / ImageError: the client sent something unusable; the message says what.
-        return error_response(400 if isinstance(exc, UsageError) else 503, str(exc))
+        # UsageError / ImageError: the client sent something unusable; the message says what. A full queue: 429.
+        status = 400 if isinstance(exc, UsageError) else 429 if isinstance(exc, QueueFull) else 503
+        return error_response(status, str(exc))
 
     async def server_error(request: Request, exc: Exception) -> Response:
         # A bug: the page gets one line; Starlette then re-raises, and the server logs the traceback.

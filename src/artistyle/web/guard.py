@@ -5,12 +5,15 @@ headers on every response.
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ..jsontext import json_depth  # re-exported: the studio's request bodies are measured by the core's rule
 
 __all__ = [
     "CSP", "CUSTOM_HEADER", "MAX_BODY_BYTES", "HostCheck", "RequestGuard", "SecurityHeaders", "cross_site_refusal",
@@ -33,8 +36,14 @@ def error_response(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
 
+# A Host header: a name or IPv4 address, or an IPv6 address in brackets, and an optional port; nothing else
+# (no user info such as '127.0.0.1:8765@evil.example', no path, no second port, ASCII only).
+HOST = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9_.-]+))(?::[0-9]{1,5})?", re.ASCII)
+
+
 class HostCheck:
-    """Refuses requests whose Host header is not one of ``hosts`` (``"*"``: any).
+    """Refuses requests whose Host header is not one of ``hosts`` (``"*"``: any), or is not a plain
+    ``NAME[:PORT]`` or ``[IPv6][:PORT]``.
 
     A page on another site can make a browser send requests to 127.0.0.1 under its own
     name (DNS rebinding); checking the name stops that. Unlike Starlette's
@@ -48,7 +57,8 @@ class HostCheck:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and "*" not in self.hosts:
             host = dict(scope["headers"]).get(b"host", b"").decode("latin-1").lower()
-            name = host[1:].split("]")[0] if host.startswith("[") else host.split(":")[0]
+            match = HOST.fullmatch(host)
+            name = (match["ipv6"] or match["name"]) if match else None
             if name not in self.hosts:
                 refusal = error_response(400, "invalid Host header; open the studio at the address it printed")
                 await refusal(scope, receive, send)
@@ -118,18 +128,6 @@ class RequestGuard:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-def json_depth(value: object) -> int:
-    """How deeply ``value`` nests lists and dicts (a scalar: 0), counted without recursion."""
-    deepest, pending = 0, [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
-        if children is not None:
-            deepest = max(deepest, depth)
-            pending.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 class SecurityHeaders:

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..painting import Painting
     from ..transfer import Progress
 
-__all__ = ["ACTIVE", "Job", "download_name", "job_state", "schedule"]
+__all__ = ["ACTIVE", "Job", "download_name", "finite", "job_state", "schedule"]
 
 ACTIVE = ("queued", "running", "cancelling")
 # How the seconds per iteration grow with a scale's pixels, for the scales not reached yet: as a power of the pixel
@@ -167,6 +167,11 @@ def image_info(image: StoredImage | None) -> dict[str, Any] | None:
     return None if image is None else {**image.info(), "sample": image.sample}
 
 
+def finite(value: float) -> float | None:
+    """``value``, or None for NaN and the infinities (which strict JSON cannot hold)."""
+    return value if math.isfinite(value) else None
+
+
 def job_state(job: Job, position: int, losses_from: int = 0) -> dict[str, Any]:
     """What a page needs to show a job (call with the studio's lock held): its state, its settings and
     images (to put back in the form), and the losses from index ``losses_from`` on."""
@@ -192,9 +197,10 @@ def job_state(job: Job, position: int, losses_from: int = 0) -> dict[str, Any]:
         # Iterations per second at the current scale (each scale runs at its own).
         "rate": round(1 / per, 3) if (per := job.seconds_per_iteration()) else None,
         "eta": None if eta is None else round(eta, 1),
-        "loss": job.losses[-1] if job.losses else None,
+        # JSON has no NaN or Infinity (a loss that became inf ends the job): null, which the page skips.
+        "loss": finite(job.losses[-1]) if job.losses else None,
         "losses_from": losses_from,
-        "losses": job.losses[losses_from:],
+        "losses": [finite(loss) for loss in job.losses[losses_from:]],
         "preview": job.preview_version,
         "result": job.result is not None,
         "first_guess": job.first_guess is not None,

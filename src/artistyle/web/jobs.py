@@ -27,18 +27,25 @@ from .images import DEFAULT_MAX_PIXELS, StoredImage, bundled_samples, decode_upl
 from .job import ACTIVE, Job, job_state
 from .settings import MAX_SIZE, MAX_STEPS, MAX_STYLES, parse_settings
 
-__all__ = ["ACTIVE", "MAX_FINISHED_JOBS", "MAX_IMAGES", "PREVIEW_INTERVAL", "Job", "Studio"]
+__all__ = ["ACTIVE", "MAX_FINISHED_JOBS", "MAX_IMAGES", "MAX_WAITING", "PREVIEW_INTERVAL", "Job", "QueueFull", "Studio"]
 
 log = logging.getLogger("artistyle.web")
 
 # Kept in memory: the newest uploads and the newest finished jobs (results are PNG bytes).
 MAX_IMAGES = 64
 MAX_FINISHED_JOBS = 16
+# Jobs that may wait behind the running one: a page queues a few; a script posting hundreds would hold their
+# images in memory and the worker for hours.
+MAX_WAITING = 32
 PREVIEW_INTERVAL = 0.25  # s between previews: one per iteration would slow small GPU runs
 
 
 def _token() -> str:
     return secrets.token_urlsafe(12)
+
+
+class QueueFull(ArtiStyleError):
+    """A job refused because :data:`MAX_WAITING` jobs already wait (the studio answers 429)."""
 
 
 class Studio:
@@ -51,8 +58,10 @@ class Studio:
     def __init__(
         self, *, device: str = "auto", max_memory: int | None = None, max_pixels: int = DEFAULT_MAX_PIXELS,
         max_size: int = MAX_SIZE, max_steps: int = MAX_STEPS, preview_interval: float = PREVIEW_INTERVAL,
+        max_waiting: int = MAX_WAITING,
     ):
         self.device = device
+        self.max_waiting = max_waiting
         self.max_memory = max_memory
         self.max_pixels = max_pixels
         self.max_size = max_size
@@ -149,6 +158,7 @@ class Studio:
         styles' own; ``masks``: image ids, one label image (0 = no style, k = style
         k) or one mask per style, each the content image's size.
         """
+        self._check_room()  # at once, before the images and settings are checked
         if not isinstance(styles, list) or not styles:
             raise UsageError("add at least one style image")
         if len(styles) > MAX_STYLES:
@@ -178,12 +188,20 @@ class Studio:
         with self._lock:
             if self._closing:
                 raise ArtiStyleError("the studio is shutting down")
+            self._check_room()
             self._jobs[job.id] = job
             self._waiting.append(job)
             self._forget_old_jobs()
             self._queue_changed()
             self._wake.notify_all()
         return job
+
+    def _check_room(self) -> None:
+        """QueueFull when :attr:`max_waiting` jobs already wait behind the running one."""
+        with self._lock:
+            if len(self._waiting) >= self.max_waiting:
+                raise QueueFull(f"the studio's queue is full ({len(self._waiting)} jobs waiting, at most "
+                                f"{self.max_waiting}); start this one when a run has ended, or cancel a waiting one")
 
     def job(self, job_id: str) -> Job | None:
         with self._lock:

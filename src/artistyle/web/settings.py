@@ -20,6 +20,7 @@ from ..config import Setting, StyleConfig
 from ..devices import resolve_device
 from ..errors import UsageError
 from ..fast import NEEDS_EXTRA, missing_dependencies
+from ..settings import short_repr
 
 __all__ = ["FAST_HINT", "MAX_SIZE", "MAX_STEPS", "MAX_STYLES", "SETTINGS", "describe_settings", "fast_missing",
            "parse_settings", "studio_settings"]
@@ -79,16 +80,20 @@ def parse_settings(
     without the fast extra is refused here, before the job waits in the queue.
     """
     sent = {name: value for name, value in data.items() if value is not None} if isinstance(data, dict) else data
+    size = sent.get("size") if isinstance(sent, dict) else None
+    if isinstance(size, (int, float)) and not isinstance(size, bool) and size > max_size:  # the studio's own limit
+        raise UsageError(f"size must be at most {max_size} px in the studio, not {short_repr(size, 24)}")
     config = StyleConfig.from_mapping({} if sent is None else sent, allowed=SETTINGS, files=False)
     config = dataclasses.replace(config, device=device, max_memory=max_memory).validate().resolved()
     if config.init == "fast":
         missing = fast_missing()
         if missing:
             raise UsageError(missing)
-    if config.size is not None and config.size > max_size:
-        raise UsageError(f"size must be at most {max_size} px in the studio, not {config.size}")
     if config.steps is not None and config.steps > max_steps:
         raise UsageError(f"steps must be at most {max_steps} in the studio, not {config.steps}")
+    if config.scale_steps is not None and sum(config.scale_steps) > max_steps:  # steps by another name
+        raise UsageError(f"scale-steps must add up to at most {max_steps} in the studio, not "
+                         f"{short_repr(sum(config.scale_steps), 24)}")
     # The checks that need the number of styles or the size, before the job waits in the queue.
     config.check(styles, resolve_device(device).type)
     return config
