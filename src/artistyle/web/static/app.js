@@ -1175,6 +1175,20 @@ async function lookAtStudio() {
   if (pulse.revision !== state.revision) {
     state.revision = pulse.revision;
     await refreshHistory();
+    await catchUp();
+  }
+}
+
+// The job list changed: where the run this page follows has ended, show its end even if the event stream missed
+// it (a stream opened just after a reload could, on a loaded machine: the page then said "Cancelling..." for good).
+async function catchUp() {
+  const id = state.job;
+  if (!id || !ACTIVE.includes($("status").dataset.status)) return;
+  try {
+    const job = await api("GET", jobUrl(id));
+    if (state.job === id && !ACTIVE.includes(job.status) && ACTIVE.includes($("status").dataset.status)) show(job);
+  } catch (err) {
+    if (err.lost) studioLost();  // a forgotten job is said where the stream ends
   }
 }
 
