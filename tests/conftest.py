@@ -355,3 +355,16 @@ def trial_studio_settings() -> tuple[Setting, ...]:
     """The settings a studio page may send, with :class:`TrialConfig`'s trial fields
     (for ``artistyle.web.app.studio_settings``: the status is built from this list)."""
     return tuple(s for s in describe_fields(TrialConfig) if s.studio)
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """A batch's inputs: photos/ (a.png, b.png) and paintings/ (wave.png, blob.png), tiny."""
+    photos, paintings = tmp_path / "photos", tmp_path / "paintings"
+    photos.mkdir()
+    paintings.mkdir()
+    make_content((40, 32)).save(photos / "a.png")
+    make_content((32, 44)).save(photos / "b.png")
+    make_style((40, 40)).save(paintings / "wave.png")
+    other_style((40, 40)).save(paintings / "blob.png")
+    return photos, paintings

@@ -24,7 +24,7 @@ from artistyle import StyleConfig
 from artistyle.batch import JOURNAL_NAME, Batch, BatchProgress, Job, LocalExecutor, make_jobs, product_jobs
 from artistyle.batch.ray_executor import INSTALL_HINT, RayExecutor
 
-from .conftest import REPO, make_clip, make_content, make_style, other_style, run
+from .conftest import REPO, make_clip, run
 
 ray = pytest.importorskip("ray")
 
@@ -41,15 +41,8 @@ def local_ray() -> Iterator[None]:
 
 
 @pytest.fixture
-def inputs(tmp_path: Path) -> tuple[Path, Path]:
-    photos, paintings = tmp_path / "photos", tmp_path / "paintings"
-    photos.mkdir()
-    paintings.mkdir()
-    make_content((40, 32)).save(photos / "a.png")
-    make_content((32, 44)).save(photos / "b.png")
-    make_style((40, 40)).save(paintings / "wave.png")
-    other_style((40, 40)).save(paintings / "blob.png")
-    return photos, paintings
+def inputs(folders: tuple[Path, Path]) -> tuple[Path, Path]:
+    return folders
 
 
 def pixels(path: Path) -> np.ndarray:

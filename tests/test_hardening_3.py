@@ -136,13 +136,19 @@ def test_n1_special_files_are_named_as_such(
     assert not (tmp_path / "o.mp4").exists() and not (tmp_path / "out").exists()
 
 
+def checkpointed(capsys: pytest.CaptureFixture[str], tmp_path: Path, content: Path, style: Path) -> Path:
+    """A finished tiny run's checkpoint, tmp_path/run.ckpt, for --resume cases."""
+    ckpt = tmp_path / "run.ckpt"
+    assert run(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt),
+               *FAST)[0] == 0
+    return ckpt
+
+
 def test_n1_a_checkpoints_input_that_became_a_fifo_is_named_as_such(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, images: tuple[Path, Path]
 ) -> None:
     content, style = images
-    ckpt = tmp_path / "run.ckpt"
-    assert run(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt),
-               *FAST)[0] == 0
+    ckpt = checkpointed(capsys, tmp_path, content, style)
     content.unlink()
     os.mkfifo(content)
     assert "not a regular file (it is a FIFO)" in refused(capsys, "--resume", str(ckpt))  # was "does not exist"
@@ -197,9 +203,7 @@ def test_n2_a_checkpoint_whose_config_nests_too_deeply(
     import torch
 
     content, style = images
-    ckpt = tmp_path / "run.ckpt"
-    assert run(capsys, str(content), str(style), "-o", str(tmp_path / "o.png"), "--checkpoint", str(ckpt),
-               *FAST)[0] == 0
+    ckpt = checkpointed(capsys, tmp_path, content, style)
 
     def nest() -> None:  # torch.save pickles recursively: a deep value needs a deep stack to be written
         state = torch.load(ckpt, weights_only=True)

@@ -28,13 +28,8 @@ def info(capsys: pytest.CaptureFixture[str], path: Path) -> dict[str, object]:
 
 
 @pytest.fixture
-def inputs(tmp_path: Path) -> tuple[Path, Path]:
-    photos, paintings = tmp_path / "photos", tmp_path / "paintings"
-    photos.mkdir()
-    paintings.mkdir()
-    make_content((40, 32)).save(photos / "a.png")
-    make_style((40, 40)).save(paintings / "wave.png")
-    return photos, paintings
+def inputs(folders: tuple[Path, Path]) -> tuple[Path, Path]:
+    return folders
 
 
 def test_the_command_line_records_the_resolved_settings(
