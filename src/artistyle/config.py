@@ -39,6 +39,7 @@ from .defaults import (  # the numbers, with the measurements that chose them
 )
 from .errors import UsageError
 from .settings import Setting, describe_fields, either, read_settings, setting, short_repr
+from .style_terms import StyleLossName, check_style_loss
 from .vgg import check_layer_names
 
 __all__ = [
@@ -64,19 +65,17 @@ SIZE, LOSS, STYLES, OPTIMISATION, SCALES = (
 class StyleConfig:
     """Every setting of a style transfer run.
 
-    Loss (see :mod:`artistyle.losses` for each term's normalisation)::
+    Loss (see :mod:`artistyle.losses` for each term's normalisation, :mod:`artistyle.style_terms` for ``L_s``)::
 
         L = content_weight * sum_l L_c(l) / n_c
           + style_weight   * sum_l w_l L_s(l) / sum_l w_l
           + tv_weight      * L_tv
           + temporal_weight * sum_j L_t(j)        (video only: the previous results warped to the frame)
 
-    Defaults follow Gatys et al. (2016): content at conv4_2, style at
-    conv1_1..conv5_1 with equal weights, L-BFGS, white-noise start, 300
-    iterations of one function evaluation each. One departure: scales larger
-    than ``style_anchor`` px (512) add an anchor term that keeps the layout of
-    the run's own result at that size (see :meth:`StyleObjective.set_anchor`).
-    The fields are in the order of ``artistyle --help``.
+    Defaults follow Gatys et al. (2016): content at conv4_2, Gram style terms at conv1_1..conv5_1 with equal
+    weights, L-BFGS, white-noise start, 300 iterations of one function evaluation each. One departure: scales
+    larger than ``style_anchor`` px (512) add an anchor term that keeps the layout of the run's own result at
+    that size (see :meth:`StyleObjective.set_anchor`). The fields are in the order of ``artistyle --help``.
     """
 
     size: int | None = setting(
@@ -113,12 +112,14 @@ class StyleConfig:
         TEMPORAL_WEIGHT, LOSS, "video only: weight of the temporal term, which holds each frame to the previous "
         "painted frame warped to it where the optical flow is reliable (Ruder et al. 2016; default {default})",
         studio=False, minimum=0)
-    content_layers: tuple[str, ...] = setting(
-        ("conv4_2",), LOSS, "layers whose features the result keeps from the photo (default {default}; see "
-        "--list-layers)", metavar="L1,L2")
+    content_layers: tuple[str, ...] = setting(("conv4_2",), LOSS, "layers whose features the result keeps from the "
+                                              "photo (default {default}; see --list-layers)", metavar="L1,L2")
+    style_loss: StyleLossName = setting(
+        "gram", LOSS, "how the style is matched: gram (Gatys et al.), meanstd (Gram, means, deviations), w2 (means and "
+        "covariances) or sw (sliced Wasserstein: whole distributions; no tiles or masks) (default {default})")
     style_layers: tuple[str, ...] = setting(
         ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1"), LOSS,
-        "layers whose Gram matrices the result takes from the style (default {default})", metavar="L1,L2")
+        "layers whose statistics the result takes from the style (default {default})", metavar="L1,L2")
     style_layer_weights: tuple[float, ...] | None = setting(
         None, LOSS, "one weight per style layer (default equal)", metavar="W1,W2", minimum=0)
     pooling: Pooling = setting(
@@ -322,6 +323,7 @@ class StyleConfig:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
         if self.tile is not None and self.tile < 16:
             raise UsageError(f"tile must be at least 16 px, not {self.tile}")
+        check_style_loss(self.style_loss, tiled=self.tile is not None, masked=bool(self.masks))
         if self.max_memory is not None and self.max_memory <= 0:
             raise UsageError(f"max-memory must be positive, not {self.max_memory}")
         if not math.isfinite(self.tol) or self.tol < 0:
@@ -332,9 +334,7 @@ class StyleConfig:
 
     def output_size(self, device_type: str) -> int:
         """The output's long edge: ``size``, or the default for the device type (``"cpu"``, ``"cuda"``, ...)."""
-        if self.size is not None:
-            return self.size
-        return CPU_DEFAULT_SIZE if device_type == "cpu" else GPU_DEFAULT_SIZE
+        return self.size if self.size is not None else CPU_DEFAULT_SIZE if device_type == "cpu" else GPU_DEFAULT_SIZE
 
     def check(self, styles: int, device_type: str) -> int:
         """The checks that need the number of style images and the output size; returns that size.
@@ -385,8 +385,7 @@ class StyleConfig:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready settings (tuples as lists)."""
-        data = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 @functools.cache

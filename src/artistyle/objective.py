@@ -17,18 +17,11 @@ import torch
 from torch import Tensor, nn
 
 from .config import StyleConfig
-from .losses import (
-    ANCHOR_LAYERS,
-    AnchorLoss,
-    ContentLoss,
-    GuidedStyleLoss,
-    StyleLoss,
-    TemporalLoss,
-    TVLoss,
-    gram_matrix,
-)
+from .errors import UsageError
+from .losses import ANCHOR_LAYERS, AnchorLoss, ContentLoss, TemporalLoss, TVLoss
 from .masks import layer_masks
-from .tiling import TiledEvaluation, tiled_content_targets, tiled_gram_sums
+from .style_terms import Kernel, StyleStatistics, StyleTerm, make_style_term, style_statistics, tiling_refusal
+from .tiling import TiledEvaluation, tiled_content_targets, tiled_position_sums
 from .vgg import VGGFeatures, VGGWeights
 
 __all__ = ["ANCHOR_LAYERS", "StyleObjective", "total"]
@@ -109,46 +102,58 @@ class StyleObjective(nn.Module):
         self.content_losses = nn.ModuleDict({n: ContentLoss(targets[n]) for n in self.content_layers})
 
     @torch.no_grad()
-    def style_grams(self, style: Tensor) -> dict[str, Tensor]:
-        """Gram matrices ``A_l`` of one style image at the style layers."""
+    def style_statistics(self, style: Tensor) -> dict[str, StyleStatistics]:
+        """What the style terms need of one style image, per style layer (:mod:`artistyle.style_terms`)."""
+        kind = self.config.style_loss
         if self.tile is None:
             feats = self.features(style)
-            return {n: gram_matrix(feats[n])[0] for n in self.style_layers}
-        sums, counts = tiled_gram_sums(self.features, style, self.tile, self.style_layers)
-        return {n: sums[n][0] / counts[n][0] for n in self.style_layers}
+            return {n: style_statistics(kind, feats[n], n) for n in self.style_layers}
+        if self.terms_refuse_tiles():  # before any work; the checks and the planner refuse it first
+            raise UsageError(self.terms_refuse_tiles() or "")
+        sums = tiled_position_sums(self.features, style, self.tile, self.style_layers, first=True)
+        return {
+            n: StyleStatistics(s.first[0] / s.mass[0], s.second[0] / s.mass[0])  # type: ignore[index]
+            for n, s in sums.items()
+        }
+
+    @torch.no_grad()
+    def style_grams(self, style: Tensor) -> dict[str, Tensor]:
+        """Gram matrices ``A_l`` of one style image at the style layers."""
+        return {n: s.second for n, s in self.style_statistics(style).items()}
+
+    def terms_refuse_tiles(self) -> str | None:
+        """Why this objective's style terms cannot be evaluated in tiles, or None."""
+        reason = tiling_refusal(self.config.style_loss)
+        return None if reason is None else f"--style-loss {self.config.style_loss} cannot be tiled: it {reason}"
 
     @torch.no_grad()
     def set_style(
         self, styles: Sequence[Tensor] | Tensor, blend: Sequence[float] | None = None, masks: Tensor | None = None
     ) -> None:
-        """Compute the Gram targets from one style image, or a weighted blend of several.
+        """Compute the style targets from one style image, or a weighted blend of several.
 
-        With several styles the target is ``A_l = sum_k b_k A_l^k / sum_k b_k``:
-        the blend happens in target space, so each style keeps its own size.
+        With several styles the targets blend in target space (Gram: ``A_l = sum_k b_k A_l^k / sum_k b_k``;
+        the other terms: :func:`~artistyle.style_terms.make_style_term`), so each style keeps its own size.
 
         With ``masks`` ``(R, 1, H, W)`` at the image's size (one region per style),
-        region ``k`` is matched to style ``k`` alone through guided Gram matrices
+        region ``k`` is matched to style ``k`` alone through guided statistics
         (:mod:`artistyle.masks`), and ``blend`` weights the regions' terms.
         """
         images = [styles] if isinstance(styles, Tensor) else list(styles)
         weights = [1.0] * len(images) if blend is None else [float(b) for b in blend]
         if len(weights) != len(images) or sum(weights) <= 0:
             raise ValueError("need one non-negative blend weight per style image, not all zero")
-        grams = [self.style_grams(image) for image in images]
-        if masks is not None:
-            if masks.shape[0] != len(images):
-                raise ValueError(f"{masks.shape[0]} region masks for {len(images)} style images")
-            share = torch.tensor([w / sum(weights) for w in weights])
-            self.style_losses = nn.ModuleDict({
-                n: GuidedStyleLoss(torch.stack([g[n] for g in grams]), layer_masks(masks, n), share)
-                for n in self.style_layers
-            })
-            return
-        targets: dict[str, Tensor] = {}
-        for per_layer, b in zip(grams, weights):
-            for name, gram in per_layer.items():
-                targets[name] = targets.get(name, 0) + gram * (b / sum(weights))
-        self.style_losses = nn.ModuleDict({n: StyleLoss(targets[n]) for n in self.style_layers})
+        if masks is not None and masks.shape[0] != len(images):
+            raise ValueError(f"{masks.shape[0]} region masks for {len(images)} style images")
+        stats = [self.style_statistics(image) for image in images]
+        shares = [w / sum(weights) for w in weights]
+        self.style_losses = nn.ModuleDict({
+            n: make_style_term(
+                self.config.style_loss, n, [s[n] for s in stats], shares,
+                None if masks is None else layer_masks(masks, n),
+            )
+            for n in self.style_layers
+        })
 
     @torch.no_grad()
     def set_anchor(self, reference: Tensor, layers: Sequence[str] = ANCHOR_LAYERS) -> None:
@@ -207,16 +212,17 @@ class StyleObjective(nn.Module):
     def _tiled(self) -> TiledEvaluation:
         if not self.ready:
             raise RuntimeError("set_content() and set_style() must be called before the objective is evaluated")
+        if self.terms_refuse_tiles():
+            raise UsageError(self.terms_refuse_tiles() or "")
+        terms: dict[str, StyleTerm] = dict(self.style_losses.items())  # type: ignore[arg-type]
         return TiledEvaluation(
             self.features, self.tile or 0,
             {n: loss.target for n, loss in self.content_losses.items() if isinstance(loss, ContentLoss)},
-            self.content_scale,
-            {n: loss for n, loss in self.style_losses.items() if isinstance(loss, (StyleLoss, GuidedStyleLoss))},
-            self.style_scale,
+            self.content_scale, terms, self.style_scale,
         )
 
     @torch.no_grad()
-    def _tiled_terms(self, image: Tensor, tiled: TiledEvaluation) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    def _tiled_terms(self, image: Tensor, tiled: TiledEvaluation) -> tuple[dict[str, Tensor], dict[str, Kernel]]:
         terms, kernels = tiled.terms(image)
         if self.config.tv_weight:
             terms["tv"] = self.config.tv_weight * self.tv(image)

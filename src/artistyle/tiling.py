@@ -18,11 +18,16 @@ One evaluation takes two passes over the tiles:
    owned positions; with the content term it is backpropagated to the crop
    and added into the full image's gradient.
 
+Every tileable style term works the same way (:mod:`artistyle.style_terms`): the moment
+terms (``meanstd``, ``w2``) gather the sums of the features too, and their kernel adds a
+linear part ``a``, so the surrogate is ``a . f + 1/2 f^T K f``; the sliced term needs a sort
+over every position and is refused before any work.
+
 So the loss and gradient equal the untiled ones up to float rounding, while
 memory holds one crop's activations at a time. It costs one more forward pass
-per evaluation plus the halos' area. The formulas (value, ``K``, surrogate) are
-the loss module's (:func:`artistyle.losses.style_term_from_gram_sums` and its
-neighbours); this module only gathers the sums and walks the tiles. The
+per evaluation plus the halos' area. The formulas (value, kernel, surrogate) are
+the terms' own (:class:`artistyle.style_terms.StyleTerm`); this module only
+gathers the sums and walks the tiles. The
 geometry (strides, receptive-field reach) is :mod:`artistyle.vgg`'s.
 """
 
@@ -34,15 +39,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .losses import (
-    GuidedStyleLoss,
-    StyleLoss,
-    content_squared_error,
-    content_term,
-    gram_sum,
-    style_surrogate,
-    style_term_from_gram_sums,
-)
+from .losses import content_squared_error, content_term
+from .style_terms import Kernel, PositionSums, StyleTerm, position_sums
 from .vgg import VGGFeatures, layer_reach, layer_stride
 
 __all__ = [
@@ -53,7 +51,7 @@ __all__ = [
     "owned_of_full",
     "tiled_content_targets",
     "tiled_features",
-    "tiled_gram_sums",
+    "tiled_position_sums",
     "tiles",
 ]
 
@@ -128,45 +126,40 @@ def tiled_content_targets(net: VGGFeatures, image: Tensor, tile: int, layers: tu
     return targets
 
 
-def _add(sums: dict[str, Tensor], name: str, part: Tensor) -> None:
-    sums[name] = sums[name] + part if name in sums else part
-
-
 def _gather(
-    net: VGGFeatures, image: Tensor, tile: int, layers: tuple[str, ...], masks: Mapping[str, Tensor],
+    net: VGGFeatures, image: Tensor, tile: int, layers: Mapping[str, bool], masks: Mapping[str, Tensor],
     content: Mapping[str, Tensor],
-) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:
-    """One pass over the tiles: Gram sums and counts at ``layers``, squared content errors against ``content``."""
+) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
+    """One pass over the tiles: per style layer its :class:`PositionSums` (with the first sums where
+    ``layers`` says so), and the squared content errors against ``content``."""
     _, _, height, width = image.shape
-    sums: dict[str, Tensor] = {}
-    counts: dict[str, Tensor] = {}
+    sums: dict[str, PositionSums] = {}
     squared = {name: image.new_zeros(()) for name in content}
     for t, feats in tiled_features(net, image, tile):
-        for name in layers:
+        for name, first in layers.items():
             full = masks.get(name)
-            part, count = gram_sum(
-                feats[name], None if full is None else owned_of_full(full, t, layer_stride(name), height, width)
-            )
-            _add(sums, name, part)
-            _add(counts, name, count)
+            region = None if full is None else owned_of_full(full, t, layer_stride(name), height, width)
+            part = position_sums(feats[name], region, first)
+            sums[name] = sums[name] + part if name in sums else part
         for name, target in content.items():
             squared[name] += content_squared_error(
                 feats[name], owned_of_full(target, t, layer_stride(name), height, width)
             )
-    return sums, counts, squared
+    return sums, squared
 
 
 @torch.no_grad()
-def tiled_gram_sums(
-    net: VGGFeatures, image: Tensor, tile: int, layers: tuple[str, ...], masks: Mapping[str, Tensor] | None = None
-) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-    """Per layer, the whole image's :func:`~artistyle.losses.gram_sum` and its count, tile by tile.
+def tiled_position_sums(
+    net: VGGFeatures, image: Tensor, tile: int, layers: tuple[str, ...], *, first: bool = False,
+    masks: Mapping[str, Tensor] | None = None,
+) -> dict[str, PositionSums]:
+    """Per layer, the whole image's :class:`~artistyle.style_terms.PositionSums`, tile by tile.
 
-    ``masks``: for guided layers, the region masks ``(R, 1, h, w)`` over the whole
-    image at the layer's resolution (mask-weighted sums and masses, per region).
+    ``first``: also the sums of the features (for the moment terms). ``masks``: for guided
+    layers, the region masks ``(R, 1, h, w)`` over the whole image at the layer's resolution.
     """
-    sums, counts, _ = _gather(net, image, tile, layers, masks or {}, {})
-    return sums, counts
+    sums, _ = _gather(net, image, tile, dict.fromkeys(layers, first), masks or {}, {})
+    return sums
 
 
 @dataclass(frozen=True)
@@ -174,8 +167,8 @@ class TiledEvaluation:
     """The content and style terms of an image and their gradient, tile by tile (the module's two passes).
 
     ``content``: the full-size content targets ``P_l`` with their common weight
-    ``content_scale``; ``style``: the style losses (plain or guided) with each
-    layer's weight in ``style_scale``. The total-variation term is the
+    ``content_scale``; ``style``: the style terms (:class:`~artistyle.style_terms.StyleTerm`,
+    each tileable) with each layer's weight in ``style_scale``. The total-variation term is the
     objective's: it needs no tiling.
     """
 
@@ -183,38 +176,36 @@ class TiledEvaluation:
     tile: int
     content: Mapping[str, Tensor]
     content_scale: float
-    style: Mapping[str, StyleLoss | GuidedStyleLoss]
+    style: Mapping[str, StyleTerm]
     style_scale: Mapping[str, float]
 
     def _masks(self) -> dict[str, Tensor]:
-        return {name: loss.masks for name, loss in self.style.items() if isinstance(loss, GuidedStyleLoss)}
+        return {name: term.masks for name, term in self.style.items() if term.masks is not None}
 
     @torch.no_grad()
-    def terms(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Pass 1: the terms ``content:<layer>``, ``style:<layer>``, and per style layer the kernel ``K``."""
+    def terms(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, Kernel]]:
+        """Pass 1: the terms ``content:<layer>``, ``style:<layer>``, and per style layer its :class:`Kernel`."""
         content = self.content if self.content_scale else {}
+        needs_first = {name: term.needs_first for name, term in self.style.items()}
         # One forward pass over the tiles gathers every sum.
-        sums, counts, squared = (
-            _gather(self.net, image, self.tile, tuple(self.style), self._masks(), content)
-            if self.style or content else ({}, {}, {})
+        sums, squared = (
+            _gather(self.net, image, self.tile, needs_first, self._masks(), content)
+            if self.style or content else ({}, {})
         )
         terms: dict[str, Tensor] = {}
-        kernels: dict[str, Tensor] = {}
+        kernels: dict[str, Kernel] = {}
         if self.content_scale:
             for name, target in self.content.items():
                 terms[f"content:{name}"] = content_term(squared[name], target.numel(), self.content_scale)
-        for name, loss in self.style.items():
+        for name, term in self.style.items():
             scale = self.style_scale[name]
             if not scale:
                 continue
-            share = loss.weights if isinstance(loss, GuidedStyleLoss) else None
-            terms[f"style:{name}"], kernels[name] = style_term_from_gram_sums(
-                sums[name], counts[name], loss.target, scale, share
-            )
+            terms[f"style:{name}"], kernels[name] = term.from_sums(sums[name], scale)
         return terms, kernels
 
     @torch.no_grad()
-    def gradient(self, image: Tensor, kernels: Mapping[str, Tensor]) -> Tensor:
+    def gradient(self, image: Tensor, kernels: Mapping[str, Kernel]) -> Tensor:
         """Pass 2: per tile, backpropagate the surrogates whose gradient is the true one at the owned positions."""
         _, _, height, width = image.shape
         masks = self._masks()
@@ -227,7 +218,7 @@ class TiledEvaluation:
                 for name, kernel in kernels.items():
                     stride = layer_stride(name)
                     region = masks.get(name)
-                    surrogate = surrogate + style_surrogate(
+                    surrogate = surrogate + self.style[name].surrogate(
                         owned(feats[name], t, stride, height, width), kernel,
                         None if region is None else owned_of_full(region, t, stride, height, width),
                     )
