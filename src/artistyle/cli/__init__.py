@@ -15,12 +15,18 @@ line, not a traceback or an abort.
 from __future__ import annotations
 
 import importlib
-import signal
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from .signals import STOP_SIGNALS, exit_status, signals_held, stop_on_signals, stopped_by
+from .signals import (
+    exit_status,
+    forget_handled_interrupt,
+    ignore_stop_signals,
+    signals_held,
+    stop_on_signals,
+    stopped_by,
+)
 
 if TYPE_CHECKING:
     from .options import PROG, build_parser, config_from_args
@@ -60,10 +66,19 @@ def entry() -> int:
 
     Once the work is done, a signal during the interpreter's shutdown (which takes a while after
     torch) would kill the process with no message and a misleading status: it is ignored instead.
+    The process exits with the status :func:`main` chose, never by a signal.
     """
-    status = main()
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
+    late: KeyboardInterrupt | None = None
+    try:
+        status = main()
+    except KeyboardInterrupt as exc:  # came as main returned, or while it reported an earlier one
+        late, status = exc, exit_status(exc)
+    ignore_stop_signals()
+    if late is not None:
+        print(f"artistyle: {stopped_by(late)}", file=sys.stderr)
+    # A Ctrl-C that main handled may still be marked as unhandled inside Python, which would then end
+    # `python -m artistyle` by SIGINT after the shutdown instead of with this status (see the function).
+    forget_handled_interrupt()
     return status
 
 

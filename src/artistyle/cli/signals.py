@@ -12,6 +12,9 @@ a finaliser (``__del__``, a weakref callback, run by the garbage collector mid-r
 the exception is printed as "Exception ignored" and lost: a rare Ctrl-C that does
 nothing. So the handlers also record the signal, and the drivers' loops call
 :func:`raise_if_stopped` after each iteration to raise it again if it was lost.
+
+Once the program has its exit status, :func:`ignore_stop_signals` and
+:func:`forget_handled_interrupt` make sure that status is the one it exits with.
 """
 
 from __future__ import annotations
@@ -23,8 +26,8 @@ from contextlib import contextmanager
 from types import FrameType
 
 __all__ = [
-    "STOP_SIGNALS", "Stopped", "exit_status", "handled_by", "raise_if_stopped", "signals_held", "stop_exception",
-    "stop_on_signals", "stopped_by",
+    "STOP_SIGNALS", "Stopped", "exit_status", "forget_handled_interrupt", "handled_by", "ignore_stop_signals",
+    "raise_if_stopped", "signals_held", "stop_exception", "stop_on_signals", "stopped_by",
 ]
 
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
@@ -109,3 +112,32 @@ def signals_held() -> Iterator[None]:
         yield
     if arrived:
         raise stop_exception(arrived[0])
+
+
+def ignore_stop_signals() -> None:
+    """Ignore SIGINT, SIGTERM and SIGHUP from now on (call it in the main thread), dropping one that already arrived.
+
+    ``signal.signal`` first runs the Python handlers of the signals that arrived since the last bytecode, so a
+    stop signal that came as the work ended raises its exception here; it is dropped like those that come later.
+    """
+    while True:
+        try:  # around the whole loop: a handler can also run between two calls
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+            return
+        except KeyboardInterrupt:
+            pass
+
+
+def forget_handled_interrupt() -> None:
+    """Keep Python from ending the process by SIGINT after the program handled the KeyboardInterrupt.
+
+    CPython (3.10 to 3.13 checked) marks a KeyboardInterrupt that leaves code run by ``exec()`` or ``eval()`` of a
+    *string* as unhandled, even when an ``except`` further out catches it; dataclasses and namedtuple make their
+    methods that way, so a Ctrl-C while the commands' modules are imported can raise there. Under
+    ``python -m artistyle`` the interpreter then kills itself with SIGINT once it has shut down, whatever status
+    ``sys.exit`` gave: "artistyle: interrupted" and then a death by SIGINT instead of exit status 130. Each ``exec``
+    of a string clears the mark before it runs, so an empty one clears it: call this after
+    :func:`ignore_stop_signals`, when no KeyboardInterrupt can come any more.
+    """
+    exec("")
