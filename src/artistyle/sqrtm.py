@@ -41,10 +41,11 @@ def _symmetric(matrix: Tensor) -> Tensor:
 
 def psd_sqrt(matrix: Tensor) -> Tensor:
     """The symmetric square root ``M^1/2`` of a symmetric PSD matrix (eigenvalues below 0 clamped), no gradient."""
+    work = torch.device("cpu") if matrix.device.type == "mps" else matrix.device  # MPS has no float64
     with torch.no_grad():
-        values, vectors = torch.linalg.eigh(_symmetric(matrix.double()))
+        values, vectors = torch.linalg.eigh(_symmetric(matrix.detach().to(work, torch.float64)))
         root = torch.matmul(vectors * values.clamp_min(0).sqrt().unsqueeze(-2), vectors.transpose(-1, -2))
-    return root.to(matrix.dtype)
+    return root.to(matrix.device, matrix.dtype)
 
 
 class _TraceSqrtEigh(torch.autograd.Function):

@@ -231,8 +231,11 @@ class MomentTerm(nn.Module):
 
     def __init__(self, mean: Tensor, second: Tensor, share: Tensor | None = None, masks: Tensor | None = None):
         super().__init__()
-        self.register_buffer("target_mean", mean.detach().float().reshape(-1, mean.shape[-1]))
-        self.register_buffer("target_second", second.detach().float().reshape(-1, *second.shape[-2:]))
+        # Kept in float64 (but on MPS, which has none): the square roots of nearly singular covariances
+        # magnify float32 rounding of the targets (sqrt(eps) ~ 3e-4 relative).
+        dtype = torch.float32 if mean.device.type == "mps" else torch.float64
+        self.register_buffer("target_mean", mean.detach().to(dtype).reshape(-1, mean.shape[-1]))
+        self.register_buffer("target_second", second.detach().to(dtype).reshape(-1, *second.shape[-2:]))
         regions = self.target_mean.shape[0]
         self.register_buffer(
             "share", torch.ones(regions, device=mean.device) / regions if share is None else share.detach().float()
@@ -307,8 +310,7 @@ class W2Term(MomentTerm):
 
     def __init__(self, mean: Tensor, second: Tensor, share: Tensor | None = None, masks: Tensor | None = None):
         super().__init__(mean, second, share, masks)
-        covariance = _covariance(self.target_mean.double(), self.target_second.double())
-        self.register_buffer("target_root", psd_sqrt(covariance).float())
+        self.register_buffer("target_root", psd_sqrt(_covariance(self.target_mean, self.target_second)))
 
     def phi(self, mean: Tensor, second: Tensor) -> Tensor:
         target_mean, target_second = self.target_mean.to(mean), self.target_second.to(second)
