@@ -24,6 +24,6 @@ from .panel import (
 )
 
 __all__ = [
-    "ARMS", "MAX_SCORE_SIZE", "METRICS", "Description", "Metric", "Panel", "ScoringImages", "border_and_alpha_measures", "score_files",
-    "score_images", "scoring_images",
+    "ARMS", "MAX_SCORE_SIZE", "METRICS", "Description", "Metric", "Panel", "ScoringImages",
+    "border_and_alpha_measures", "score_files", "score_images", "scoring_images",
 ]
