@@ -5,7 +5,8 @@
   must not share code with the losses it judges).
 * Fréchet (2-Wasserstein between Gaussians, as FID):
   d^2 = |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 tr((S_a^1/2 S_b S_a^1/2)^1/2),
-  the square roots through eigendecompositions of symmetric PSD matrices (negative round-off clipped).
+  the cross term as the nuclear norm of R_a R_b^T for factors R^T R = S (Cholesky's, or the centred
+  positions where there are fewer than channels; an eigendecomposition only for a singular covariance).
 * Sliced Wasserstein: SW_2^2 = mean over unit directions u of W_2^2(<a, u>, <b, u>), with the exact
   one-dimensional W_2^2 of two uniform empirical distributions of any sizes (quantile functions matched
   on the union of their breakpoints), so unequal sample counts need no resampling.
@@ -21,15 +22,16 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 __all__ = [
-    "SSIM_SIGMA", "SSIM_WINDOW", "evenly_spaced", "fixed_directions", "frechet_distance", "gram", "gram_distance",
-    "gram_from_moments", "luma", "moments", "positions", "psd_sqrt", "self_similarity", "self_similarity_distance",
-    "sliced_wasserstein", "srgb_to_lab", "ssim", "wasserstein_1d",
+    "SSIM_SIGMA", "SSIM_WINDOW", "Gaussian", "evenly_spaced", "fixed_directions", "frechet_distance", "gaussian",
+    "gaussian_of", "gram", "gram_distance", "gram_from_moments", "luma", "moments", "positions", "psd_sqrt",
+    "self_similarity", "self_similarity_distance", "sliced_wasserstein", "srgb_to_lab", "ssim", "wasserstein_1d",
 ]
 
 SSIM_WINDOW = 11
@@ -80,12 +82,41 @@ def gram_distance(a: Tensor, b: Tensor) -> float:
     return float(((gram_a - gram_b) ** 2).mean())
 
 
+@dataclass(frozen=True)
+class Gaussian:
+    """The mean ``(C,)`` and covariance ``(C, C)`` of features, and a factor ``R`` with ``R^T R = S`` (any rows)."""
+
+    mean: Tensor
+    covariance: Tensor
+    factor: Tensor
+
+
 def moments(features: Tensor) -> tuple[Tensor, Tensor]:
     """The mean ``(C,)`` and covariance ``(C, C)`` (population: divided by N) of features over positions."""
+    found = gaussian(features)
+    return found.mean, found.covariance
+
+
+def gaussian(features: Tensor) -> Gaussian:
+    """The features' :class:`Gaussian`. The factor is the centred positions / sqrt(N) themselves when there are
+    no more positions than channels (conv5_1 of a small picture: rank N, and N x C is the smaller matrix),
+    else the covariance's factor (:func:`gaussian_of`)."""
     rows = positions(features)
     mean = rows.mean(0)
-    centred = rows - mean
-    return mean, centred.t() @ centred / rows.shape[0]
+    centred = (rows - mean) / rows.shape[0] ** 0.5
+    covariance = centred.t() @ centred
+    if rows.shape[0] <= rows.shape[1]:
+        return Gaussian(mean, covariance, centred)
+    return gaussian_of(mean, covariance)
+
+
+def gaussian_of(mean: Tensor, covariance: Tensor) -> Gaussian:
+    """A :class:`Gaussian` from its moments, in float64: the factor is ``L^T`` of the Cholesky factorisation
+    ``S = L L^T`` (cheap) where S is positive definite, else the symmetric square root (an eigendecomposition:
+    a flat picture's features have a singular covariance)."""
+    mean, covariance = mean.to(torch.float64), covariance.to(torch.float64)
+    lower, info = torch.linalg.cholesky_ex(covariance)
+    return Gaussian(mean, covariance, lower.t() if int(info) == 0 else psd_sqrt(covariance))
 
 
 def psd_sqrt(matrix: Tensor) -> Tensor:
@@ -95,15 +126,16 @@ def psd_sqrt(matrix: Tensor) -> Tensor:
     return root
 
 
-def frechet_distance(mean_a: Tensor, cov_a: Tensor, mean_b: Tensor, cov_b: Tensor) -> float:
+def frechet_distance(a: Gaussian, b: Gaussian) -> float:
     """``|mu_a - mu_b|^2 + tr(S_a + S_b - 2 (S_a^1/2 S_b S_a^1/2)^1/2)``: the squared 2-Wasserstein distance
-    between the Gaussians N(mu_a, S_a) and N(mu_b, S_b), in float64."""
-    mean_a, cov_a, mean_b, cov_b = (t.to(torch.float64) for t in (mean_a, cov_a, mean_b, cov_b))
-    root_a = psd_sqrt(cov_a)
-    middle = root_a @ cov_b @ root_a
-    # tr(M^1/2) of a PSD M is the sum of the square roots of its eigenvalues.
-    cross = torch.linalg.eigvalsh((middle + middle.t()) / 2).clamp(min=0).sqrt().sum()
-    value = ((mean_a - mean_b) ** 2).sum() + torch.trace(cov_a) + torch.trace(cov_b) - 2 * cross
+    between the Gaussians N(mu_a, S_a) and N(mu_b, S_b), in float64.
+
+    The cross term is the sum of the singular values of ``R_a R_b^T``: the eigenvalues of ``S_a S_b =
+    R_a^T R_a R_b^T R_b``, the same as those of ``S_a^1/2 S_b S_a^1/2``, are the nonzero ones of
+    ``(R_a R_b^T)(R_a R_b^T)^T``. No matrix square root is needed where the factors are Cholesky's.
+    """
+    cross = torch.linalg.svdvals(a.factor @ b.factor.t()).sum()
+    value = ((a.mean - b.mean) ** 2).sum() + torch.trace(a.covariance) + torch.trace(b.covariance) - 2 * cross
     return max(float(value), 0.0)  # round-off can leave -1e-12 for equal Gaussians
 
 

@@ -276,10 +276,10 @@ def _vgg_style_metrics(out: dict[str, Tensor], sty: dict[str, Tensor]) -> list[M
     grams, frechets, sliced = [], [], []
     for name in STYLE_LAYERS:
         # One float64 pass per layer and image gives the mean and covariance; the Gram matrix follows from them.
-        out_moments, sty_moments = measures.moments(out[name]), measures.moments(sty[name])
-        grams.append(measures.gram_distance(measures.gram_from_moments(*out_moments),
-                                            measures.gram_from_moments(*sty_moments)))
-        frechets.append(measures.frechet_distance(*out_moments, *sty_moments))
+        out_gaussian, sty_gaussian = measures.gaussian(out[name]), measures.gaussian(sty[name])
+        grams.append(measures.gram_distance(measures.gram_from_moments(out_gaussian.mean, out_gaussian.covariance),
+                                            measures.gram_from_moments(sty_gaussian.mean, sty_gaussian.covariance)))
+        frechets.append(measures.frechet_distance(out_gaussian, sty_gaussian))
         directions = measures.fixed_directions(out[name].shape[1], SLICED_DIRECTIONS, PANEL_SEED + layer_index(name))
         sliced.append(measures.sliced_wasserstein(measures.positions(out[name], SLICED_POSITIONS),
                                                   measures.positions(sty[name], SLICED_POSITIONS), directions))
