@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from artistyle import fast
-from artistyle.errors import ImageError
+from artistyle.errors import ImageError, UsageError
 from artistyle.quality import METRICS, Panel, score_files, score_images
 from artistyle.quality import measures as m
 
@@ -294,3 +294,13 @@ def test_cli_bad_input_is_one_line_and_status_2(capsys: pytest.CaptureFixture[st
     assert code == 2 and not out and len(err.strip().splitlines()) == 1 and "content image" in err
     code, _, err = run(capsys, "score", files[0], files[1])
     assert code == 2 and len(err.strip().splitlines()) == 1
+    code, _, err = run(capsys, "score", *files, "--size", "16")
+    assert code == 2 and "at least 32 px" in err and len(err.strip().splitlines()) == 1
+
+
+def test_an_image_too_elongated_for_conv5_1_is_refused(pictures: dict[str, np.ndarray]) -> None:
+    strip = np.zeros((32, 600, 3), np.float32)
+    with pytest.raises(UsageError, match=r"output image \(600 x 32\) is too elongated"):
+        score_images(strip, strip, pictures["style"], device="cpu", size=256)
+    with pytest.raises(UsageError, match="style image"):
+        score_images(pictures["content"], pictures["content"], strip, device="cpu")

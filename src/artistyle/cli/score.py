@@ -44,7 +44,8 @@ def build_score_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the panel as JSON instead of a table")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--size", type=positive_int, default=MAX_SCORE_SIZE, metavar="PX",
-                   help=f"score at the output's size, its long edge shrunk to at most PX (default {MAX_SCORE_SIZE})")
+                   help=f"score at the output's size, its long edge shrunk to at most PX (default {MAX_SCORE_SIZE}; "
+                        "at least 32)")
     return p
 
 

@@ -28,17 +28,17 @@ from PIL import Image
 from torch import Tensor
 
 from ..devices import resolve_device
-from ..errors import ArtiStyleError
-from ..images.decode import LoadedImage
+from ..errors import ArtiStyleError, UsageError
+from ..images.decode import MIN_SIDE, LoadedImage
 from ..images.sources import ImageSource, as_loaded
-from ..vgg import VGGFeatures, VGGWeights, layer_index
+from ..vgg import VGGFeatures, VGGWeights, layer_index, layer_stride
 from ..weights import load_weights
 from . import measures
 
 __all__ = [
     "ARMS", "COLOUR_DIRECTIONS", "CONTENT_LAYER", "MAX_SCORE_SIZE", "METRICS", "PANEL_SEED", "SELF_SIMILARITY_LAYERS",
-    "SLICED_DIRECTIONS", "STYLE_LAYERS", "Description", "Metric", "Panel", "ScoringImages", "border_and_alpha_measures",
-    "score_files", "score_images", "scoring_images",
+    "SLICED_DIRECTIONS", "SMALLEST_SIDE", "STYLE_LAYERS", "Description", "Metric", "Panel", "ScoringImages",
+    "border_and_alpha_measures", "score_files", "score_images", "scoring_images",
 ]
 
 #: The style losses a run can optimise (``--style-loss``); every one of them adds the conv4_2 content loss.
@@ -46,6 +46,8 @@ ARMS = ("gram", "meanstd", "w2", "sw")
 MAX_SCORE_SIZE = 512
 CONTENT_LAYER = "conv4_2"
 STYLE_LAYERS = ("conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+#: The shortest side a scored image may have: conv5_1's stride, so that conv5_1 has at least one position.
+SMALLEST_SIDE = layer_stride(STYLE_LAYERS[-1])
 #: STROTSS compares hypercolumns from the whole depth of the network; post-ReLU, as its VGG features are.
 SELF_SIMILARITY_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 SELF_SIMILARITY_GRID = 32  # 1024 positions: a 1024 x 1024 matrix per image
@@ -156,8 +158,8 @@ def scoring_images(output: ImageSource, content: ImageSource, style: ImageSource
     loaded = (as_loaded(output, "output image"), as_loaded(content, "content image"), as_loaded(style, "style image"))
     out, con, sty = loaded
     cap = MAX_SCORE_SIZE if size is None else int(size)
-    if cap < 1:
-        raise ValueError(f"the scoring size must be at least 1 px, not {cap}")
+    if cap < MIN_SIDE:
+        raise UsageError(f"the scoring size must be at least {MIN_SIDE} px, not {cap}")
     h, w = out.rgb.shape[:2]
     shape = (h, w) if max(h, w) <= cap else _long_edge_shape(h, w, cap)
     notes = []
@@ -166,6 +168,11 @@ def scoring_images(output: ImageSource, content: ImageSource, style: ImageSource
         notes.append(f"the content ({cw} x {ch}) has another aspect than the output ({w} x {h}): it was stretched "
                      "to the output's shape")
     style_shape = _long_edge_shape(sty.rgb.shape[0], sty.rgb.shape[1], max(shape))
+    for role, image, scored in (("output", out, shape), ("style", sty, style_shape)):
+        if min(scored) < SMALLEST_SIDE:
+            raise UsageError(f"the {role} image ({image.size[0]} x {image.size[1]}) is too elongated to score at "
+                             f"{max(shape)} px: its short side would be {min(scored)} px, under the {SMALLEST_SIDE} "
+                             "px conv5_1 needs; score at a larger size")
 
     def alpha(image: LoadedImage) -> Tensor | None:
         return None if image.alpha is None else torch.from_numpy(_resize(image.alpha, shape))
