@@ -276,12 +276,16 @@ def test_cli_json(capsys: pytest.CaptureFixture[str], files: list[str]) -> None:
         assert metric["optimised_by"] == list(METRICS[metric["name"]].optimised_by)
 
 
-def test_cli_table(capsys: pytest.CaptureFixture[str], files: list[str]) -> None:
+def test_cli_table_without_the_fast_extra(capsys: pytest.CaptureFixture[str], files: list[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
     code, out, _ = run(capsys, "score", *files, "--device", "cpu")
     assert code == 0
     assert "optimised by" in out and "every arm" in out
     for name in ("content.conv4_2", "style.frechet", "style.colour"):
         assert METRICS[name].label in out
+    assert METRICS["style.magenta"].label not in out
+    assert [line for line in out.splitlines() if line.startswith("skipped: Magenta")]
 
 
 def test_cli_bad_input_is_one_line_and_status_2(capsys: pytest.CaptureFixture[str], files: list[str],
