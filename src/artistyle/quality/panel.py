@@ -7,12 +7,14 @@ to lower is never read as independent evidence (the content distance at conv4_2 
 loss; the self-similarity, SSIM, Magenta and colour numbers are no loss's).
 
 Scoring size: the output's own size, shrunk so that its long edge is at most :data:`MAX_SCORE_SIZE`
-(512 px: a few seconds for the whole panel on a CPU) or ``size``. The content is resized to exactly
+(512 px) or ``size``. The whole panel took 8.4 s of one CPU core at 512 px and 2.8 s at 256 px
+(the three VGG-19 passes are most of it; issue 25's 2-core machine, one torch thread). The content is resized to exactly
 the output's scoring shape (a content of another aspect is stretched, with a note), so that positions
 correspond; the style is resized so that its long edge is the output's (aspect kept), the engine's own
 default style size (``--style-size`` / ``--style-scale`` of the run are not known to the panel). Shrinking
-is Lanczos, enlarging bicubic, as the engine loads images. All statistics are float64 on the CPU (the
-network runs on ``device``), so the numbers do not depend on the device's float64 support.
+is Lanczos, enlarging bicubic, as the engine loads images. The statistics are float64 on the CPU (the
+network runs on ``device``; only the self-similarity's cosines are float32 products, see
+:mod:`.measures`), so the numbers do not depend on the device's float64 support.
 """
 
 from __future__ import annotations
