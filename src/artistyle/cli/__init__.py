@@ -1,7 +1,8 @@
 """The ``artistyle`` command line: thin drivers over :class:`artistyle.NST`, one module per command.
 
 ``artistyle CONTENT STYLE`` paints (:mod:`.paint`), ``artistyle web`` serves the studio
-(:mod:`.web`), ``artistyle batch`` paints many jobs (:mod:`.batch`); the painting options are
+(:mod:`.web`), ``artistyle batch`` paints many jobs (:mod:`.batch`), ``artistyle score`` scores a
+painted picture with the offline quality panel (:mod:`.score`); the painting options are
 generated from :class:`~artistyle.config.StyleConfig` (:mod:`.options`). Exit status: 0 done, 1
 the run failed, 2 bad usage or input, 130 interrupted (Ctrl-C), 143 or 129 stopped by SIGTERM or
 SIGHUP (the image so far is saved in all three; ``batch`` has its own rules, see :mod:`.batch`).
@@ -97,6 +98,10 @@ def _main(argv: list[str]) -> int:
         from .batch import run_batch
 
         return run_batch(argv[1:])
+    if argv[:1] == ["score"]:  # likewise ./score
+        from .score import run_score
+
+        return run_score(argv[1:])
     from .options import PROG, build_parser
     from .paint import list_layers, run_paint, show_info
     from .report import reported, say

@@ -28,6 +28,7 @@ examples:
   {PROG} photo.jpg painting.jpg --init content --steps 150 --seed 7 --json
   {PROG} web                                    the studio: a web page on this machine (see {PROG} web --help)
   {PROG} batch photos/ paintings/ -o out/       every photo with every painting (see {PROG} batch --help)
+  {PROG} score out.png photo.jpg painting.jpg   the offline quality panel of a picture (see {PROG} score --help)
 
 One iteration is one L-BFGS step with exactly one evaluation of the network
 (forward + backward), as in Gatys et al.; --steps counts those evaluations.
