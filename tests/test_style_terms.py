@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -11,6 +12,7 @@ import torch
 from artistyle import NST, StyleConfig
 from artistyle.errors import UsageError
 from artistyle.losses import StyleLoss, gram_matrix
+from artistyle.metadata import read_image_metadata
 from artistyle.objective import StyleObjective
 from artistyle.painting import Painting
 from artistyle.sqrtm import psd_sqrt, trace_sqrt
@@ -27,7 +29,7 @@ from artistyle.style_terms import (
 )
 from artistyle.weights import default_weights
 
-from .conftest import FAST, make_content, make_style, run
+from .conftest import FAST, make_content, make_style, run, submit_job, upload_pair, wait_for_job
 
 
 def _features(seed: int, channels: int = 6, shape: tuple[int, int] = (9, 7), shift: float = 0.5) -> torch.Tensor:
@@ -217,3 +219,35 @@ def test_resume_is_exact_for_every_style_loss(kind: str) -> None:
     again.load_state_dict(stopped.state_dict())
     list(again)
     assert torch.equal(again.image, whole)
+
+
+def test_a_jobs_file_and_the_studio_paint_with_each_style_loss(
+    capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path, client: Any
+) -> None:
+    jobs = tmp_path / "jobs.csv"
+    jobs.write_text("content,style,output,style_loss\n" + "".join(
+        f"{content_path},{style_path},{kind},{kind}\n" for kind in ("meanstd", "w2", "sw")))
+    code, _, err = run(capsys, "batch", "--jobs", str(jobs), "-o", str(tmp_path / "out"), *FAST)
+    assert code == 0, err
+    for kind in ("meanstd", "w2", "sw"):
+        code, stdout, _ = run(capsys, "--info", str(tmp_path / "out" / f"{kind}.png"), "--json")
+        assert code == 0 and json.loads(stdout)["settings"]["style_loss"] == kind
+    content, style = upload_pair(client)
+    job = submit_job(client, content, [style], size=48, steps=2, style_loss="w2")
+    state = wait_for_job(client, job["id"], ("done", "failed"))
+    assert state["status"] == "done", state
+    result = client.get(f"/api/jobs/{job['id']}/result.png")
+    assert result.status_code == 200
+    (tmp_path / "studio.png").write_bytes(result.content)
+    record = read_image_metadata(tmp_path / "studio.png")
+    assert record is not None and record["settings"]["style_loss"] == "w2"
+
+
+def test_sw_that_needs_tiles_is_refused_before_any_work(
+    capsys: pytest.CaptureFixture[str], content_path: Path, style_path: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "o.png"
+    code, _, err = run(capsys, str(content_path), str(style_path), "-o", str(out), "--device", "cpu", "--size", "2000",
+                       "--style-loss", "sw", "--max-memory", "2G", "--quiet")
+    assert code == 2 and "sw cannot be tiled" in err and "use --style-loss w2 or meanstd" in err
+    assert len(err.strip().splitlines()) == 1 and not out.exists()

@@ -81,13 +81,16 @@ def estimate_peak(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str = "lbfgs",
     device: torch.device | str = "cpu", bytes_per_value: int = 4, tile: int | None = None,
     content_layers: tuple[str, ...] = ("conv4_2",), anchor: tuple[int, int] | None = None,
+    sliced_layers: tuple[str, ...] = (),
 ) -> int:
     """Estimated peak memory in bytes of one iteration at ``width x height`` (see the module docstring).
 
     With ``tile``, the network's tensors are those of one crop (the tile plus its
     halo on each side), and the full image adds its gradient and the content
     targets (see :mod:`artistyle.tiling`). ``anchor`` is the ``(width, height)``
-    of the anchor pass (:meth:`artistyle.objective.StyleObjective.set_anchor`).
+    of the anchor pass (:meth:`artistyle.objective.StyleObjective.set_anchor`). ``sliced_layers``:
+    the style layers of a sliced Wasserstein term (``--style-loss sw``), which keeps per position and
+    direction the projection, its sorted copy, the sort's int64 index and the target quantile (24 bytes).
     """
     deepest = deepest_layer(layers)
     if tile is None:
@@ -100,6 +103,8 @@ def estimate_peak(
             layer.channels * width * height // layer.stride**2 * 4 for layer in LAYERS if layer.name in content_layers
         )
     image = 3 * width * height * 4
+    extra += sum(24 * layer.channels * width * height // layer.stride**2 for layer in LAYERS
+                 if layer.name in sliced_layers)
     network = _network_bytes(net_w * net_h, layers, bytes_per_value)
     if anchor is not None:
         # Its own network, cut at the deepest anchor layer (conv5_1).
@@ -141,12 +146,14 @@ def plan_memory(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str,
     device: torch.device, max_memory: int | None, tile: int | None = None,
     content_layers: tuple[str, ...] = ("conv4_2",), bytes_per_value: int = 4, anchor: tuple[int, int] | None = None,
+    sliced_layers: tuple[str, ...] = (), untileable: str | None = None,
 ) -> Plan:
     """Fit one scale into ``max_memory`` (default: a share of the free memory), or raise UsageError.
 
     In order: the run as asked; a shorter L-BFGS history (down to MIN_HISTORY);
     exact tiling with the largest tile that fits. ``tile`` forces a tile size.
-    ``anchor``: the anchor pass's ``(width, height)`` (see :func:`estimate_peak`).
+    ``anchor`` and ``sliced_layers``: see :func:`estimate_peak`. ``untileable``: why the style
+    terms cannot be tiled (``--style-loss sw``): then a run that does not fit whole is refused.
     """
     budget = max_memory if max_memory is not None else int(DEFAULT_SHARE * available_memory(device))
     floor = estimate_peak(32, 32, layers, history=MIN_HISTORY, optimizer=optimizer, device=device)
@@ -157,10 +164,10 @@ def plan_memory(
     def estimate(w: int, h: int, hist: int, t: int | None) -> int:
         return estimate_peak(
             w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers,
-            bytes_per_value=bytes_per_value, anchor=anchor,
+            bytes_per_value=bytes_per_value, anchor=anchor, sliced_layers=sliced_layers,
         )
 
-    smaller_tiles = [t for t in TILE_SIZES if t < max(width, height)]
+    smaller_tiles = [t for t in TILE_SIZES if t < max(width, height)] if untileable is None else []
     tile_choices: list[int | None] = [tile] if tile is not None else [None, *smaller_tiles]
     for t in tile_choices:
         for hist in histories:
@@ -177,6 +184,11 @@ def plan_memory(
             lo = mid
         else:
             hi = mid - 1
+    if untileable is not None:
+        raise UsageError(
+            f"a {width}x{height} run needs about {format_bytes(need)}, over the {format_bytes(budget)} available "
+            f"(--max-memory), and {untileable}; use --style-loss w2 or meanstd (exact in tiles), or about --size {lo}"
+        )
     raise UsageError(
         f"a {width}x{height} run needs about {format_bytes(need)} even tiled, over the {format_bytes(budget)} "
         f"available (--max-memory); the largest size that fits is about --size {lo}"
