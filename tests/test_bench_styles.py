@@ -63,8 +63,8 @@ def test_one_pair_two_arms_table_json_gallery_and_resume(tmp_path: Path) -> None
     assert entry["budget_s"] == entry["arms"]["gram"]["seconds"]
     assert (out / "report.md").read_text().strip() == report.strip()
     page = gallery.read_text()
-    assert "images/styles/astronaut__starry_night__meanstd.jpg" in page
-    pictures = list((gallery.parent / "images" / "styles").iterdir())
+    assert "(images/gallery_styles/astronaut__starry_night__meanstd.jpg)" in page
+    pictures = list((gallery.parent / "images" / "gallery_styles").iterdir())
     assert len(pictures) == 4 and all(p.stat().st_size < 20_000 for p in pictures)
 
     again = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=str(REPO), check=False,
