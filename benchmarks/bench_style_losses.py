@@ -6,6 +6,7 @@ Usage (from the repository root)::
     PYTHONPATH=src python benchmarks/bench_style_losses.py                       # 512 px untiled, 2048 px tiled
     PYTHONPATH=src python benchmarks/bench_style_losses.py --sizes 512 --rounds 5 --losses gram w2
     PYTHONPATH=src python benchmarks/bench_style_losses.py --sizes 2048 --tile 1024 --rounds 2
+    PYTHONPATH=src python benchmarks/bench_style_losses.py --agree 768 --agree-tile 128   # tiled = untiled?
 
 One evaluation is what an L-BFGS iteration costs: :meth:`StyleObjective.evaluate` (VGG-19 forward to
 conv5_1, the content and style terms, the gradient with respect to the image). Per size, one objective
@@ -15,6 +16,10 @@ is skipped there). Then ``--rounds`` rounds evaluate each loss once in turn (int
 shared machine slows all of them alike) after one warm-up evaluation each; the table gives the median
 seconds and the ratio of medians to Gram's. The square roots of ``w2`` run where the run would
 (``eigh`` on a CPU). Figures go to docs/benchmarks.md with date, command and machine.
+
+``--agree S`` instead paints 20 iterations of each tileable loss at S px (one scale, from the same
+seeded noise, the bundled cat and Starry Night) whole and with ``--agree-tile`` px tiles, and prints the
+largest pixel difference: the issue's check that the tiled evaluation is exact for every loss (<= 1e-4).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from datetime import date
 
 import torch
 
+from artistyle import NST
 from artistyle.config import StyleConfig
 from artistyle.objective import StyleObjective
 from artistyle.style_terms import STYLE_LOSSES, tiling_refusal
@@ -48,7 +54,11 @@ def main() -> int:
     parser.add_argument("--losses", nargs="+", default=list(STYLE_LOSSES), choices=STYLE_LOSSES)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--tile", type=int, default=1024, help="owned tile size at sizes above it (default 1024)")
+    parser.add_argument("--agree", type=int, metavar="S", help="paint whole and tiled at S px and compare")
+    parser.add_argument("--agree-tile", type=int, default=128)
     args = parser.parse_args()
+    if args.agree:
+        return agree(args.agree, args.agree_tile, [k for k in args.losses if tiling_refusal(k) is None])
 
     print(f"# style losses, s/evaluation; {date.today()}, {platform.processor() or platform.machine()}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}", file=sys.stderr)
@@ -81,6 +91,25 @@ def main() -> int:
     print("|---|---|---|---|---|")
     for size, how, kind, median, ratio in rows:
         print(f"| {size} | {how} | {kind} | {median:.3f} | {ratio:.3f} |")
+    return 0
+
+
+def agree(size: int, tile: int, losses: list[str]) -> int:
+    """Max |pixel difference| of 20 iterations painted whole and in tiles, per loss."""
+    from pathlib import Path
+
+    samples = Path(__file__).resolve().parents[1] / "src" / "artistyle" / "samples"
+    print("| loss | size | tile | max abs pixel difference (20 iterations) | whole s | tiled s |")
+    print("|---|---|---|---|---|---|")
+    for kind in losses:
+        pictures, seconds = [], []
+        for t in (None, tile):
+            nst = NST(size=size, device="cpu", seed=1, steps=20, scales=1, tile=t, style_loss=kind)
+            start = time.perf_counter()
+            pictures.append(nst.paint(samples / "chelsea_cat.jpg", samples / "starry_night.jpg").run())
+            seconds.append(time.perf_counter() - start)
+        difference = (pictures[0] - pictures[1]).abs().max().item()
+        print(f"| {kind} | {size} | {tile} | {difference:.2e} | {seconds[0]:.0f} | {seconds[1]:.0f} |")
     return 0
 
 
