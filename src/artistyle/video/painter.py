@@ -3,8 +3,9 @@ from the previous result warped to it and held near it by the temporal loss.
 
 The first frame is painted like an image (from noise, coarse to fine where the size asks for it,
 ``first_steps`` iterations). Frame ``i > 0`` is one scale of ``steps`` iterations that starts from
-frame ``i - 1``'s result warped by the backward flow, and, where the consistency weights ``c`` are
-0 (disoccluded pixels, motion boundaries, sources outside the frame), from the frame itself; the
+frame ``i - 1``'s result warped by the backward flow (Lanczos by default: bilinear blurs a little more
+every frame), and, where the consistency weights ``c`` are 0 (disoccluded pixels, motion boundaries,
+sources outside the frame), from the frame itself; the
 temporal loss ``temporal_weight * mean(c * (x - warped)^2)`` keeps the trusted pixels near the
 warped result, so the brush strokes follow the motion instead of re-arranging every frame.
 
@@ -334,14 +335,15 @@ class VideoPainting:
         """
         assert step.backward is not None and step.weights is not None
         frame = array_to_tensor(step.frame)
-        warped, _ = warp(array_to_tensor(previous), step.backward)
+        # Resampled with the kernel the settings name (Lanczos: sharp), clamped as it may overshoot at edges.
+        warped = warp(array_to_tensor(previous), step.backward, self.settings.warp)[0].clamp(0, 1)
         start = torch.where(torch.from_numpy(step.weights)[None, None] > 0, warped, frame)
         temporal = [(warped, step.weights)]  # the previous frame's long-term weights are its own
         for earlier in step.earlier[1:]:
             if not earlier.weights.any():
                 continue  # nothing of that frame is trusted here beyond what closer ones give
-            older, _ = warp(array_to_tensor(self._load_raw(self.source.names[index - earlier.offset])),
-                            earlier.backward)
+            older = warp(array_to_tensor(self._load_raw(self.source.names[index - earlier.offset])),
+                         earlier.backward, self.settings.warp)[0].clamp(0, 1)
             # Long-term weights are 0 wherever a closer frame is trusted, so this only fills the rest.
             start = torch.where(torch.from_numpy(earlier.weights)[None, None] > 0, older, start)
             temporal.append((older, earlier.weights))

@@ -17,14 +17,18 @@ from ..config import StyleConfig
 from ..errors import UsageError
 from ..settings import Setting, describe_fields, setting, short_repr
 
-__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "MAX_LONG_TERM", "FlowMethod",
-           "VideoSettings",
+__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "MAX_LONG_TERM", "WARP_METHODS",
+           "FlowMethod", "VideoSettings", "WarpMethod",
            "first_frame_config", "later_frames_config"]
 
 FlowMethod = Literal["dis", "farneback"]
 FLOW_METHODS: tuple[FlowMethod, ...] = get_args(FlowMethod)
 DisPreset = Literal["ultrafast", "fast", "medium"]
 DIS_PRESETS: tuple[DisPreset, ...] = get_args(DisPreset)
+# How the previous result is resampled along the flow (video/warp.py): bilinear softened the strokes a little
+# every frame, compounding (docs/benchmarks.md, "Video that stays sharp").
+WarpMethod = Literal["lanczos", "bilinear"]
+WARP_METHODS: tuple[WarpMethod, ...] = get_args(WarpMethod)
 # The largest change of a pixel's colour along the flow (0-1, any channel) that is still trusted: see
 # flow.colour_consistency. Measured on video_clip.py's clips against their true motion (docs/benchmarks.md).
 COLOUR_TOLERANCE = 0.1
@@ -44,7 +48,8 @@ class VideoSettings:
 
     ``first_steps``: iterations of the first frame (None: the config's ``steps``, resolved as for an image:
     300 over its scales, or a fast start's schedule); ``steps``: iterations of every later frame (one
-    scale, from the warped previous result); ``long_term``: the earlier frames the temporal loss looks
+    scale, from the warped previous result); ``warp``: the kernel that resamples the previous result along the
+    flow (:func:`artistyle.video.warp.warp`); ``long_term``: the earlier frames the temporal loss looks
     at, as offsets rising from 1 (the previous frame; Ruder et al.'s long-term consistency uses e.g. 1,
     10, 20, 40); ``color_tolerance``: the colour check of :func:`artistyle.video.flow.colour_consistency`
     (None: the paper's flow check alone).
@@ -60,6 +65,9 @@ class VideoSettings:
     long_term: tuple[int, ...] = setting(
         (1,), VIDEO, "long-term consistency: also hold each frame to these earlier frames' results where only they "
         "saw a region (Ruder et al. use 1,10,20,40; default 1, the previous frame)", metavar="1,J,K,...")
+    warp: WarpMethod = setting(
+        "lanczos", VIDEO, "how the previous result is resampled along the flow: lanczos keeps the strokes sharp; "
+        "bilinear (the former default) softens them a little more every frame (default {default})")
     color_tolerance: float | None = setting(
         COLOUR_TOLERANCE, VIDEO, "repaint pixels whose colour changes along the flow by more than T (0-1; default "
         "{default}); off: the paper's flow check alone", metavar="T|off", off=True)
@@ -77,6 +85,8 @@ class VideoSettings:
             raise UsageError(f"unknown flow {self.flow!r}; choose {' or '.join(FLOW_METHODS)}")
         if self.flow_preset not in DIS_PRESETS:
             raise UsageError(f"unknown flow-preset {self.flow_preset!r}; choose {', '.join(DIS_PRESETS)}")
+        if self.warp not in WARP_METHODS:
+            raise UsageError(f"unknown warp {self.warp!r}; choose {' or '.join(WARP_METHODS)}")
         offsets = self.long_term
         if (not offsets or any(isinstance(k, bool) or not isinstance(k, int) for k in offsets)
                 or offsets[0] != 1 or list(offsets) != sorted(set(offsets))):
