@@ -252,13 +252,3 @@ def test_sw_that_needs_tiles_is_refused_before_any_work(
     assert code == 2 and "sw cannot be tiled" in err and "use --style-loss w2 or meanstd" in err
     assert len(err.strip().splitlines()) == 1 and not out.exists()
 
-
-@pytest.mark.slow
-@pytest.mark.parametrize("kind", ["meanstd", "w2"])
-def test_tiled_and_untiled_runs_paint_the_same_picture(kind: str) -> None:
-    # The check at 768 px (benchmarks/bench_style_losses.py --agree) at a size the suite can afford.
-    def paint(tile: int | None) -> torch.Tensor:
-        nst = NST(size=160, device="cpu", seed=2, steps=20, scales=1, tile=tile, style_loss=kind)
-        return nst.paint(make_content((160, 120)), make_style((96, 96))).run()
-
-    assert (paint(None) - paint(48)).abs().max().item() <= 1e-4
