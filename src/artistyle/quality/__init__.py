@@ -1,0 +1,1 @@
+"""Quality measures that no loss optimises."""
