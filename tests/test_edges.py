@@ -186,3 +186,14 @@ def test_a_fading_photo_keeps_its_colours_over_white_and_black(tmp_path: Path) -
     # The bytes a driver gets are the file's.
     assert painting.encode(".png") == out.read_bytes()
 
+
+# -- the borders of a painting --------------------------------------------------------------------
+def test_a_painting_has_no_frame_along_its_borders() -> None:
+    """Issue 25, item 7: zero padding left a frame (at 96 px after 30 iterations, border lines 9.5 to 11.3 grey
+    levels further from the next line than the photo's, seeds 1-3). With the default, reflect padding, 2.1 to
+    5.8: the photo's own step plus 2 levels, plus up to 4 that are the painting's texture (at this size and
+    this early its lines step by 2 levels from one to the next, 5 at the 90th percentile)."""
+    photo = np.asarray(Image.open(SAMPLES / "chelsea_cat.jpg"))
+    painting = NST(size=96, steps=30, scales=1, seed=1, device="cpu").paint(photo, SAMPLES / "starry_night.jpg")
+    steps = border_steps(painting.run(), photo)
+    assert steps["excess"] <= 2 + 4, steps

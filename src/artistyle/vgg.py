@@ -227,8 +227,10 @@ class VGGFeatures(nn.Module):
         self.pooling = pooling
         if padding not in _PADDING_MODES:
             raise UsageError(f"unknown padding '{padding}'; choose zeros, reflect or replicate")
-        # VGG was trained with zero padding; reflect or replicate padding removes the dark or
-        # flat frame that zero padding can leave along the borders of a stylised image.
+        # VGG was trained with zero padding, which leaves a frame along a painting's borders (darker
+        # mostly at the top and left: VGG's kernels are not mirror-symmetric). Reflect padding (the
+        # default, StyleConfig.padding) shows the network a border that looks like the picture; replicate
+        # counts the border pixel twice and leaves a light line (docs/benchmarks.md, "Edges").
         self.padding = padding
         # Hand-written input-gradient backward (half the memory); False uses plain autograd.
         self.memory_saving = True
