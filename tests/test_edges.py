@@ -187,6 +187,26 @@ def test_a_fading_photo_keeps_its_colours_over_white_and_black(tmp_path: Path) -
     assert painting.encode(".png") == out.read_bytes()
 
 
+
+def test_reflect_padding_takes_maps_one_pixel_high() -> None:
+    """A 32 px picture 25 px high has conv5_1 maps one pixel high, which reflection cannot pad (torch refuses):
+    they are padded by replication, reflection's limit, and the backward folds the same way."""
+    from artistyle.vgg import VGGFeatures, border_mode
+    from artistyle.weights import default_weights
+
+    assert border_mode("reflect", 1, 2) == "replicate" and border_mode("reflect", 2, 2) == "reflect"
+    assert border_mode("zeros", 1, 1) == "zeros"
+    net = VGGFeatures(default_weights(), ["conv1_1", "conv5_1"], padding="reflect")
+    x = torch.rand(1, 3, 25, 32, requires_grad=True)
+    assert net(x)["conv5_1"].shape[-2:] == (1, 2)
+    grads = []
+    for memory_saving in (True, False):
+        net.memory_saving = memory_saving
+        (grad,) = torch.autograd.grad(sum(f.pow(2).mean() for f in net(x).values()), x)
+        grads.append(grad)
+    assert ((grads[0] - grads[1]).norm() / grads[1].norm()).item() < 1e-5
+
+
 # -- the borders of a painting --------------------------------------------------------------------
 def test_a_painting_has_no_frame_along_its_borders() -> None:
     """Issue 25, item 7: zero padding left a frame (at 96 px after 30 iterations, border lines 9.5 to 11.3 grey
