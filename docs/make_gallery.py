@@ -53,8 +53,9 @@ ENTRIES = [
      [CAT, STARRY, "--style-scale", "0.5"]),
     ("adam", "Adam with iterate averaging", "`--optimizer adam`: the average of Adam's iterates instead of L-BFGS.",
      [CAT, STARRY, "--optimizer", "adam"]),
-    ("padding", "Reflect padding", "`--padding reflect`: no zero-padding frame along the borders.",
-     [CAT, STARRY, "--padding", "reflect"]),
+    ("padding", "Zero padding", "`--padding zeros`: VGG as it was trained, and the default up to 0.5; it leaves a "
+     "frame along the borders, which the default, reflect padding, does not.",
+     [CAT, STARRY, "--padding", "zeros"]),
 ]
 
 

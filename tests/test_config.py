@@ -34,7 +34,7 @@ FLAGS: dict[str, tuple[list[str], Any]] = {
                      ("relu1_1", "conv2_1", "conv3_1", "conv4_1", "relu5_1")),
     "style_layer_weights": (["--style-layer-weights", "1,2,3,4,5"], (1.0, 2.0, 3.0, 4.0, 5.0)),
     "pooling": (["--pooling", "avg"], "avg"),
-    "padding": (["--padding", "reflect"], "reflect"),
+    "padding": (["--padding", "zeros"], "zeros"),
     "style_blend": (["--style-blend", "0.7", "0.3"], (0.7, 0.3)),
     "preserve_color": (["--preserve-color", "histogram"], "histogram"),
     "color_match": (["--color-match", "chol"], "chol"),

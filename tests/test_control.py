@@ -13,6 +13,7 @@ from PIL import Image
 from artistyle import NST, UsageError
 from artistyle.cli import main
 from artistyle.color import rgb_to_yiq
+from artistyle.config import PADDINGS
 from artistyle.images import resize_long_edge
 from artistyle.images.tensors import array_to_tensor
 from artistyle.optim import AveragedAdam
@@ -147,10 +148,10 @@ def test_previews_are_recoloured_too() -> None:
 # -- padding ----------------------------------------------------------------------------------------
 def test_padding_changes_the_result_only_through_the_borders() -> None:
     content = make_content()
-    zeros = NST(**TINY).paint(content, make_style()).run()
+    painted = {mode: NST(**TINY, padding=mode).paint(content, make_style()).run() for mode in PADDINGS}
     for mode in ("reflect", "replicate"):
-        padded = NST(**TINY, padding=mode).paint(content, make_style()).run()
-        assert torch.isfinite(padded).all() and not torch.equal(zeros, padded)
+        assert torch.isfinite(painted[mode]).all() and not torch.equal(painted["zeros"], painted[mode])
+    assert torch.equal(NST(**TINY).paint(content, make_style()).run(), painted["reflect"])  # the default
     with pytest.raises(UsageError, match="unknown padding"):
         NST(**TINY, padding="circular")
 

@@ -35,7 +35,8 @@ def test_a_new_field_at_its_default_leaves_every_key_unchanged() -> None:
     for given in ({}, {"size": 64, "style_weight": 0.5}, {"init": "fast"}, {"steps": 7, "masks": ("m.png",)}):
         assert picture_settings(TrialConfig(**given), sha) == picture_settings(StyleConfig(**given), sha)
         assert key(TrialConfig(**given)) == key(StyleConfig(**given))
-    assert picture_settings(TrialConfig(brush_size=8), sha) == {"brush_size": 8}  # and a changed one counts
+    # And a changed one counts (beside the changed defaults a default run names: KEYED_DEFAULTS).
+    assert picture_settings(TrialConfig(brush_size=8), sha) == {**picture_settings(StyleConfig(), sha), "brush_size": 8}
 
     @dataclass(frozen=True)
     class TrialVideo(VideoSettings):
@@ -83,7 +84,16 @@ def test_a_file_setting_counts_by_its_content(tmp_path: Path) -> None:
     keys = [picture_key(settings=picture_settings(StyleConfig(init=str(tmp_path / n)), file_sha256), seed=None,
                         inputs={}) for n in ("a.png", "b.png", "c.png")]
     assert keys[0] == keys[1] != keys[2]
-    assert picture_settings(StyleConfig(init="content"), file_sha256) == {"init": "content"}  # a name, no file
+    assert picture_settings(StyleConfig(init="content"), file_sha256) == {  # a name, no file
+        **picture_settings(StyleConfig(), file_sha256), "init": "content"}
+
+
+def test_a_changed_default_keeps_the_old_keys_and_gives_the_new_default_its_own() -> None:
+    """Padding was zeros, the default keys were made without it: those records stay the zeros pictures'."""
+    made_before = picture_key(settings={}, seed=None, inputs={"content": "c"})  # a default run's key before
+    assert key(StyleConfig(padding="zeros")) == made_before
+    assert picture_settings(StyleConfig(), sha) == {"padding": "reflect"}
+    assert key(StyleConfig()) != made_before and key(StyleConfig(padding="reflect")) == key(StyleConfig())
 
 
 # -- batch ---------------------------------------------------------------------------------------------------

@@ -126,8 +126,8 @@ class StyleConfig:
         "max", LOSS, "VGG's pooling: max, or avg, which Gatys et al. (2016) found slightly more appealing "
         "(default {default})")
     padding: Padding = setting(
-        "zeros", LOSS, "border padding of the convolutions: reflect or replicate avoid a frame along the edges "
-        "(default zeros, as VGG was trained)")
+        "reflect", LOSS, "border padding of the convolutions (default {default}; zeros, as VGG was trained, leaves "
+        "a frame along the edges, mostly top and left; replicate a light line: docs/benchmarks.md, Edges)")
 
     style_blend: tuple[float, ...] | None = setting(
         None, STYLES, "one weight per style image, e.g. 0.7 0.3 (default equal); blended in Gram-target space",

@@ -23,6 +23,7 @@ from .color import as_luminance_image, keep_content_chroma, match_color, match_l
 from .config import StyleConfig
 from .fast import fast_start
 from .images import resize_long_edge
+from .images.alpha import content_colors
 from .images.sources import ImageLike, ImageSource, as_loaded, image_list
 from .images.tensors import array_to_tensor
 from .masks import load_masks, resize_masks
@@ -88,7 +89,9 @@ class Engine:
     ) -> Inputs:
         """Load, orient, convert to sRGB and resize the images.
 
-        The content is scaled to ``size`` (default: the output size; long edge,
+        The content's colours are its straight ones (:func:`~artistyle.images.alpha.content_colors`:
+        a semi-transparent pixel's own colour, not its composite on white); its alpha is kept for the
+        save. The content is scaled to ``size`` (default: the output size; long edge,
         aspect kept); each style image by its own long edge to ``style_size``
         (default: the output size), never squashed to the content's shape. At a
         coarser scale the style shrinks in proportion, so brush strokes keep
@@ -98,7 +101,8 @@ class Engine:
         size = size or self.size
         c = self.config
         loaded = as_loaded(content, "content image")
-        content_tensor = array_to_tensor(resize_long_edge(loaded.rgb, size), self.device)
+        # Straight colours: a photo fading out is painted as it is, not as the white it fades into.
+        content_tensor = array_to_tensor(content_colors(loaded, size), self.device)
         alpha = resize_long_edge(loaded.alpha, size) if loaded.alpha is not None else None
         styles = [as_loaded(s, "style image") for s in image_list(style)]
         style_tensors = [

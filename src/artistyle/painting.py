@@ -23,6 +23,7 @@ from .config import INITS
 from .engine import Engine, Inputs
 from .fast import fast_style
 from .images import LoadedImage, encode_image, resize_long_edge, resized_shape, save_image
+from .images.alpha import content_colors
 from .images.sources import ImageLike, as_loaded, describe
 from .images.tensors import array_to_tensor, tensor_to_array
 from .memory import Plan, plan_memory
@@ -195,7 +196,7 @@ class Painting:
         if engine.config.preserve_color != "luminance" and not engine.config.original_colors:
             return image
         if self._color_content is None:
-            self._color_content = array_to_tensor(resize_long_edge(self.content.rgb, engine.size), engine.device)
+            self._color_content = array_to_tensor(content_colors(self.content, engine.size), engine.device)
         return engine.finish(image.to(engine.device), self._color_content).to(image.device)
 
     def record(self) -> dict[str, str]:
@@ -207,7 +208,7 @@ class Painting:
         """:attr:`image` encoded as a file of type ``suffix`` (PNG, JPEG, WebP, TIFF), with the content's alpha
         and the settings record: exactly the bytes :meth:`save` writes."""
         return encode_image(tensor_to_array(self.image), suffix, alpha=self.alpha, bit_depth=bit_depth,
-                            text=self.record())
+                            text=self.record(), straight=True)
 
     def save(self, path: str | os.PathLike[str], *, protect: Iterable[str | os.PathLike[str]] = (),
              bit_depth: int = 8) -> Path:
@@ -215,7 +216,7 @@ class Painting:
         over a ``protect`` ed input (:func:`artistyle.images.save_image`). Every driver saves through here (or
         :meth:`encode`), so no picture ArtiStyle paints lacks its record."""
         return save_image(tensor_to_array(self.image), path, alpha=self.alpha, bit_depth=bit_depth, protect=protect,
-                          text=self.record())
+                          text=self.record(), straight=True)
 
     def start_image(self) -> Tensor:
         """The first scale's starting image as :attr:`image` would show it (output size, colour control applied).

@@ -24,9 +24,17 @@ from typing import Any
 
 from .settings import Setting, describe_fields
 
-__all__ = ["FIELDS_0_5", "KEY_VERSION", "legacy_config_dict", "picture_key", "picture_settings", "schema_changes"]
+__all__ = [
+    "FIELDS_0_5", "KEYED_DEFAULTS", "KEY_VERSION", "legacy_config_dict", "picture_key", "picture_settings",
+    "schema_changes",
+]
 
 KEY_VERSION = 1
+# Defaults that changed after keys were made, with the value the keys made before took as the default (and so
+# left out). Compared with these, a run at the new default names it in its key, so a record painted at the old
+# default is never taken for it, and a run that asks for the old value keeps the key it always had.
+# padding: zeros until issue 25 (item 7: the frame zero padding leaves along the edges), reflect since.
+KEYED_DEFAULTS: dict[str, Any] = {"padding": "zeros"}
 # The SHA-256 of a file's content, or None when it cannot be read.
 Digest = Callable[[str], "str | None"]
 # StyleConfig's fields in 0.5, frozen: the records 0.5 wrote hashed these and no others.
@@ -71,8 +79,8 @@ def schema_changes(obj: Any) -> dict[str, Any]:
 def picture_settings(config: Any, digest: Digest) -> dict[str, Any]:
     """The settings of ``config`` (a :class:`~artistyle.config.StyleConfig`, or a subclass) that change the
     picture, resolved (:meth:`~artistyle.config.StyleConfig.resolved`), JSON-ready, only those that differ
-    from ``type(config)()``'s resolved value; a file a setting names as its content's digest. The seed is
-    left out: :func:`picture_key` takes it separately."""
+    from ``type(config)()``'s resolved value (for a default that changed, from the old one: :data:`KEYED_DEFAULTS`);
+    a file a setting names as its content's digest. The seed is left out: :func:`picture_key` takes it separately."""
     resolve: Callable[[], Any] | None = getattr(config, "resolved", None)
     resolved = resolve() if resolve is not None else config
     default = type(config)()
@@ -84,7 +92,7 @@ def picture_settings(config: Any, digest: Digest) -> dict[str, Any]:
         if not s.picture or s.name == "seed":
             continue
         value = getattr(resolved, s.name)
-        if value == getattr(defaults, s.name):
+        if value == KEYED_DEFAULTS.get(s.name, getattr(defaults, s.name)):
             continue
         settings[s.name] = json_ready(file_values(value, s, digest) if s.path else value)
     return settings

@@ -227,8 +227,10 @@ class VGGFeatures(nn.Module):
         self.pooling = pooling
         if padding not in _PADDING_MODES:
             raise UsageError(f"unknown padding '{padding}'; choose zeros, reflect or replicate")
-        # VGG was trained with zero padding; reflect or replicate padding removes the dark or
-        # flat frame that zero padding can leave along the borders of a stylised image.
+        # VGG was trained with zero padding, which leaves a frame along a painting's borders (darker
+        # mostly at the top and left: VGG's kernels are not mirror-symmetric). Reflect padding (the
+        # default, StyleConfig.padding) shows the network a border that looks like the picture; replicate
+        # counts the border pixel twice and leaves a light line (docs/benchmarks.md, "Edges").
         self.padding = padding
         # Hand-written input-gradient backward (half the memory); False uses plain autograd.
         self.memory_saving = True
@@ -276,6 +278,23 @@ class VGGFeatures(nn.Module):
             return dict(zip(self.layers, _run_layers(self, x, kept=None)))
 
 
+def border_mode(padding: str, height: int, width: int) -> str:
+    """The padding a convolution's ``height x width`` input gets: ``padding``, except that reflection needs two
+    pixels on a side, so a map one pixel high or wide (a small image's deepest layers) is padded by replication,
+    reflection's limit there."""
+    return "replicate" if padding == "reflect" and min(height, width) < 2 else padding
+
+
+def _conv(net: VGGFeatures, name: str, x: Tensor) -> Tensor:
+    """The convolution ``name`` on ``x``, padded by one pixel as :func:`border_mode` says."""
+    conv: nn.Conv2d = net.convs[name]  # type: ignore[assignment]  # a Conv2d, always
+    if net.padding == "zeros":
+        zero_padded: Tensor = conv(x)
+        return zero_padded
+    padded = F.pad(x, [1, 1, 1, 1], mode=border_mode(net.padding, x.shape[-2], x.shape[-1]))
+    return F.conv2d(padded, conv.weight, conv.bias)
+
+
 def _run_layers(net: VGGFeatures, x: Tensor, kept: dict[str, Tensor] | None) -> list[Tensor]:
     """The forward pass; returns the requested layers in ``net.layers`` order.
 
@@ -287,7 +306,7 @@ def _run_layers(net: VGGFeatures, x: Tensor, kept: dict[str, Tensor] | None) -> 
     conv = ""
     for name, kind in net._plan:
         if kind == "conv":
-            x = net.convs[name](x)
+            x = _conv(net, name, x)
             conv = name
         elif kind == "relu":
             if conv in out:
@@ -360,7 +379,8 @@ class _InputGradientVGG(torch.autograd.Function):
                     # Gradient for the padded input, then folded back onto the border pixels it copied.
                     padded = F.conv_transpose2d(g, weight)
                     shape = (g.shape[0], weight.shape[1], g.shape[2], g.shape[3])
-                    fold = (torch.ops.aten.reflection_pad2d_backward if net.padding == "reflect"
+                    mode = border_mode(net.padding, g.shape[-2], g.shape[-1])  # the conv's input size
+                    fold = (torch.ops.aten.reflection_pad2d_backward if mode == "reflect"
                             else torch.ops.aten.replication_pad2d_backward)
                     g = fold(padded, padded.new_empty(shape), [1, 1, 1, 1])
             elif kind == "relu":

@@ -29,6 +29,7 @@ from PIL import Image, PngImagePlugin
 
 from ..errors import ImageError
 from ..files import atomic_write, check_writable
+from .alpha import straight_colors
 from .srgb import srgb_profile_bytes
 from .tiff import write_rgb16
 
@@ -55,13 +56,13 @@ ImageData = np.ndarray | Image.Image
 
 def encode_image(
     image: ImageData, format: str, *, alpha: np.ndarray | None = None, bit_depth: int = 8,
-    text: Mapping[str, str] | None = None,
+    text: Mapping[str, str] | None = None, straight: bool = False,
 ) -> bytes:
     """The bytes of ``image`` encoded as ``format``: exactly what :func:`save_image` writes to a file of that type.
 
     ``format`` is an extension of :data:`SAVE_FORMATS`, with or without the dot,
     in any case ("png", ".JPG"), or a Pillow format name ("JPEG", "TIFF").
-    ``image`` and ``alpha`` are as for :func:`save_image`. ``bit_depth=16`` is
+    ``image``, ``alpha`` and ``straight`` are as for :func:`save_image`. ``bit_depth=16`` is
     supported for TIFF only. ``text``: key -> value pairs stored as PNG iTXt chunks
     (ignored for the other formats; the pixels are the same either way). Raises
     ImageError for an unknown format or one that cannot hold the image.
@@ -69,7 +70,7 @@ def encode_image(
     fmt = _format_named(format)
     label = f"{fmt} image"
     _check_format(fmt, bit_depth, label)
-    samples = _samples(image, alpha, fmt, bit_depth, label)
+    samples = _samples(image, alpha, fmt, bit_depth, label, straight)
     buffer = io.BytesIO()
     _encode(buffer, samples, fmt, text)
     return buffer.getvalue()
@@ -83,6 +84,7 @@ def save_image(
     bit_depth: int = 8,
     protect: Iterable[str | os.PathLike[str]] = (),
     text: Mapping[str, str] | None = None,
+    straight: bool = False,
 ) -> Path:
     """Write ``rgb`` (H x W x 3, sRGB in [0, 1]) to ``path`` atomically; return the path.
 
@@ -90,7 +92,9 @@ def save_image(
     is stored for PNG, TIFF and WebP and dropped for JPEG. ``rgb`` is taken as
     composited on white, as :func:`~artistyle.images.load_image` returns it, and
     un-composited where 0 < alpha < 1, so the file shown on white looks like
-    ``rgb``. A PIL image instead of the array is written as its pixels are (its
+    ``rgb``. With ``straight=True``, ``rgb`` holds the pixels' own colours (straight
+    alpha, as a painting has them: :mod:`.alpha`) and is stored as it is (shown on
+    white for JPEG). A PIL image instead of the array is written as its pixels are (its
     own alpha, if any, straight; shown on white for JPEG) at 8 bits per channel.
     ``bit_depth=16`` is supported for TIFF only. Float values are clipped and
     rounded; ``uint8`` and ``uint16`` arrays are taken as 8- and 16-bit pixels.
@@ -101,7 +105,7 @@ def save_image(
     target = check_output_path(path, protect=protect, bit_depth=bit_depth, probe=False)  # the write will tell
     fmt = SAVE_FORMATS[target.suffix.lower()]
     label = f"output '{os.fspath(path)}'"
-    samples = _samples(rgb, alpha, fmt, bit_depth, label)
+    samples = _samples(rgb, alpha, fmt, bit_depth, label, straight)
     atomic_write(target, lambda fh: _encode(fh, samples, fmt, text), label)
     return target
 
@@ -162,9 +166,11 @@ def _as_unit_float(array: np.ndarray) -> np.ndarray:
     return array.astype(np.float32)
 
 
-def _samples(image: ImageData, alpha: np.ndarray | None, fmt: str, bit_depth: int, label: str) -> np.ndarray:
+def _samples(
+    image: ImageData, alpha: np.ndarray | None, fmt: str, bit_depth: int, label: str, straight: bool = False
+) -> np.ndarray:
     """H x W x 3|4 samples, uint8 or uint16 as ``bit_depth`` says, ready for the encoder."""
-    composited = not isinstance(image, Image.Image)
+    composited = not isinstance(image, Image.Image) and not straight
     if isinstance(image, Image.Image):
         if alpha is not None:
             raise ValueError("alpha goes with an array; a PIL image carries its own")
@@ -187,7 +193,7 @@ def _samples(image: ImageData, alpha: np.ndarray | None, fmt: str, bit_depth: in
             rgb = rgb * alpha[..., None] + (1.0 - alpha[..., None])
             alpha = None
         elif composited:
-            rgb = _uncomposite(rgb, alpha)
+            rgb = straight_colors(rgb, alpha)
     planes = rgb if alpha is None else np.concatenate([rgb, alpha[..., None]], axis=2)
     if bit_depth == 16:
         return np.rint(planes * 65535.0).astype(np.uint16)
@@ -220,15 +226,6 @@ def _unit(array: np.ndarray) -> np.ndarray:
     # NaN cannot be rounded to a pixel value; black is the least surprising.
     unit: np.ndarray = np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0)
     return unit
-
-
-def _uncomposite(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Invert compositing on white: colour c with rgb = c * a + (1 - a)."""
-    a = alpha[..., None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        color = (rgb - (1.0 - a)) / a
-    # Fully transparent pixels have no defined colour; keep what was given.
-    return np.clip(np.where(a > 0, color, rgb), 0.0, 1.0)
 
 
 def _save_options(fmt: str) -> dict[str, object]:

@@ -36,6 +36,7 @@ from ..images.sources import ImageSource, as_loaded
 from ..vgg import VGGFeatures, VGGWeights, layer_index, layer_stride
 from ..weights import load_weights
 from . import measures
+from .edges import alpha_fidelity, border_steps
 
 __all__ = [
     "ARMS", "COLOUR_DIRECTIONS", "CONTENT_LAYER", "MAX_SCORE_SIZE", "METRICS", "PANEL_SEED", "SELF_SIMILARITY_LAYERS",
@@ -73,7 +74,7 @@ class Metric:
     """
 
     name: str
-    group: Literal["content", "style"]
+    group: Literal["content", "style", "edges"]
     label: str
     value: float
     better: Better
@@ -184,10 +185,17 @@ def scoring_images(output: ImageSource, content: ImageSource, style: ImageSource
 
 
 def border_and_alpha_measures(images: ScoringImages) -> list[Metric]:
-    """The border and alpha measures (``quality/edges.py``: ``border_steps(image, reference)``,
-    ``alpha_fidelity(...)``), another part of issue 25: they join the panel here, on ``images`` at the
-    scoring size (``output_alpha`` / ``content_alpha`` included), when the branches are merged. None yet."""
-    return []
+    """The frame and transparency checks of :mod:`.edges` on ``images`` at the scoring size: the border
+    step's excess over the photo's own, and, where the photo is semi-transparent somewhere, how far the
+    painting's brightness there departs from the photo's, composited over white and over black."""
+    metrics = [_metric("edges.border", border_steps(images.output, images.content)["excess"])]
+    if images.content_alpha is not None and images.output_alpha is not None:
+        painting = torch.cat([images.output[0], images.output_alpha[None].float()]).permute(1, 2, 0).numpy()
+        photo = torch.cat([images.content[0], images.content_alpha[None].float()]).permute(1, 2, 0).numpy()
+        fidelity = alpha_fidelity(painting, photo)
+        if fidelity["pixels"] > 0:
+            metrics += [_metric(f"edges.alpha_{bg}", abs(1 - fidelity[bg])) for bg in ("white", "black")]
+    return metrics
 
 
 def _features(net: VGGFeatures, image: Tensor, device: torch.device) -> dict[str, Tensor]:
@@ -200,7 +208,7 @@ def _features(net: VGGFeatures, image: Tensor, device: torch.device) -> dict[str
 class Description:
     """What a metric is, apart from its value: :class:`Metric`'s fields but ``name`` and ``value``."""
 
-    group: Literal["content", "style"]
+    group: Literal["content", "style", "edges"]
     label: str
     better: Better
     about: str
@@ -247,6 +255,14 @@ METRICS: dict[str, Description] = {
         "style", "colour (Lab sliced W)", "lower",
         f"sliced 2-Wasserstein distance of the pixels in CIE Lab over {COLOUR_DIRECTIONS} fixed directions, in "
         "Lab units (about 2.3 is a just-noticeable difference), output vs style", (), "none"),
+    "edges.border": Description(
+        "edges", "border step excess", "lower",
+        "largest step in grey levels between a border row or column's mean and the next one's, minus the photo's "
+        "own (a frame from the convolutions' padding)", (), "none"),
+    **{f"edges.alpha_{bg}": Description(
+        "edges", f"alpha band over {bg}", "lower",
+        f"|1 - Y(painting) / Y(photo)| where the photo is semi-transparent (alpha 1..127), composited over {bg}: "
+        "a dark ring is near 1", (), "none") for bg in ("white", "black")},
 }
 
 
@@ -325,7 +341,7 @@ def score_images(
     metrics = _content_metrics(out, con, images) + _vgg_style_metrics(out, sty)
     vector, skipped = _magenta(images, target)
     metrics += [*vector, _colour_metric(images)]
-    metrics += border_and_alpha_measures(images)  # quality/edges.py: wired in at merge
+    metrics += border_and_alpha_measures(images)
     h, w = images.output.shape[-2:]
     return Panel(tuple(metrics), (int(w), int(h)), str(target), tuple(skipped), images.notes)
 

@@ -181,13 +181,13 @@ def preview_jpeg(image: Tensor) -> bytes:
 def result_png(painting: Painting, text: dict[str, str] | None = None) -> bytes:
     """The result as the command line saves it (sRGB profile, the content's alpha put back, the ``text``
     chunks: see :func:`artistyle.metadata.image_metadata`), in memory."""
-    return encode_image(tensor_to_array(painting.image), "png", alpha=painting.alpha, text=text)
+    return encode_image(tensor_to_array(painting.image), "png", alpha=painting.alpha, text=text, straight=True)
 
 
 def first_guess_png(image: Tensor, alpha: np.ndarray | None, config: StyleConfig, seed: int) -> bytes:
     """A fast start's first guess (:meth:`~artistyle.painting.Painting.start_image`, at the output size) as a PNG,
     with the content's alpha and the run's settings record, as a result has them."""
-    return encode_image(tensor_to_array(image), "png", alpha=alpha, text=image_metadata(config, seed))
+    return encode_image(tensor_to_array(image), "png", alpha=alpha, text=image_metadata(config, seed), straight=True)
 
 
 def painted_record(data: bytes) -> dict[str, Any] | None:
