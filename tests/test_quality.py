@@ -175,6 +175,7 @@ def test_equal_images_score_perfectly(pictures: dict[str, np.ndarray]) -> None:
     same = pictures["content"]
     panel = score_images(same, same, same, device="cpu")
     expected = set(METRICS) - (set() if not fast.missing_dependencies() else {"style.magenta"})
+    expected -= {"edges.alpha_white", "edges.alpha_black"}  # opaque pictures: no semi-transparent band
     assert {metric.name for metric in panel} == expected
     for metric in panel:
         assert worse(panel, metric.name) == pytest.approx(0.0, abs=1e-9), metric.name
@@ -193,6 +194,8 @@ def perturbed(pictures: dict[str, np.ndarray]) -> tuple[Panel, Panel]:
 def test_a_larger_perturbation_scores_worse_everywhere(perturbed: tuple[Panel, Panel]) -> None:
     mild, strong = perturbed
     for metric in mild:
+        if metric.group == "edges":  # a frame, not noise: test_edges.py and the alpha test below
+            continue
         assert 0 < worse(mild, metric.name) < worse(strong, metric.name), metric.name
 
 
@@ -228,7 +231,7 @@ def test_without_the_fast_extra_the_magenta_measure_is_skipped_with_a_note(
 ) -> None:
     monkeypatch.setitem(sys.modules, "onnxruntime", None)  # as if it were not installed
     panel = score_images(pictures["content"], pictures["content"], pictures["style"], device="cpu")
-    assert "style.magenta" not in panel.values() and len(panel.values()) == len(METRICS) - 1
+    assert "style.magenta" not in panel.values() and len(panel.values()) == len(METRICS) - 3  # and no alpha band
     assert len(panel.skipped) == 1
     assert 'pip install "artistyle[fast]"' in panel.skipped[0] and "onnxruntime" in panel.skipped[0]
 
@@ -308,3 +311,19 @@ def test_an_image_too_elongated_for_conv5_1_is_refused(pictures: dict[str, np.nd
         score_images(strip, strip, pictures["style"], device="cpu", size=256)
     with pytest.raises(UsageError, match="style image"):
         score_images(pictures["content"], pictures["content"], strip, device="cpu")
+
+
+def test_a_semi_transparent_photo_adds_the_alpha_band_measures(pictures: dict[str, np.ndarray]) -> None:
+    rgb = pictures["content"]
+    alpha = np.linspace(1, 0, rgb.shape[1])[None, :].repeat(rgb.shape[0], 0)
+
+    def rgba(colours: np.ndarray) -> Image.Image:
+        planes = np.concatenate([colours, alpha[..., None]], axis=2)
+        return Image.fromarray(np.round(planes * 255).astype(np.uint8), "RGBA")
+
+    panel = score_images(rgba(rgb), rgba(rgb), rgb, device="cpu")
+    names = {metric.name for metric in panel}
+    assert {"edges.alpha_white", "edges.alpha_black", "edges.border"} <= names
+    assert panel["edges.alpha_white"].value == pytest.approx(0.0, abs=1e-6)
+    dark = score_images(rgba(rgb / 8), rgba(rgb), rgb, device="cpu")  # a dark ring where it fades
+    assert dark["edges.alpha_black"].value > 0.5

@@ -31,6 +31,7 @@ from torch import Tensor
 
 from ..devices import resolve_device
 from ..errors import ArtiStyleError, UsageError
+from ..images.alpha import straight_colors
 from ..images.decode import MIN_SIDE, LoadedImage
 from ..images.sources import ImageSource, as_loaded
 from ..vgg import VGGFeatures, VGGWeights, layer_index, layer_stride
@@ -190,9 +191,13 @@ def border_and_alpha_measures(images: ScoringImages) -> list[Metric]:
     painting's brightness there departs from the photo's, composited over white and over black."""
     metrics = [_metric("edges.border", border_steps(images.output, images.content)["excess"])]
     if images.content_alpha is not None and images.output_alpha is not None:
-        painting = torch.cat([images.output[0], images.output_alpha[None].float()]).permute(1, 2, 0).numpy()
-        photo = torch.cat([images.content[0], images.content_alpha[None].float()]).permute(1, 2, 0).numpy()
-        fidelity = alpha_fidelity(painting, photo)
+        def straight(composite: Tensor, alpha: Tensor) -> np.ndarray:  # loaded images are shown on white
+            a = alpha.double().numpy()
+            colours = straight_colors(composite[0].permute(1, 2, 0).double().numpy(), a)
+            return np.concatenate([colours, a[..., None]], axis=2)
+
+        fidelity = alpha_fidelity(straight(images.output, images.output_alpha),
+                                  straight(images.content, images.content_alpha))
         if fidelity["pixels"] > 0:
             metrics += [_metric(f"edges.alpha_{bg}", abs(1 - fidelity[bg])) for bg in ("white", "black")]
     return metrics
