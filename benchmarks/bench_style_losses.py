@@ -53,6 +53,8 @@ def main() -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 2048])
     parser.add_argument("--losses", nargs="+", default=list(STYLE_LOSSES), choices=STYLE_LOSSES)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--paddings", nargs="+", default=["reflect"], choices=["zeros", "reflect", "replicate"],
+                        help="also time other paddings (gram only past the first), against the default's gram")
     parser.add_argument("--tile", type=int, default=1024, help="owned tile size at sizes above it (default 1024)")
     parser.add_argument("--agree", type=int, metavar="S", help="paint whole and tiled at S px and compare")
     parser.add_argument("--agree-tile", type=int, default=128)
@@ -68,14 +70,16 @@ def main() -> int:
         tile = args.tile if size > args.tile else None
         content, style, image = synthetic(size, 1), synthetic(size, 2), synthetic(size, 3)
         objectives = {}
-        for kind in args.losses:
+        arms = [(kind, args.paddings[0]) for kind in args.losses] + [("gram", p) for p in args.paddings[1:]]
+        for kind, padding in arms:
             if tile is not None and tiling_refusal(kind) is not None:
                 continue
-            objective = StyleObjective(weights, StyleConfig(style_loss=kind), tile=tile)
+            config = StyleConfig(style_loss=kind, padding=padding)  # type: ignore[arg-type]
+            objective = StyleObjective(weights, config, tile=tile)
             objective.set_content(content)
             objective.set_style(style)
             objective.evaluate(image)  # warm-up
-            objectives[kind] = objective
+            objectives[kind if padding == args.paddings[0] else f"{kind} ({padding})"] = objective
         times: dict[str, list[float]] = {kind: [] for kind in objectives}
         for _ in range(args.rounds):
             for kind, objective in objectives.items():

@@ -35,6 +35,7 @@ FLAGS: dict[str, tuple[list[str], Any]] = {
     "style_layer_weights": (["--style-layer-weights", "1,2,3,4,5"], (1.0, 2.0, 3.0, 4.0, 5.0)),
     "pooling": (["--pooling", "avg"], "avg"),
     "padding": (["--padding", "zeros"], "zeros"),
+    "style_loss": (["--style-loss", "w2"], "w2"),
     "style_blend": (["--style-blend", "0.7", "0.3"], (0.7, 0.3)),
     "preserve_color": (["--preserve-color", "histogram"], "histogram"),
     "color_match": (["--color-match", "chol"], "chol"),

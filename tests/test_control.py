@@ -193,7 +193,7 @@ def default_two_style_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[lis
         (["--preserve-color", "histogram", "--color-match", "sym"],
          {"preserve_color": "histogram", "color_match": "sym"}),
         (["--original-colors"], {"original_colors": True}),
-        (["--padding", "reflect"], {"padding": "reflect"}),
+        (["--padding", "zeros"], {"padding": "zeros"}),
         (["--padding", "replicate"], {"padding": "replicate"}),
     ],
 )

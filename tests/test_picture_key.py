@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -16,7 +15,7 @@ import pytest
 from artistyle import StyleConfig
 from artistyle.batch import JOURNAL_NAME
 from artistyle.files import file_sha256
-from artistyle.picture import picture_key, picture_settings, schema_changes
+from artistyle.picture import legacy_config_dict, picture_key, picture_settings, schema_changes
 from artistyle.settings import Setting, setting
 from artistyle.video.settings import VideoSettings
 
@@ -111,8 +110,8 @@ def lines(outdir: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (outdir / JOURNAL_NAME).read_text().splitlines() if line.strip()]
 
 
-def batch(capsys: pytest.CaptureFixture[str], root: Path, out: Path) -> int:
-    return run(capsys, "batch", str(root / "photos"), str(root / "styles"), "-o", str(out), *BATCH)[0]
+def batch(capsys: pytest.CaptureFixture[str], root: Path, out: Path, *extra: str) -> int:
+    return run(capsys, "batch", str(root / "photos"), str(root / "styles"), "-o", str(out), *BATCH, *extra)[0]
 
 
 @pytest.mark.slow
@@ -143,20 +142,21 @@ def test_a_batch_folder_copied_elsewhere_is_continued(capsys: pytest.CaptureFixt
 def test_a_0_5_journal_line_makes_the_job_skipped(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     batch_inputs(tmp_path)
     out = tmp_path / "out"
-    assert batch(capsys, tmp_path, out) == 0
+    zeros = ("--padding", "zeros")  # 0.5's padding (its default then): the same picture as 0.5 painted
+    assert batch(capsys, tmp_path, out, *zeros) == 0
     line = lines(out)[-1]
-    # The line as 0.5 wrote it: no name, and its settings hash spelled out as 0.5's journal made it.
-    settings = {k: v for k, v in StyleConfig(size=32, steps=2, content_weight=1.0).to_dict().items()
-                if k not in ("device", "max_memory")}
+    # The line as 0.5 wrote it: no name, and its settings hash spelled out as 0.5's journal made it
+    # (0.5's fields only: legacy_config_dict).
+    settings = legacy_config_dict(StyleConfig(size=32, steps=2, content_weight=1.0, padding="zeros"))
     record = {"settings": settings, "content": file_sha256(tmp_path / "photos" / "p1.png"),
               "styles": [file_sha256(tmp_path / "styles" / "wave.png")], "format": ".png"}
     legacy = hashlib.sha256(json.dumps(record, sort_keys=True).encode()).hexdigest()
     del line["name"]
     (out / JOURNAL_NAME).write_text(json.dumps({**line, "settings_hash": legacy}) + "\n")
-    assert batch(capsys, tmp_path, out) == 0
+    assert batch(capsys, tmp_path, out, *zeros) == 0
     assert [r["status"] for r in lines(out)] == ["ok", "skipped"]
     (out / JOURNAL_NAME).write_text(json.dumps({**line, "settings_hash": "0" * 64}) + "\n")  # another hash
-    assert batch(capsys, tmp_path, out) == 0
+    assert batch(capsys, tmp_path, out, *zeros) == 0
     assert [r["status"] for r in lines(out)] == ["ok", "ok"]
 
 
@@ -191,14 +191,16 @@ def test_a_0_5_video_state_file_is_accepted_and_rekeyed(capsys: pytest.CaptureFi
     clip = make_clip(tmp_path / "in.mp4", frames=3, size=(64, 48))
     make_style().save(tmp_path / "style.png")
     out = tmp_path / "out"
-    argv = ["video", str(clip), str(tmp_path / "style.png"), "-o", str(out), *TINY]
+    # 0.5's padding (its default then) and warp (bilinear, the only one): the picture 0.5 painted.
+    argv = ["video", str(clip), str(tmp_path / "style.png"), "-o", str(out), *TINY, "--padding", "zeros",
+            "--warp", "bilinear"]
     assert run(capsys, *argv)[0] == 0
     state_path = out / ".artistyle-video.json"
     state = json.loads(state_path.read_text())
     new_key = state["settings_hash"]
-    # The state file as 0.5's artistyle video wrote it, its hash spelled out as 0.5 made it.
-    config = {k: v for k, v in dataclasses.replace(StyleConfig(size=48, steps=3, content_weight=1.0)).to_dict().items()
-              if k not in ("device", "max_memory", "seed")}
+    # The state file as 0.5's artistyle video wrote it (0.5's fields only), its hash spelled out as 0.5 made it.
+    config = legacy_config_dict(StyleConfig(size=48, steps=3, content_weight=1.0, padding="zeros"),
+                                ("device", "max_memory", "seed"))
     info = clip.stat()
     record = {"config": config, "seed": 1,
               "video": {"first_steps": 3, "steps": 2, "flow": "dis", "flow_preset": "medium", "long_term": [1],

@@ -1097,7 +1097,7 @@ def test_a_painted_png_gives_back_its_settings_and_the_form_its_command(
     page = open_studio(context, server)
     choose_samples(page)
     settings(page, 48, 2, seed=23)
-    page.select_option("#padding", "reflect")
+    page.select_option("#padding", "zeros")
     page.click("#start")
     wait_status(page, "done")
     job = page.evaluate("location.hash").removeprefix("#job=")
@@ -1109,11 +1109,11 @@ def test_a_painted_png_gives_back_its_settings_and_the_form_its_command(
     fresh.evaluate("location.hash = ''; localStorage.clear()")
     fresh.reload()
     fresh.wait_for_selector("body[data-ready=true]")
-    assert fresh.input_value("#seed") == "" and fresh.input_value("#padding") == "zeros"
+    assert fresh.input_value("#seed") == "" and fresh.input_value("#padding") == "reflect"
     # Chosen for its settings: they go back in the form, with the seed.
     fresh.set_input_files("#record-file", str(painted))
     sync_api.expect(fresh.locator("#notice")).to_contain_text("seed (23)")
-    assert fresh.input_value("#seed") == "23" and fresh.input_value("#padding") == "reflect"
+    assert fresh.input_value("#seed") == "23" and fresh.input_value("#padding") == "zeros"
     assert fresh.input_value("#size") == "48" and fresh.input_value("#steps") == "2"
     # Dropped as a style: added, and its settings offered.
     fresh.fill("#seed", "")
@@ -1163,4 +1163,4 @@ def test_a_painted_png_gives_back_its_settings_and_the_form_its_command(
     assert words[:3] == ["artistyle", "pasted image.png", "pasted image.png"]
     assert words[-2] == "-o" and words[-1].endswith("_seed23.png")
     given = given_settings(build_parser().parse_args(words[1:-2]))
-    assert given["size"] == 64 and given["seed"] == 23 and given["padding"] == "reflect" and given["steps"] == 2
+    assert given["size"] == 64 and given["seed"] == 23 and given["padding"] == "zeros" and given["steps"] == 2

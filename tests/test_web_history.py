@@ -251,7 +251,7 @@ def test_the_command_line_of_a_form(client: TestClient, studio_images: tuple[str
     from artistyle.web.command import sample_path
 
     content, style = studio_images
-    settings = {"size": 64, "steps": 5, "seed": 3, "style_weight": 0.001, "padding": "reflect", "init": "fast",
+    settings = {"size": 64, "steps": 5, "seed": 3, "style_weight": 0.001, "padding": "zeros", "init": "fast",
                 "original_colors": False, "style_layers": ["conv1_1", "conv2_1"], "style_blend": [2, 1],
                 "preserve_color": None}
     response = client.post("/api/command", json={"content": content, "styles": [style, "sample:great_wave.jpg"],
@@ -264,7 +264,7 @@ def test_the_command_line_of_a_form(client: TestClient, studio_images: tuple[str
     # Only what differs from the defaults; the command line reads back the very settings sent.
     assert "--style-weight" not in words and "--original-colors" not in words and "--preserve-color" not in words
     given = given_settings(build_parser().parse_args(words[1:-2]))
-    assert given == {"size": 64, "steps": 5, "seed": 3, "padding": "reflect", "init": "fast",
+    assert given == {"size": 64, "steps": 5, "seed": 3, "padding": "zeros", "init": "fast",
                      "style_layers": ("conv1_1", "conv2_1"), "style_blend": (2.0, 1.0)}
     bad = client.post("/api/command", json={"content": content, "styles": [style], "settings": {"size": 1}})
     assert bad.status_code == 400 and "size" in bad.json()["error"]
@@ -272,11 +272,11 @@ def test_the_command_line_of_a_form(client: TestClient, studio_images: tuple[str
 
 def test_a_painted_png_gives_back_its_settings_on_upload(client: TestClient, studio_images: tuple[str, str]) -> None:
     content, style = studio_images
-    job = submit(client, content, [style], size=48, steps=2, seed=21, padding="reflect", init="noise")
+    job = submit(client, content, [style], size=48, steps=2, seed=21, padding="zeros", init="noise")
     wait_for(client, job["id"], ("done",))
     painted = client.get(f"/api/jobs/{job['id']}/result.png").content
     record = client.post("/api/images", content=painted, headers={"x-filename": "again.png"}).json()["record"]
-    assert record["seed"] == 21 and record["settings"]["padding"] == "reflect" and record["settings"]["steps"] == 2
+    assert record["seed"] == 21 and record["settings"]["padding"] == "zeros" and record["settings"]["steps"] == 2
     # The boxes to fill: what differs from an empty box (and the size and seed), not the defaults resolved.
     assert record["given"] == ["padding", "seed", "size", "steps"]
     # A plain PNG has none.
