@@ -297,20 +297,31 @@ def _padded_conv_input_grad(g: Tensor, weight: Tensor, mode: str) -> Tensor:
     """
     grad = F.conv_transpose2d(g, weight, padding=1)
     height, width = grad.shape[-2:]
-    top = F.conv_transpose2d(g[:, :, :1], weight[:, :, :1])  # padded row 0, corners included: (.., 1, W + 2)
-    bottom = F.conv_transpose2d(g[:, :, -1:], weight[:, :, 2:])  # padded row H + 1
-    left = F.conv_transpose2d(g[:, :, :, :1], weight[:, :, :, :1])[:, :, 1:-1]  # padded column 0, no corners
-    right = F.conv_transpose2d(g[:, :, :, -1:], weight[:, :, :, 2:])[:, :, 1:-1]  # padded column W + 1
+    top = _ring(g[:, :, 0], weight[:, :, 0])  # padded row 0, corners included: (B, C_in, W + 2)
+    bottom = _ring(g[:, :, -1], weight[:, :, 2])  # padded row H + 1
+    left = _ring(g[:, :, :, 0], weight[:, :, :, 0])[:, :, 1:-1]  # padded column 0, without the corners
+    right = _ring(g[:, :, :, -1], weight[:, :, :, 2])[:, :, 1:-1]  # padded column W + 1
     # Where each padded pixel came from: reflect copies index 1 (and n - 2), replicate index 0 (and n - 1).
     near_row, far_row = (1, height - 2) if mode == "reflect" else (0, height - 1)
     near_col, far_col = (1, width - 2) if mode == "reflect" else (0, width - 1)
     for row, ring in ((near_row, top), (far_row, bottom)):
-        grad[:, :, row] += ring[:, :, 0, 1:-1]
-        grad[:, :, row, near_col] += ring[:, :, 0, 0]
-        grad[:, :, row, far_col] += ring[:, :, 0, -1]
-    grad[:, :, :, near_col] += left[:, :, :, 0]
-    grad[:, :, :, far_col] += right[:, :, :, 0]
+        grad[:, :, row] += ring[:, :, 1:-1]
+        grad[:, :, row, near_col] += ring[:, :, 0]
+        grad[:, :, row, far_col] += ring[:, :, -1]
+    grad[:, :, :, near_col] += left
+    grad[:, :, :, far_col] += right
     return grad
+
+
+def _ring(line: Tensor, taps: Tensor) -> Tensor:
+    """One border line of the padded input's gradient: ``line`` ``(B, C_out, n)``, the output's gradient along
+    the border, through the kernel's three ``taps`` ``(C_out, C_in, 3)`` on that side, gives ``(B, C_in, n + 2)``.
+    Matrix products, not thin convolutions: those gave results that depend on the thread count."""
+    batch, _, n = line.shape
+    ring = line.new_zeros(batch, taps.shape[1], n + 2)
+    for k in range(3):
+        ring[:, :, k : k + n] += torch.einsum("bon,oi->bin", line, taps[:, :, k])
+    return ring
 
 
 def _conv(net: VGGFeatures, name: str, x: Tensor) -> Tensor:
