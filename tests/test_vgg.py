@@ -216,7 +216,8 @@ def test_unknown_padding_is_a_usage_error() -> None:
 @pytest.mark.parametrize("mode", ["reflect", "replicate"])
 @pytest.mark.parametrize("shape", [(7, 5), (2, 6), (2, 2), (33, 20), (1, 5), (4, 1), (1, 1)])
 def test_the_padded_convolutions_input_gradient_is_autograds(mode: str, shape: tuple[int, int]) -> None:
-    from artistyle.vgg import _padded_conv_input_grad, border_mode
+    from artistyle.conv_padding import padded_conv_input_grad
+    from artistyle.vgg import border_mode
 
     generator = torch.Generator().manual_seed(sum(shape))
     x = torch.randn(1, 3, *shape, dtype=torch.float64, generator=generator, requires_grad=True)
@@ -225,4 +226,4 @@ def test_the_padded_convolutions_input_gradient_is_autograds(mode: str, shape: t
     y = torch.nn.functional.conv2d(torch.nn.functional.pad(x, [1, 1, 1, 1], mode=padding), weight)
     g = torch.randn(y.shape, dtype=torch.float64, generator=generator)
     (expected,) = torch.autograd.grad(y, x, g)
-    assert torch.allclose(_padded_conv_input_grad(g, weight, padding), expected, atol=1e-12)
+    assert torch.allclose(padded_conv_input_grad(g, weight, padding), expected, atol=1e-12)
