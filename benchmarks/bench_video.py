@@ -43,18 +43,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import command, timed
+
 SHARED = REPO.parent / "shared"
 STYLE = SHARED / "images" / "style" / "starry_night.jpg"
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "artistyle", *args]
-
-
-def timed(cmd: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    return time.perf_counter() - started
 
 
 def score(script: str, *args: str) -> dict[str, float]:

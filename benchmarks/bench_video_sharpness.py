@@ -40,7 +40,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -48,19 +47,12 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "benchmarks"))
+from common import command, timed
+
 SHARED = REPO.parent / "shared"
 IMAGES = SHARED / "images"
 STYLE = IMAGES / "style" / "starry_night.jpg"
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "artistyle", *args]
-
-
-def timed(cmd: list[str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
-    return time.perf_counter() - started
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:

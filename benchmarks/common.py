@@ -8,7 +8,10 @@ finds it again. The scripts run from a checkout (``PYTHONPATH=src`` or an instal
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -64,3 +67,15 @@ def parse_result(stdout: str) -> dict[str, Any] | None:
             except json.JSONDecodeError:
                 result = None
     return result
+
+
+def command(*args: str) -> list[str]:
+    """``python -m artistyle ARGS`` with this interpreter."""
+    return [sys.executable, "-m", "artistyle", *args]
+
+
+def timed(cmd: list[str]) -> float:
+    """Run ``cmd`` from the repository root with its ``src`` first on the path; its wall time in seconds."""
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO / "src")})
+    return time.perf_counter() - started
