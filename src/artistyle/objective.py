@@ -20,7 +20,7 @@ from .config import StyleConfig
 from .errors import UsageError
 from .losses import ANCHOR_LAYERS, AnchorLoss, ContentLoss, TemporalLoss, TVLoss
 from .masks import layer_masks
-from .style_terms import Kernel, StyleStatistics, StyleTerm, make_style_term, style_statistics, tiling_refusal
+from .style_terms import Kernel, StyleStatistics, StyleTerm, make_style_term, style_statistics, untileable
 from .tiling import TiledEvaluation, tiled_content_targets, tiled_position_sums
 from .vgg import VGGFeatures, VGGWeights
 
@@ -108,8 +108,8 @@ class StyleObjective(nn.Module):
         if self.tile is None:
             feats = self.features(style)
             return {n: style_statistics(kind, feats[n], n) for n in self.style_layers}
-        if self.terms_refuse_tiles():  # before any work; the checks and the planner refuse it first
-            raise UsageError(self.terms_refuse_tiles() or "")
+        if refusal := self.terms_refuse_tiles():  # before any work; the checks and the planner refuse it first
+            raise UsageError(refusal)
         sums = tiled_position_sums(self.features, style, self.tile, self.style_layers, first=True)
         return {
             n: StyleStatistics(s.first[0] / s.mass[0], s.second[0] / s.mass[0])  # type: ignore[index]
@@ -123,8 +123,7 @@ class StyleObjective(nn.Module):
 
     def terms_refuse_tiles(self) -> str | None:
         """Why this objective's style terms cannot be evaluated in tiles, or None."""
-        reason = tiling_refusal(self.config.style_loss)
-        return None if reason is None else f"--style-loss {self.config.style_loss} cannot be tiled: it {reason}"
+        return untileable(self.config.style_loss)
 
     @torch.no_grad()
     def set_style(
@@ -212,8 +211,8 @@ class StyleObjective(nn.Module):
     def _tiled(self) -> TiledEvaluation:
         if not self.ready:
             raise RuntimeError("set_content() and set_style() must be called before the objective is evaluated")
-        if self.terms_refuse_tiles():
-            raise UsageError(self.terms_refuse_tiles() or "")
+        if refusal := self.terms_refuse_tiles():
+            raise UsageError(refusal)
         terms: dict[str, StyleTerm] = dict(self.style_losses.items())  # type: ignore[arg-type]
         return TiledEvaluation(
             self.features, self.tile or 0,

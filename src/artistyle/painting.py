@@ -29,7 +29,7 @@ from .images.tensors import array_to_tensor, tensor_to_array
 from .memory import Plan, plan_memory
 from .metadata import image_metadata
 from .sizes import FINE_STYLE_MAX_SIZE, check_image_sizes
-from .style_terms import tiling_refusal
+from .style_terms import untileable
 from .transfer import Progress, Transfer
 
 __all__ = ["PLATEAU_WINDOW", "Painting", "TemporalTarget", "plateau"]
@@ -157,8 +157,6 @@ class Painting:
         """One memory plan per scale, coarse to fine."""
         engine, c, content = self.engine, self.engine.config, self.content
         layers = tuple(c.content_layers) + tuple(c.style_layers)
-        reason = tiling_refusal(c.style_loss)
-        untileable = None if reason is None else f"--style-loss {c.style_loss} cannot be tiled: it {reason}"
         plans = []
         # Finest first, so that a run that cannot fit is refused for the size the user asked for.
         for size in reversed(self.sizes):
@@ -170,7 +168,8 @@ class Painting:
                 w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=engine.device,
                 max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
                 bytes_per_value=2 if engine.half_dtype is not None else 4, anchor=anchor,
-                sliced_layers=tuple(c.style_layers) if c.style_loss == "sw" else (), untileable=untileable,
+                sliced_layers=tuple(c.style_layers) if c.style_loss == "sw" else (),
+                untileable=untileable(c.style_loss),
             ))
         plans.reverse()
         return plans

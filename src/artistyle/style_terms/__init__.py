@@ -59,7 +59,7 @@ from .sliced import SlicedTerm, mixture_quantiles, sliced_directions
 __all__ = [
     "STYLE_LOSSES", "GramTerm", "GuidedGramTerm", "Kernel", "MeanStdTerm", "MomentTerm", "PositionSums",
     "SlicedTerm", "StyleLossName", "StyleStatistics", "StyleTerm", "W2Term", "check_style_loss", "kernel_gradient",
-    "make_style_term", "position_sums", "sliced_directions", "style_statistics", "tiling_refusal",
+    "make_style_term", "position_sums", "sliced_directions", "style_statistics", "tiling_refusal", "untileable",
 ]
 
 
@@ -77,6 +77,12 @@ def style_statistics(kind: StyleLossName, features: Tensor, layer: str) -> Style
 def tiling_refusal(kind: StyleLossName) -> str | None:
     """Why ``kind`` cannot be evaluated in tiles, or None (the one word for the planner and the checks)."""
     return SlicedTerm.tiling_refusal if kind == "sw" else None
+
+
+def untileable(kind: StyleLossName) -> str | None:
+    """The user's one line for a ``kind`` that cannot be tiled (``--style-loss sw cannot be tiled: ...``), or None."""
+    reason = tiling_refusal(kind)
+    return None if reason is None else f"--style-loss {kind} cannot be tiled: it {reason}"
 
 
 def check_style_loss(kind: StyleLossName, *, tiled: bool, masked: bool) -> None:
