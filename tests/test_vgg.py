@@ -157,7 +157,7 @@ def test_memory_saving_backward_equals_autograd(layers: list[str], pooling: str)
 def test_memory_saving_gradcheck_float64() -> None:
     net = VGGFeatures(default_weights(), ["conv1_1", "relu1_2", "pool1", "conv2_1"]).double()
     x = torch.rand(1, 3, 6, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: tuple(net(t).values()), (x,), atol=1e-6, rtol=1e-4)
+    assert torch.autograd.gradcheck(lambda t: tuple(net(t).values()), (x,), atol=1e-6, rtol=1e-4, fast_mode=True)
 
 
 def test_weights_are_dequantised_only_when_used() -> None:
@@ -205,7 +205,7 @@ def test_padding_backward_equals_autograd_and_changes_the_borders(padding: str) 
 def test_padding_gradcheck_float64() -> None:
     net = VGGFeatures(default_weights(), ["conv1_1", "pool1", "conv2_1"], padding="reflect").double()
     x = torch.rand(1, 3, 6, 8, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(lambda t: tuple(net(t).values()), (x,), atol=1e-6, rtol=1e-4)
+    assert torch.autograd.gradcheck(lambda t: tuple(net(t).values()), (x,), atol=1e-6, rtol=1e-4, fast_mode=True)
 
 
 def test_unknown_padding_is_a_usage_error() -> None:
@@ -213,11 +213,18 @@ def test_unknown_padding_is_a_usage_error() -> None:
         VGGFeatures(default_weights(), ["conv1_1"], padding="circular")
 
 
+@pytest.mark.parametrize("small_map", [0, 10**9], ids=["ring-apart", "full-transposed"])
 @pytest.mark.parametrize("mode", ["reflect", "replicate"])
 @pytest.mark.parametrize("shape", [(7, 5), (2, 6), (2, 2), (33, 20), (1, 5), (4, 1), (1, 1)])
-def test_the_padded_convolutions_input_gradient_is_autograds(mode: str, shape: tuple[int, int]) -> None:
+def test_the_padded_convolutions_input_gradient_is_autograds(
+    mode: str, shape: tuple[int, int], small_map: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both ways of computing it (the ring apart for large maps, the full transposed convolution for small)."""
+    from artistyle import conv_padding
     from artistyle.conv_padding import padded_conv_input_grad
     from artistyle.vgg import border_mode
+
+    monkeypatch.setattr(conv_padding, "SMALL_MAP", small_map)
 
     generator = torch.Generator().manual_seed(sum(shape))
     x = torch.randn(1, 3, *shape, dtype=torch.float64, generator=generator, requires_grad=True)
