@@ -11,9 +11,9 @@ from torch import Tensor
 
 __all__ = ["SMALL_MAP", "padded_conv_input_grad"]
 
-# Maps of up to 64 x 64 positions take the full transposed convolution (both ways are exact; measured on a
+# Maps of up to 32 x 32 positions take the full transposed convolution (both ways are exact; measured on a
 # 2-core CPU, each is the faster on its side of this).
-SMALL_MAP = 64 * 64
+SMALL_MAP = 32 * 32
 
 
 def padded_conv_input_grad(g: Tensor, weight: Tensor, mode: str) -> Tensor:
