@@ -33,6 +33,16 @@ SAMPLES = REPO / "src" / "artistyle" / "samples"
 SHARED_IMAGES = REPO.parent / "shared" / "images"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (the suite runs on two workers, ``-n 2`` in pyproject.toml): one thread a worker, for
+    torch here and (through OMP_NUM_THREADS) in the programs the tests start. Two workers of two threads each
+    on a 2-core machine made painting tests up to 6x slower (OpenMP threads spinning for cores); one each,
+    the suite took 866 s where one process took 1187 s. Tests must not depend on the thread count."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _deterministic() -> None:
     torch.manual_seed(0)

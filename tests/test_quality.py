@@ -178,7 +178,8 @@ def test_equal_images_score_perfectly(pictures: dict[str, np.ndarray]) -> None:
     expected -= {"edges.alpha_white", "edges.alpha_black"}  # opaque pictures: no semi-transparent band
     assert {metric.name for metric in panel} == expected
     for metric in panel:
-        assert worse(panel, metric.name) == pytest.approx(0.0, abs=1e-9), metric.name
+        # Zero up to rounding: the Fréchet distance's matrix square root left 6e-9 on one thread (0 on two).
+        assert worse(panel, metric.name) == pytest.approx(0.0, abs=1e-6), metric.name
     assert panel.size == (56, 48) and not panel.notes
 
 
