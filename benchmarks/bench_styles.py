@@ -54,6 +54,10 @@ Method:
 
 Resumable: ``--out DIR`` keeps every picture and ``results.json`` (every number, written after each arm);
 a run over the same folder skips what is there (a changed ``--size``/``--steps`` needs another folder).
+``--shard I/N`` runs only pairs ``k`` with ``k mod N = I - 1`` and keeps its numbers in
+``results.shard-I-of-N.json``, so that N processes (each ``--threads 1`` on an N-core machine: small pictures
+use a second thread poorly) can share one ``--out``; a later run without ``--shard`` merges those files and
+finds every pair done. Every arm of a pair runs in the same process, so the equal-time budget stays fair.
 The report (Markdown) goes to stdout and ``DIR/report.md``; progress to stderr. ``--gallery PATH`` writes
 a Markdown page with small JPEGs in ``images/<its stem>/`` beside it.
 """
@@ -307,22 +311,46 @@ def scorer() -> Callable[[Path, Path, Path], dict[str, float]]:
 # -- the run ----------------------------------------------------------------------------------------------
 
 
-def load_results(folder: Path, settings: dict[str, Any]) -> dict[str, Any]:
-    path = folder / RESULTS
-    if path.is_file():
-        results: dict[str, Any] = json.loads(path.read_text())
-        earlier = {k: results["settings"].get(k) for k in ("size", "steps", "fast_steps", "baseline_steps", "seed")}
-        now = {k: settings[k] for k in earlier}
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 1 <= I <= N."""
+    try:
+        index, count = (int(part) for part in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--shard wants I/N, such as 1/2, not {text!r}") from None
+    if not 1 <= index <= count:
+        raise argparse.ArgumentTypeError(f"--shard {text}: I must be 1..N")
+    return index, count
+
+
+def results_name(shard: tuple[int, int] | None) -> str:
+    return RESULTS if shard is None else f"results.shard-{shard[0]}-of-{shard[1]}.json"
+
+
+def load_results(folder: Path, settings: dict[str, Any], shard: tuple[int, int] | None = None) -> dict[str, Any]:
+    """This run's results file; a run without ``--shard`` adds the arms of the shards' files that it lacks (an
+    arm it has itself wins). A shard reads only its own file: the others are still being written."""
+    keys = ("size", "steps", "fast_steps", "baseline_steps", "seed")
+    own = folder / results_name(shard)
+    others = [] if shard is not None else sorted(folder.glob("results.shard-*.json"))
+    results: dict[str, Any] = {"settings": dict(settings), "pairs": {}}
+    for path in [own, *others]:
+        if not path.is_file():
+            continue
+        found: dict[str, Any] = json.loads(path.read_text())
+        earlier = {k: found["settings"].get(k) for k in keys}
+        now = {k: settings[k] for k in keys}
         if earlier != now:
             raise SystemExit(f"bench_styles: {path} was made with {earlier}, not {now}: use another --out")
-        results["settings"].update(settings)
-        return results
-    return {"settings": settings, "pairs": {}}
+        for key, record in found["pairs"].items():
+            mine = results["pairs"].setdefault(key, {**record, "arms": {}})
+            for arm, entry in record["arms"].items():
+                mine["arms"].setdefault(arm, entry)
+    return results
 
 
-def save_results(folder: Path, results: dict[str, Any]) -> None:
+def save_results(folder: Path, results: dict[str, Any], shard: tuple[int, int] | None = None) -> None:
     """Atomically, so that a run killed mid-write leaves the previous file."""
-    path = folder / RESULTS
+    path = folder / results_name(shard)
     with tempfile.NamedTemporaryFile("w", dir=folder, suffix=".tmp", delete=False) as handle:
         json.dump(results, handle, indent=1)
     os.replace(handle.name, path)
@@ -353,7 +381,7 @@ def run_pair(args: argparse.Namespace, results: dict[str, Any], content: Path, s
             continue
         entry["panel"] = score(folder / entry["picture"], content, style)
         arms[arm] = entry
-        save_results(args.out, results)
+        save_results(args.out, results, args.shard)
     if "gram" in arms:
         record["budget_s"] = arms["gram"]["seconds"]
         if "tutorial" in arms and "budget" not in arms["tutorial"]:
@@ -362,7 +390,7 @@ def run_pair(args: argparse.Namespace, results: dict[str, Any], content: Path, s
         at_budget = entry.get("budget")
         if at_budget is not None and "panel" not in at_budget:
             at_budget["panel"] = score(folder / at_budget["picture"], content, style)
-    save_results(args.out, results)
+    save_results(args.out, results, args.shard)
 
 
 # -- the report -------------------------------------------------------------------------------------------
@@ -571,6 +599,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="torch threads here and in the baseline (default: torch's)")
     p.add_argument("--shared", type=Path, default=SHARED, help="the shared folder (default: ../shared)")
+    p.add_argument("--shard", type=parse_shard, metavar="I/N",
+                   help="only pairs k with k mod N = I-1, in results.shard-I-of-N.json (parallel runs; no report)")
     return p.parse_args(argv)
 
 
@@ -583,6 +613,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "the tutorial arm")
     pairs = [(args.shared / "images" / "content" / c, args.shared / "images" / "style" / s)
              for c, s in choose_pairs(args.pairs)]
+    if args.shard is not None:
+        index, count = args.shard
+        pairs = pairs[index - 1::count]
     for path in (p for pair in pairs for p in pair):
         if not path.is_file():
             raise SystemExit(f"bench_styles: no {path}")
@@ -598,12 +631,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"size": args.size, "steps": args.steps, "fast_steps": args.fast_steps,
                 "baseline_steps": args.baseline_steps, "seed": args.seed, "command": command}
-    results = load_results(args.out, settings)
+    results = load_results(args.out, settings, args.shard)
     score = scorer()
     started = time.perf_counter()
     for k, (content, style) in enumerate(pairs):
         log(f"pair {k + 1}/{len(pairs)} ({time.perf_counter() - started:.0f} s so far)")
         run_pair(args, results, content, style, score)
+    if args.shard is not None:
+        log(f"shard {args.shard[0]}/{args.shard[1]} done in {time.perf_counter() - started:.0f} s; "
+            "run again without --shard for the report")
+        return 0
     # only the pairs asked for this time, in their order (an earlier, larger run's extra pairs stay in the JSON)
     keys = [pair_key(c.name, s.name) for c, s in pairs]
     shown = {**results, "pairs": {k: results["pairs"][k] for k in keys}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
@@ -72,3 +73,24 @@ def test_one_pair_two_arms_table_json_gallery_and_resume(tmp_path: Path) -> None
     assert again.returncode == 0, again.stderr[-3000:]
     assert "astronaut__starry_night: gram" not in again.stderr  # resumed: nothing painted again
     assert json.loads((out / "results.json").read_text())["pairs"] == data["pairs"]
+
+
+def test_shards_split_the_pairs_and_a_plain_run_merges_their_arms(tmp_path: Path) -> None:
+    bench = load_script()
+    assert bench.parse_shard("2/3") == (2, 3)
+    for bad in ("0/2", "3/2", "x", "1/2/3"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench.parse_shard(bad)
+    settings = {"size": 64, "steps": 3, "fast_steps": None, "baseline_steps": 300, "seed": 0, "command": "x"}
+    first = {"settings": settings, "pairs": {"a": {"content": "a", "style": "s", "arms": {"gram": {"n": 1}}}}}
+    second = {"settings": settings, "pairs": {"b": {"content": "b", "style": "s", "arms": {"gram": {"n": 2}}}}}
+    bench.save_results(tmp_path, first, (1, 2))
+    bench.save_results(tmp_path, second, (2, 2))
+    assert (tmp_path / "results.shard-1-of-2.json").is_file() and not (tmp_path / "results.json").exists()
+    assert bench.load_results(tmp_path, settings, (1, 2))["pairs"].keys() == {"a"}  # a shard reads its own
+    merged = {"settings": settings, "pairs": {"a": {"content": "a", "style": "s", "arms": {"gram": {"n": 9}}}}}
+    bench.save_results(tmp_path, merged)  # the plain file's own arms win over a shard's
+    pairs = bench.load_results(tmp_path, settings)["pairs"]
+    assert pairs["a"]["arms"]["gram"] == {"n": 9} and pairs["b"]["arms"]["gram"] == {"n": 2}
+    with pytest.raises(SystemExit, match="use another --out"):
+        bench.load_results(tmp_path, {**settings, "size": 96})
