@@ -117,6 +117,7 @@ class Painting:
         self._stopped = threading.Event()
         self._resume: dict[str, Any] | None = None
         self._color_content: Tensor | None = None
+        self._offset: Tensor | None = None  # add_offset's, per channel
         # The result of the anchor scale, whose layout the finer scales keep.
         self._anchor_reference: Tensor | None = None
         self._preparing: Transfer | None = None  # the fine style's build, before the first scale
@@ -177,17 +178,23 @@ class Painting:
     @property
     def image(self) -> Tensor:
         """The last good image, upsampled to the output size if the run stopped at a coarser scale."""
-        if self.transfer is None:
-            raise RuntimeError("the painting has not started")
-        return self._finish(resize(self.transfer.image, self.output_shape).clamp(0, 1))
+        return self._finish(self.raw_image)
 
     @property
     def raw_image(self) -> Tensor:
         """:attr:`image` before the colour control puts the photo's colours back: what the optimiser
-        works on, so what a video's next frame is warped from and held near."""
+        works on (plus :meth:`add_offset`'s), so what a video's next frame is warped from and held near."""
         if self.transfer is None:
             raise RuntimeError("the painting has not started")
-        return resize(self.transfer.image, self.output_shape).clamp(0, 1)
+        image = resize(self.transfer.image, self.output_shape)
+        if self._offset is not None:
+            image = image + self._offset.to(image)
+        return image.clamp(0, 1)
+
+    def add_offset(self, offset: Tensor) -> None:
+        """Add ``offset`` (``(1, C, 1, 1)``, one value per channel) to the finished picture, clamped to [0, 1]:
+        how a clip holds its brightness (:mod:`artistyle.video.brightness`). Replaces an earlier offset."""
+        self._offset = offset.detach().reshape(1, -1, 1, 1)
 
     def _finish(self, image: Tensor) -> Tensor:
         """:meth:`Engine.finish` with the content at the output size (made once, when first needed)."""

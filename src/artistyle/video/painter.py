@@ -7,7 +7,8 @@ frame ``i - 1``'s result warped by the backward flow (Lanczos by default: biline
 every frame), and, where the consistency weights ``c`` are 0 (disoccluded pixels, motion boundaries,
 sources outside the frame), from the frame itself; the
 temporal loss ``temporal_weight * mean(c * (x - warped)^2)`` keeps the trusted pixels near the
-warped result, so the brush strokes follow the motion instead of re-arranging every frame.
+warped result, so the brush strokes follow the motion instead of re-arranging every frame; each finished later
+frame's mean colour is then held to the previous one's, plus the footage's change (:mod:`.brightness`).
 
 Every finished frame is written atomically, as a PNG named after the input frame, to a work
 folder, with a small state file that records the picture key of the frames
@@ -34,8 +35,8 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
-from ..config import DEFAULT_CONTENT_WEIGHT, DEFAULT_STEPS
 from ..errors import UsageError
 from ..files import atomic_write, file_sha256, same_file, short_reason
 from ..images import load_image, resize_long_edge, save_image
@@ -44,12 +45,14 @@ from ..images.tensors import array_to_tensor, tensor_to_array
 from ..jsontext import JSONTextError, parse_json
 from ..nst import NST
 from ..painting import Painting
-from ..picture import legacy_config_dict, picture_key, picture_settings, schema_changes
+from ..picture import picture_key, picture_settings, schema_changes
 from ..transfer import Progress
 from ..version import __version__
+from .brightness import held_offset
 from .encode import EncodedVideo, encode_video
 from .flow import FlowPrefetcher, FlowStep
 from .frames import FrameSource, open_frames
+from .legacy import legacy_hashes
 from .settings import VideoSettings, first_frame_config, later_frames_config
 from .warp import warp
 
@@ -164,41 +167,9 @@ class VideoPainting:
         return [file_sha256(s.path) if s.path is not None else _array_digest(s.rgb) for s in self.styles]
 
     def _legacy_hashes(self) -> list[str]:
-        """The state file's hash as 0.5 wrote it for these frames: ``artistyle video``'s and a batch job's.
-
-        0.5 hashed the later frames' config (the first frame's where it differed), with its own fields
-        (:data:`~artistyle.picture.FIELDS_0_5`), the seed given, all the video settings, the styles' SHA-256
-        and the input's absolute path, sizes and modification times (so only a folder at its original place
-        matches). ``artistyle video`` 0.5 always gave ``first_steps`` (300, a fast start's 40, or the user's)
-        and hashed as its config the given one with ``steps`` = the user's ``first_steps`` or 300 (also for a
-        fast start, whose schedule was the first frame's config); a batch job's
-        VideoSettings were the defaults (``first_steps`` None), its later frames' config the job's with its
-        content weight where a fast start raised the first frame's. Not reproduced: a 0.5 state hashed from
-        in-memory style images (no path) matches only when their pixels are the same.
-        """
-        try:
-            identity = _legacy_input_identity(self.source)
-        except OSError:
-            return []
-        given, first = self.given, self.first_config
-        content_weight = given.content_weight if given.content_weight is not None else DEFAULT_CONTENT_WEIGHT
-        video = {"first_steps": first.steps, "steps": self.settings.steps, "flow": self.settings.flow,
-                 "flow_preset": self.settings.flow_preset, "long_term": list(self.settings.long_term),
-                 "color_tolerance": self.settings.color_tolerance}
-        candidates = [  # (config, first frame's config, video settings)
-            (dataclasses.replace(given, steps=self.settings.first_steps or DEFAULT_STEPS,
-                                 content_weight=content_weight), first, video),
-            (dataclasses.replace(first, content_weight=content_weight), first, {**video, "first_steps": None}),
-        ]
-        styles = self._style_digests()
-        hashes = []
-        drop = ("device", "max_memory", "seed")
-        for config, first_config, settings in candidates:
-            later, first_dict = legacy_config_dict(config, drop), legacy_config_dict(first_config, drop)
-            record = {"config": later, **({"first_config": first_dict} if first_dict != later else {}),
-                      "seed": self.config.seed, "video": settings, "styles": styles, "input": identity}
-            hashes.append(hashlib.sha256(json.dumps(record, sort_keys=True, default=str).encode()).hexdigest())
-        return hashes
+        """The state file's hash as 0.5 wrote it for these frames (:func:`.legacy.legacy_hashes`)."""
+        return legacy_hashes(self.source, self.given, self.first_config, self.settings, self._style_digests(),
+                             self.config.seed)
 
     def _open_work(self, restart: bool) -> dict[str, Any]:
         state_path = self.work / STATE_FILE
@@ -281,6 +252,7 @@ class VideoPainting:
         first = max(0, self.finished - self.settings.long_term[-1])
         frames = (self.working(frame.rgb) for frame in self.source.frames(first))
         previous: np.ndarray | None = None
+        previous_frame: np.ndarray | None = None  # the last step's photo, for the brightness hold
         if self.finished > 0:
             previous = self._load_raw(names[self.finished - 1])
         prefetcher = FlowPrefetcher(frames, method=self.settings.flow, preset=self.settings.flow_preset,
@@ -288,21 +260,24 @@ class VideoPainting:
                                     first_needed=self.finished - first)
         with prefetcher as steps:
             for step in steps:
-                index = first + step.index
+                index, frame_before, previous_frame = first + step.index, previous_frame, step.frame
                 if index < self.finished:
                     continue
                 if self._stopped.is_set():
                     return
+                hold = None
                 if index == 0 or step.backward is None or step.weights is None or previous is None:
                     painting = self.first_nst.paint(step.frame, self.styles)
                 else:
-                    painting = self._later(index, step, previous)
+                    painting, hold = self._later(index, step, previous, frame_before)
                 self._painting = painting
                 for event in painting:
                     yield VideoProgress(index, count, names[index], event, False,
                                         done_iterations + painting.iteration, self.total_iterations)
                 if self._stopped.is_set():
                     return
+                if hold is not None:
+                    painting.add_offset(held_offset(painting.raw_image, *hold))
                 previous = self._write(names[index], painting)
                 self.finished = index + 1
                 done_iterations = self._iterations_before(index + 1)
@@ -326,9 +301,11 @@ class VideoPainting:
         return encode_video(self.frame_paths(), output, fps=self.source.fps, audio_from=self.source,
                             protect=[s.path for s in self.styles if s.path is not None])
 
-    def _later(self, index: int, step: FlowStep, previous: np.ndarray) -> Painting:
+    def _later(self, index: int, step: FlowStep, previous: np.ndarray, previous_frame: np.ndarray | None
+               ) -> tuple[Painting, tuple[Tensor, Tensor, Tensor, np.ndarray] | None]:
         """Frame ``i > 0``: start from the warped previous result, and where its ``c = 0`` from the
         closest earlier result that is trusted there (with long-term consistency), else the frame itself.
+        With ``brightness="hold"``, also what :func:`held_offset` needs once the frame is painted.
 
         Ruder et al. start from the previous result and the frame only; an older result that saw a
         disoccluded region is a better start there, as the long-term loss pulls those pixels to it anyway.
@@ -347,7 +324,11 @@ class VideoPainting:
             # Long-term weights are 0 wherever a closer frame is trusted, so this only fills the rest.
             start = torch.where(torch.from_numpy(earlier.weights)[None, None] > 0, older, start)
             temporal.append((older, earlier.weights))
-        return self.later_nst.paint(step.frame, self.styles, init=start, temporal=temporal)
+        hold = None
+        if self.settings.brightness == "hold" and previous_frame is not None:
+            moved = warp(array_to_tensor(previous_frame), step.backward, self.settings.warp)[0].clamp(0, 1)
+            hold = (warped, frame, moved, step.weights)
+        return self.later_nst.paint(step.frame, self.styles, init=start, temporal=temporal), hold
 
     def _write(self, name: str, painting: Painting) -> np.ndarray:
         """Write the frame (and its pre-colour result, when they differ); return the result to warp from,
@@ -405,15 +386,3 @@ def _input_identity(source: FrameSource) -> dict[str, Any]:
     else:
         files = file_sha256(path)
     return {"files": files, "names": list(source.names), "fps": str(source.fps)}
-
-
-def _legacy_input_identity(source: FrameSource) -> dict[str, Any]:
-    """The input clip as 0.5 identified it: where it is, its files' sizes and times on disk, and the selection."""
-    def stamp(path: Path) -> list[Any]:
-        info = path.stat()
-        return [path.name, info.st_size, info.st_mtime_ns]
-
-    path = Path(source.path)
-    files = [path / f for f in sorted(os.listdir(path))] if path.is_dir() else [path]
-    return {"path": str(path.resolve()), "files": [stamp(f) for f in files if f.is_file()],
-            "names": list(source.names), "fps": str(source.fps)}

@@ -17,8 +17,9 @@ from ..config import StyleConfig
 from ..errors import UsageError
 from ..settings import Setting, describe_fields, setting, short_repr
 
-__all__ = ["COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "MAX_LONG_TERM", "WARP_METHODS",
-           "FlowMethod", "VideoSettings", "WarpMethod",
+__all__ = ["BRIGHTNESS_MODES", "COLOUR_TOLERANCE", "DIS_PRESETS", "FLOW_METHODS", "LATER_STEPS", "MAX_LONG_TERM",
+           "WARP_METHODS",
+           "Brightness", "FlowMethod", "VideoSettings", "WarpMethod",
            "first_frame_config", "later_frames_config"]
 
 FlowMethod = Literal["dis", "farneback"]
@@ -27,6 +28,8 @@ DisPreset = Literal["ultrafast", "fast", "medium"]
 DIS_PRESETS: tuple[DisPreset, ...] = get_args(DisPreset)
 # How the previous result is resampled along the flow (video/warp.py): bilinear softened the strokes a little
 # every frame, compounding (docs/benchmarks.md, "Video that stays sharp").
+Brightness = Literal["hold", "free"]
+BRIGHTNESS_MODES: tuple[Brightness, ...] = get_args(Brightness)
 WarpMethod = Literal["lanczos", "bilinear"]
 WARP_METHODS: tuple[WarpMethod, ...] = get_args(WarpMethod)
 # The largest change of a pixel's colour along the flow (0-1, any channel) that is still trusted: see
@@ -52,7 +55,7 @@ class VideoSettings:
     flow (:func:`artistyle.video.warp.warp`); ``long_term``: the earlier frames the temporal loss looks
     at, as offsets rising from 1 (the previous frame; Ruder et al.'s long-term consistency uses e.g. 1,
     10, 20, 40); ``color_tolerance``: the colour check of :func:`artistyle.video.flow.colour_consistency`
-    (None: the paper's flow check alone).
+    (None: the paper's flow check alone); ``brightness``: :mod:`artistyle.video.brightness`.
     """
 
     first_steps: int | None = setting(
@@ -71,6 +74,9 @@ class VideoSettings:
     color_tolerance: float | None = setting(
         COLOUR_TOLERANCE, VIDEO, "repaint pixels whose colour changes along the flow by more than T (0-1; default "
         "{default}); off: the paper's flow check alone", metavar="T|off", off=True)
+    brightness: Brightness = setting(
+        "hold", VIDEO, "hold: each later frame's mean colour follows the footage's, so the clip does not darken as "
+        "it goes on optimising; free: as the optimiser leaves it (the former behaviour) (default {default})")
 
     @classmethod
     def settings(cls) -> tuple[Setting, ...]:
@@ -85,6 +91,8 @@ class VideoSettings:
             raise UsageError(f"unknown flow {self.flow!r}; choose {' or '.join(FLOW_METHODS)}")
         if self.flow_preset not in DIS_PRESETS:
             raise UsageError(f"unknown flow-preset {self.flow_preset!r}; choose {', '.join(DIS_PRESETS)}")
+        if self.brightness not in BRIGHTNESS_MODES:
+            raise UsageError(f"unknown brightness {self.brightness!r}; choose {' or '.join(BRIGHTNESS_MODES)}")
         if self.warp not in WARP_METHODS:
             raise UsageError(f"unknown warp {self.warp!r}; choose {' or '.join(WARP_METHODS)}")
         offsets = self.long_term
