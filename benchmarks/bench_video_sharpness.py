@@ -6,6 +6,7 @@ Usage (from the repository root; needs ../shared/bench and the video extra)::
     PYTHONPATH=src python benchmarks/bench_video_sharpness.py                      # 30 frames at 256 px
     PYTHONPATH=src python benchmarks/bench_video_sharpness.py --frames 10 --size 128 --first-steps 150
     PYTHONPATH=src python benchmarks/bench_video_sharpness.py --reference-frames 4 --keep /tmp/sharp
+    PYTHONPATH=src python benchmarks/bench_video_sharpness.py --warp lanczos --brightness hold free
 
 Method:
 
@@ -15,9 +16,10 @@ Method:
    size, every motion would be whole pixels, and a warp is exact on those: the softening would not show.)
    ``video_eval.py`` scores the warping error with the clip's true motion after scaling the painted
    frames up to it (Lanczos), the same for every run.
-2. ``artistyle video FRAMES STYLE -o OUT --size S --first-steps F --steps N --seed 1 --warp M`` for
-   each ``--warp`` method asked for (default both: ``lanczos``, the default now, and ``bilinear``, the
-   former one).
+2. ``artistyle video FRAMES STYLE -o OUT --size S --first-steps F --steps N --seed 1 --warp M
+   --brightness B`` for each ``--warp`` method asked for (default both: ``lanczos``, the default now, and
+   ``bilinear``, the former one) and each ``--brightness`` mode (default ``hold``, the default; ``free``:
+   as the optimiser leaves the frames, the former behaviour).
 3. The reference: ``artistyle FRAME STYLE --size S --steps F --seed 1`` for each of the first
    ``--reference-frames`` frames (default all) and the last one, each painted alone like the video's
    first frame (so the reference's first frame is the video's).
@@ -101,6 +103,8 @@ def main() -> int:
     p.add_argument("--first-steps", type=int, default=300)
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--warp", nargs="+", default=["lanczos", "bilinear"], help="the methods to compare")
+    p.add_argument("--brightness", nargs="+", default=["hold"],
+                   help="the brightness modes to compare (each with every --warp; default hold)")
     p.add_argument("--reference-frames", type=int, default=0,
                    help="paint only the first N frames (and the last) one by one (default 0: all)")
     p.add_argument("--keep", type=Path, help="keep the clip and the painted frames here (and reuse them)")
@@ -145,10 +149,13 @@ def main() -> int:
     reference, reference_s = painted(reference_dir, [*paint_key, reference_count], paint_reference)
     runs: dict[str, tuple[list[Path], float]] = {}
     for method in args.warp:
-        out = root / f"video_{method}"
-        runs[method] = painted(out, [*paint_key, args.steps, method], lambda out=out, method=method: timed(command(
-            "video", str(clip / "frames"), str(args.style), "-o", str(out), "--first-steps", str(args.first_steps),
-            "--steps", str(args.steps), "--warp", method, "--restart", *common)))
+        for mode in args.brightness:
+            name = method if args.brightness == ["hold"] else f"{method}, {mode}"
+            out = root / f"video_{method}" if mode == "hold" else root / f"video_{method}_{mode}"
+            runs[name] = painted(out, [*paint_key, args.steps, method, mode], lambda out=out, method=method, mode=mode:
+                                 timed(command("video", str(clip / "frames"), str(args.style), "-o", str(out),
+                                               "--first-steps", str(args.first_steps), "--steps", str(args.steps),
+                                               "--warp", method, "--brightness", mode, "--restart", *common)))
     size = Image.open(reference[0]).size
     columns: dict[str, tuple[list[float], list[float]]] = {"photo": measures(inputs, size)}
     ref_sharp, ref_lum = measures(reference)

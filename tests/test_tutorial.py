@@ -40,6 +40,9 @@ def test_image_loader_gives_three_tensors_of_one_size() -> None:
         {},
         {"tv_weight": 5.0, "pooling": "avg", "padding": "reflect", "style_layer_weights": (1, 2, 3, 4, 5)},
         {"content_layers": ("conv2_2", "conv4_2"), "style_layers": ("conv1_1", "conv3_1"), "style_weight": 1e-2},
+        {"style_loss": "meanstd"},
+        {"style_loss": "w2", "padding": "zeros"},
+        {"style_loss": "sw"},
     ],
 )
 def test_sequential_model_matches_the_engines_objective(settings: dict[str, object]) -> None:

@@ -30,6 +30,7 @@ from .engine import Engine
 from .errors import UsageError
 from .images.sources import ImageSource, image_list
 from .losses import Normalization, content_loss, gram_matrix, style_loss, tv_loss
+from .style_terms import make_style_term, style_statistics
 from .vgg import LAYER_NAMES
 
 __all__ = ["ContentLossLayer", "StyleLossLayer", "TVLossLayer", "image_loader", "style_model_and_losses"]
@@ -51,18 +52,22 @@ class ContentLossLayer(nn.Module):
 
 
 class StyleLossLayer(nn.Module):
-    """Passes its input through and sets ``loss = weight * style_loss(input, target Gram matrix)``."""
+    """Passes its input through and sets ``loss = weight * style_loss(input, target Gram matrix)``, or, given a
+    style term (:func:`artistyle.style_terms.make_style_term`: ``--style-loss meanstd|w2|sw``), ``weight *
+    term(input)``; ``target`` is the style's Gram matrix either way."""
 
     target: Tensor
 
-    def __init__(self, target_gram: Tensor, weight: float):
+    def __init__(self, target_gram: Tensor, weight: float, term: nn.Module | None = None):
         super().__init__()
         self.register_buffer("target", target_gram.detach())
         self.weight = weight
+        self.term = term
         self.loss = torch.zeros(())
 
     def forward(self, features: Tensor) -> Tensor:
-        self.loss = self.weight * style_loss(features, self.target)
+        value = style_loss(features, self.target) if self.term is None else self.term(features)
+        self.loss = self.weight * value
         return features
 
 
@@ -105,7 +110,8 @@ def style_model_and_losses(
     """The tutorial's ``(model, style_losses, content_losses)`` for ``content`` and ``style`` images.
 
     The targets are computed as the model is built, as in the tutorial: the content's
-    features and the style's Gram matrices at the watched layers.
+    features and the style's Gram matrices at the watched layers (and with ``--style-loss meanstd|w2|sw`` the
+    config's style term from the style's features there, as the engine builds it).
     """
     config = engine.config
     if config.masks:
@@ -142,7 +148,10 @@ def style_model_and_losses(
                 model.add_module(f"content_loss_{name}", content_module)
                 content_losses.append(content_module)
             if name in config.style_layers:
-                style_module = StyleLossLayer(gram_matrix(s_features)[0], style_weights[name])
+                kind = config.style_loss
+                term = (None if kind == "gram" else
+                        make_style_term(kind, name, [style_statistics(kind, s_features, name)], [1.0]))
+                style_module = StyleLossLayer(gram_matrix(s_features)[0], style_weights[name], term)
                 model.add_module(f"style_loss_{name}", style_module)
                 style_losses.append(style_module)
     model.eval().requires_grad_(False)
