@@ -4,9 +4,9 @@ Every later frame goes on optimising the warped previous result for ``steps`` mo
 is, in effect, one long optimisation of its first frame: with a first frame short of convergence (and at
 300 iterations it is), the picture keeps moving toward the loss's optimum, and for many styles that
 optimum is darker. Measured on a 96 px frame of the cat with Starry Night, one image painted alone:
-mean luminance 0.492 after 60 iterations, 0.477 after 150 (docs/benchmarks.md, "Video that stays
-sharp"); a clip drifts the same way, 2-3% over 10 frames, frame after frame, while frames painted one by
-one from the same noise stay level. The temporal loss slows the drift but cannot stop it: it holds each
+mean luminance 0.492 after 60 iterations, 0.477 after 150, 0.455 after 300, 0.430 after 600 (the photo:
+0.469; docs/benchmarks.md, "Video that stays sharp"). A clip drifts the same way, 2-3% over 10 frames,
+while frames painted one by one, each with the same iterations, stay level. The temporal loss slows the drift but cannot stop it: it holds each
 pixel softly, and the style loss gains a little from darkening all of them together.
 
 The hold: after a later frame is painted, one offset per channel is added to it so that its mean over
