@@ -27,6 +27,9 @@ Method:
     the library's defaults otherwise (the paper's noise start, 300 iterations: one scale at 160 px; coarse
     to fine from about 300 px), in this process. Time: wall clock from ``paint()`` to the last iteration
     (VGG-19 is loaded once before, as in a studio or a batch).
+  - ``gram-heavier`` (optional, a control): ``gram`` with 1.5 times the default style weight, about what
+    ``meanstd``'s added terms add for a feature-scale error: whatever ``meanstd`` gains over ``gram`` that
+    this arm gains too is the weight's doing, not the loss's.
   - ``fast``: the same with ``init="fast"`` (the fast schedule: 40 + 32 iterations over two scales at 2.5x
     the content weight; the Gram loss).
   - ``feedforward``: the Magenta network's picture alone (``fast_style().stylize``, no optimisation);
@@ -88,6 +91,8 @@ CONTENTS = ("astronaut.jpg", "tubingen.jpg", "cameraman_gray.png", "chelsea_cat.
 STYLES = ("starry_night.jpg", "great_wave.jpg", "the_scream.jpg", "composition_vii.jpg", "water_lilies.jpg",
           "shipwreck.jpg")
 RESULTS = "results.json"
+HEAVIER = 1.5  # the control arm's style weight over the default: meanstd's two added terms weigh, for a feature
+# scale error, half of what its Gram term does (style_terms), so about 1.5 times the Gram weight in all
 GALLERY_EDGE = 256  # gallery JPEGs: at most this long edge, a few KB each
 NETWORK_MARK = "†"
 OPTIMISED_MARK = "*"
@@ -108,6 +113,7 @@ class Arm:
 ARMS: dict[str, Arm] = {arm.name: arm for arm in (
     Arm("tutorial", "tutorial baseline", "gram", in_process=False),
     Arm("gram", "gram (default)", "gram"),
+    Arm("gram-heavier", "gram, style weight x1.5", "gram"),
     Arm("meanstd", "meanstd", "meanstd"),
     Arm("w2", "w2", "w2"),
     Arm("sw", "sw", "sw"),
@@ -248,6 +254,12 @@ def library_settings(args: argparse.Namespace, arm: str) -> dict[str, Any]:
         settings["init"] = "fast"
         if args.fast_steps:
             settings["steps"] = args.fast_steps
+    elif arm == "gram-heavier":  # a control: is meanstd more than Gram with more style weight?
+        from artistyle.config import StyleConfig
+
+        settings["style_weight"] = HEAVIER * StyleConfig().style_weight
+        if args.steps:
+            settings["steps"] = args.steps
     else:
         settings["style_loss"] = arm
         if args.steps:
