@@ -93,6 +93,11 @@ STYLES = ("starry_night.jpg", "great_wave.jpg", "the_scream.jpg", "composition_v
 RESULTS = "results.json"
 HEAVIER = 1.5  # the control arm's style weight over the default: meanstd's two added terms weigh, for a feature
 # scale error, half of what its Gram term does (style_terms), so about 1.5 times the Gram weight in all
+SOURCES_NOTE = (  # the shared images' licences (../shared/images/SOURCES.md), for a page that shows them
+    "The photos and paintings are ../shared/images (sources and licences in its SOURCES.md): the paintings are in "
+    "the public domain; the photos are public domain or CC0 except *Neckarfront in Tübingen* by Andreas Praefcke, "
+    "CC BY 3.0, via Wikimedia Commons, of which its thumbnail and the pictures painted from it here are "
+    "adaptations (resized; painted).")
 GALLERY_EDGE = 256  # gallery JPEGs: at most this long edge, a few KB each
 NETWORK_MARK = "†"
 OPTIMISED_MARK = "*"
@@ -569,6 +574,7 @@ def write_gallery(args: argparse.Namespace, results: dict[str, Any], command: st
         "arm's wall time on that pair (the last image before the clock passed it), or its final picture if it "
         "ended sooner; under it, the seconds it had run and, where it was cut, its iteration. The tutorial "
         "squashes the photo to a square; its picture is resized back to the photo's shape.", "",
+        SOURCES_NOTE, "",
         "| photo | painting | " + " | ".join(ARMS[a].label for a in arms) + " |",
         "| --- | --- | " + " | ".join("---" for _ in arms) + " |",
     ]

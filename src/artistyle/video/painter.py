@@ -8,7 +8,7 @@ every frame), and, where the consistency weights ``c`` are 0 (disoccluded pixels
 sources outside the frame), from the frame itself; the
 temporal loss ``temporal_weight * mean(c * (x - warped)^2)`` keeps the trusted pixels near the
 warped result, so the brush strokes follow the motion instead of re-arranging every frame; each finished later
-frame's mean colour is then held to the previous one's, plus the footage's change (:mod:`.brightness`).
+frame's mean colour is then held as far from its photo's as the first frame's was (:mod:`.brightness`).
 
 Every finished frame is written atomically, as a PNG named after the input frame, to a work
 folder, with a small state file that records the picture key of the frames
@@ -48,7 +48,7 @@ from ..painting import Painting
 from ..picture import picture_key, picture_settings, schema_changes
 from ..transfer import Progress
 from ..version import __version__
-from .brightness import held_offset
+from .brightness import anchor, held_offset
 from .encode import EncodedVideo, encode_video
 from .flow import FlowPrefetcher, FlowStep
 from .frames import FrameSource, open_frames
@@ -252,33 +252,35 @@ class VideoPainting:
         first = max(0, self.finished - self.settings.long_term[-1])
         frames = (self.working(frame.rgb) for frame in self.source.frames(first))
         previous: np.ndarray | None = None
-        previous_frame: np.ndarray | None = None  # the last step's photo, for the brightness hold
+        held: Tensor | None = None  # the brightness anchor, from the first frame (brightness.anchor)
         if self.finished > 0:
             previous = self._load_raw(names[self.finished - 1])
+            held = self._first_anchor()
         prefetcher = FlowPrefetcher(frames, method=self.settings.flow, preset=self.settings.flow_preset,
                                     offsets=self.settings.long_term, colour_tolerance=self.settings.color_tolerance,
                                     first_needed=self.finished - first)
         with prefetcher as steps:
             for step in steps:
-                index, frame_before, previous_frame = first + step.index, previous_frame, step.frame
+                index = first + step.index
                 if index < self.finished:
                     continue
                 if self._stopped.is_set():
                     return
-                hold = None
                 if index == 0 or step.backward is None or step.weights is None or previous is None:
                     painting = self.first_nst.paint(step.frame, self.styles)
                 else:
-                    painting, hold = self._later(index, step, previous, frame_before)
+                    painting = self._later(index, step, previous)
                 self._painting = painting
                 for event in painting:
                     yield VideoProgress(index, count, names[index], event, False,
                                         done_iterations + painting.iteration, self.total_iterations)
                 if self._stopped.is_set():
                     return
-                if hold is not None:
-                    painting.add_offset(held_offset(painting.raw_image, *hold))
+                if index > 0 and held is not None and self.settings.brightness == "hold":
+                    painting.add_offset(held_offset(painting.raw_image, array_to_tensor(step.frame), held))
                 previous = self._write(names[index], painting)
+                if index == 0:
+                    held = anchor(array_to_tensor(previous), array_to_tensor(step.frame))
                 self.finished = index + 1
                 done_iterations = self._iterations_before(index + 1)
                 yield VideoProgress(index, count, names[index], None, True, done_iterations, self.total_iterations)
@@ -301,11 +303,14 @@ class VideoPainting:
         return encode_video(self.frame_paths(), output, fps=self.source.fps, audio_from=self.source,
                             protect=[s.path for s in self.styles if s.path is not None])
 
-    def _later(self, index: int, step: FlowStep, previous: np.ndarray, previous_frame: np.ndarray | None
-               ) -> tuple[Painting, tuple[Tensor, Tensor, Tensor, np.ndarray] | None]:
+    def _first_anchor(self) -> Tensor:
+        """:func:`.brightness.anchor` of the finished first frame, as the uninterrupted run took it (its 8-bit file)."""
+        first = self.working(next(iter(self.source.frames(0))).rgb)
+        return anchor(array_to_tensor(self._load_raw(self.source.names[0])), array_to_tensor(first))
+
+    def _later(self, index: int, step: FlowStep, previous: np.ndarray) -> Painting:
         """Frame ``i > 0``: start from the warped previous result, and where its ``c = 0`` from the
         closest earlier result that is trusted there (with long-term consistency), else the frame itself.
-        With ``brightness="hold"``, also what :func:`held_offset` needs once the frame is painted.
 
         Ruder et al. start from the previous result and the frame only; an older result that saw a
         disoccluded region is a better start there, as the long-term loss pulls those pixels to it anyway.
@@ -324,11 +329,7 @@ class VideoPainting:
             # Long-term weights are 0 wherever a closer frame is trusted, so this only fills the rest.
             start = torch.where(torch.from_numpy(earlier.weights)[None, None] > 0, older, start)
             temporal.append((older, earlier.weights))
-        hold = None
-        if self.settings.brightness == "hold" and previous_frame is not None:
-            moved = warp(array_to_tensor(previous_frame), step.backward, self.settings.warp)[0].clamp(0, 1)
-            hold = (warped, frame, moved, step.weights)
-        return self.later_nst.paint(step.frame, self.styles, init=start, temporal=temporal), hold
+        return self.later_nst.paint(step.frame, self.styles, init=start, temporal=temporal)
 
     def _write(self, name: str, painting: Painting) -> np.ndarray:
         """Write the frame (and its pre-colour result, when they differ); return the result to warp from,
