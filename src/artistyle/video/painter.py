@@ -255,7 +255,7 @@ class VideoPainting:
         held: Tensor | None = None  # the brightness anchor, from the first frame (brightness.anchor)
         if self.finished > 0:
             previous = self._load_raw(names[self.finished - 1])
-            held = self._first_anchor()
+            held = self._first_anchor() if self.settings.brightness == "hold" else None
         prefetcher = FlowPrefetcher(frames, method=self.settings.flow, preset=self.settings.flow_preset,
                                     offsets=self.settings.long_term, colour_tolerance=self.settings.color_tolerance,
                                     first_needed=self.finished - first)
