@@ -20,9 +20,12 @@ Method:
    --brightness B`` for each ``--warp`` method asked for (default both: ``lanczos``, the default now, and
    ``bilinear``, the former one) and each ``--brightness`` mode (default ``hold``, the default; ``free``:
    as the optimiser leaves the frames, the former behaviour).
-3. The reference: ``artistyle FRAME STYLE --size S --steps F --seed 1`` for each of the first
+3. The references: ``artistyle FRAME STYLE --size S --steps F --seed 1`` for each of the first
    ``--reference-frames`` frames (default all) and the last one, each painted alone like the video's
-   first frame (so the reference's first frame is the video's).
+   first frame (so the reference's first frame is the video's); and the same with frame i's seed i + 1
+   (``--reference-seeds each``), which is what painting the frames one by one with the CLI's default
+   (a random seed each run) gives. One noise for every frame pins the strokes to the pixel grid, which
+   is steadier than a user's frame-by-frame run when the motion is a fraction of a pixel.
 4. Per frame: the variance of the Laplacian (4-neighbour, on the luminance ``Y = 0.299 R + 0.587 G +
    0.114 B`` of the 8-bit frame scaled to [0, 1], printed x 1000) and the mean luminance, for the photo,
    the reference and every method; their last / first ratios; and the warping error, over the whole
@@ -107,6 +110,10 @@ def main() -> int:
                    help="the brightness modes to compare (each with every --warp; default hold)")
     p.add_argument("--reference-frames", type=int, default=0,
                    help="paint only the first N frames (and the last) one by one (default 0: all)")
+    p.add_argument("--reference-seeds", nargs="+", choices=["same", "each"], default=["same", "each"],
+                   help="same: every reference frame from seed 1 (the same noise, steadier than a user gets); "
+                        "each: frame i from seed i + 1, as painting frames one by one with the CLI's default "
+                        "random seed does (default both)")
     p.add_argument("--keep", type=Path, help="keep the clip and the painted frames here (and reuse them)")
     args = p.parse_args()
     if not (SHARED / "bench" / "video_clip.py").is_file():
@@ -125,7 +132,7 @@ def main() -> int:
                         "--sprite", str(args.sprite)], check=True, capture_output=True)
     inputs = sorted((clip / "frames").glob("*.png"))
     truth = dict(np.load(clip / "truth.npz"))
-    common = ["--size", str(args.size), "--seed", "1", "-q"]
+    common = ["--size", str(args.size), "-q"]
     paint_key = [*clip_key, args.size, args.first_steps, str(args.style)]
 
     def painted(folder: Path, key: list[Any], paint: Any) -> tuple[list[Path], float]:
@@ -140,13 +147,16 @@ def main() -> int:
 
     reference_count = args.reference_frames or args.frames
     chosen = inputs[:reference_count] + ([inputs[-1]] if reference_count < args.frames else [])
-    reference_dir = root / "frame_by_frame"
+    references: dict[str, tuple[list[Path], float]] = {}
+    for seeds in args.reference_seeds:
+        reference_dir = root / ("frame_by_frame" if seeds == "same" else "frame_by_frame_seeds")
 
-    def paint_reference() -> float:
-        return sum(timed(command(str(f), str(args.style), "-o", str(reference_dir / f.name), "--steps",
-                                 str(args.first_steps), *common)) for f in chosen)
+        def paint_reference(reference_dir: Path = reference_dir, seeds: str = seeds) -> float:
+            return sum(timed(command(str(f), str(args.style), "-o", str(reference_dir / f.name), "--steps",
+                                     str(args.first_steps), *common, "--seed",
+                                     "1" if seeds == "same" else str(inputs.index(f) + 1))) for f in chosen)
 
-    reference, reference_s = painted(reference_dir, [*paint_key, reference_count], paint_reference)
+        references[seeds] = painted(reference_dir, [*paint_key, reference_count, seeds], paint_reference)
     runs: dict[str, tuple[list[Path], float]] = {}
     for method in args.warp:
         for mode in args.brightness:
@@ -155,15 +165,16 @@ def main() -> int:
             runs[name] = painted(out, [*paint_key, args.steps, method, mode], lambda out=out, method=method, mode=mode:
                                  timed(command("video", str(clip / "frames"), str(args.style), "-o", str(out),
                                                "--first-steps", str(args.first_steps), "--steps", str(args.steps),
-                                               "--warp", method, "--brightness", mode, "--restart", *common)))
-    size = Image.open(reference[0]).size
+                                               "--warp", method, "--brightness", mode, "--restart", *common,
+                                               "--seed", "1")))
+    size = Image.open(next(iter(references.values()))[0][0]).size
     columns: dict[str, tuple[list[float], list[float]]] = {"photo": measures(inputs, size)}
-    ref_sharp, ref_lum = measures(reference)
     indices = list(range(reference_count)) + ([args.frames - 1] if reference_count < args.frames else [])
-    full = [float("nan")] * args.frames
-    columns["frame by frame"] = ([*full], [*full])
-    for i, s, lum in zip(indices, ref_sharp, ref_lum, strict=True):
-        columns["frame by frame"][0][i], columns["frame by frame"][1][i] = s, lum
+    for seeds, (reference, _) in references.items():
+        name = f"frame by frame, {'seed 1' if seeds == 'same' else 'seed per frame'}"
+        columns[name] = ([float("nan")] * args.frames, [float("nan")] * args.frames)
+        for i, s, lum in zip(indices, *measures(reference), strict=True):
+            columns[name][0][i], columns[name][1][i] = s, lum
     for method, (frames, _) in runs.items():
         columns[f"video, {method}"] = measures(frames)
 
@@ -182,14 +193,19 @@ def main() -> int:
         print("| last / first | " + " | ".join(f"{columns[n][which][-1] / columns[n][which][0]:.3f}" for n in names)
               + " |\n")
     pairs = reference_count - 1
-    reference_error = warp_error(reference[:reference_count], truth) if pairs else float("nan")
-    print(f"Warping error (video_eval.py; the reference over its first {pairs} pairs: {reference_error:.5f}, "
-          f"{reference_s:.0f} s for {len(chosen)} frames):\n")
-    print("| run | seconds | warp error, all pairs | warp error, first pairs | / reference |")
-    print("|---|---:|---:|---:|---:|")
+    reference_errors = {seeds: warp_error(frames[:reference_count], truth) if pairs else float("nan")
+                        for seeds, (frames, _) in references.items()}
+    print(f"Warping error (video_eval.py), over all pairs and over the first {pairs} (those the references have):\n")
+    print("| run | seconds | all pairs | first pairs | " + " | ".join(f"/ frame by frame, {s}" for s in references)
+          + " |\n|---|---:|---:|---:|" + "---:|" * len(references))
+    for seeds, (_, seconds) in references.items():
+        first = reference_errors[seeds]
+        print(f"| frame by frame, {seeds} ({len(chosen)} frames) | {seconds:.0f} | - | {first:.5f} | "
+              + " | ".join(f"{first / reference_errors[s]:.3f}" for s in references) + " |")
     for method, (frames, seconds) in runs.items():
         whole, first = warp_error(frames, truth), warp_error(frames[:reference_count], truth)
-        print(f"| video, {method} | {seconds:.0f} | {whole:.5f} | {first:.5f} | {first / reference_error:.3f} |")
+        print(f"| video, {method} | {seconds:.0f} | {whole:.5f} | {first:.5f} | "
+              + " | ".join(f"{first / reference_errors[s]:.3f}" for s in references) + " |")
     return 0
 
 

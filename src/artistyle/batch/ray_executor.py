@@ -163,6 +163,11 @@ class RayExecutor:
         self._ray = ray
         self._started = True
 
+    @property
+    def ray(self) -> Any:
+        """The ``ray`` module once :meth:`connect` has joined a cluster; None before."""
+        return self._ray
+
     def close(self) -> None:
         """Leave the cluster (and end the local Ray this executor started)."""
         if self._started and self._ray is not None:

@@ -102,12 +102,12 @@ def _main(argv: list[str]) -> int:
         from .score import run_score
 
         return run_score(argv[1:])
-    from .options import PROG, build_parser
+    from .options import PROG, build_parser, ray_flag
     from .paint import list_layers, run_paint, show_info
     from .report import reported, say
 
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(ray_flag(argv))
     if args.list_layers:
         return list_layers()
     if args.info:
@@ -118,4 +118,6 @@ def _main(argv: list[str]) -> int:
             return exc.exit_code
     if (not args.content or not args.style) and not args.resume:
         parser.error("a CONTENT and a STYLE image are needed")
+    if args.ray is not None and not args.tile_workers:
+        parser.error("--ray runs the tile workers on Ray: give --tile-workers N too")
     return reported(lambda: run_paint(args))

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from ..batch.run import failure
 from ..errors import ArtiStyleError, UsageError, printable
 from ..video.settings import LATER_STEPS
-from .options import PROG, Parser, add_settings, config_from_args, positive_int
+from .options import PROG, Parser, add_settings, config_from_args, positive_int, ray_flag
 from .report import say
 from .signals import handled_by, stop_exception, stopped_by
 
@@ -102,16 +102,6 @@ def fraction(text: str) -> float:
     return value
 
 
-def ray_flag(argv: Sequence[str]) -> list[str]:
-    """``--ray`` followed by what is not an address (a positional CONTENTS) means a local Ray: ``--ray=``."""
-    out = list(argv)
-    for i, arg in enumerate(out[:-1]):
-        after = out[i + 1]
-        if arg == "--ray" and (after.startswith("-") or (after != "auto" and ":" not in after)):
-            out[i] = "--ray="
-    return out
-
-
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     parser = build_batch_parser()
     args, extra = parser.parse_known_args(ray_flag(argv))
@@ -130,6 +120,9 @@ def parse(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--cpus-per-job and --gpus-per-job are for --ray")
     if args.ray is not None and args.workers > 1:
         parser.error("--workers runs jobs on this machine, --ray on Ray's workers: give one of them")
+    if args.tile_workers and (args.workers > 1 or args.ray is not None):
+        parser.error("--tile-workers spreads one picture over processes here, one job after another; --workers and "
+                     "--ray run several jobs at once instead: give one of them")
     return args
 
 

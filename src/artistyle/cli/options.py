@@ -132,6 +132,16 @@ def add_settings(
         add_setting(groups[setting.group], setting)
 
 
+def ray_flag(argv: Sequence[str]) -> list[str]:
+    """``--ray`` followed by what is not an address (a positional CONTENTS) means a local Ray: ``--ray=``."""
+    out = list(argv)
+    for i, arg in enumerate(out[:-1]):
+        after = out[i + 1]
+        if arg == "--ray" and (after.startswith("-") or (after != "auto" and ":" not in after)):
+            out[i] = "--ray="
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(
         prog=PROG,
@@ -149,6 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the settings and seed recorded in a PNG painted by artistyle (JSON) and exit")
 
     add_settings(p)
+
+    g = p.add_argument_group("tile workers on Ray")
+    g.add_argument("--ray", nargs="?", const="", metavar="ADDRESS",
+                   help="run the --tile-workers as Ray actors: with no ADDRESS a Ray started on this machine (or "
+                        "RAY_ADDRESS), with HOST:PORT or auto the cluster there")
+    g.add_argument("--cpus-per-worker", type=positive_int, default=1, metavar="N",
+                   help="with --ray: CPUs (torch threads) each tile worker asks for (default 1)")
 
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="PATH", help="save the run's state here every --checkpoint-every iterations")

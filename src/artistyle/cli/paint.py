@@ -10,6 +10,7 @@ error is one line on stderr.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import time
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from ..checkpoint import Checkpoint
     from ..nst import NST
     from ..painting import Painting
+    from ..tile_workers import TileWorkerPool
 
 __all__ = ["IMAGE_SUFFIXES", "default_output", "expand_styles", "list_layers", "run_paint"]
 
@@ -79,16 +81,17 @@ def resumed(args: argparse.Namespace) -> tuple[Checkpoint, StyleConfig, str, lis
     from ..files import check_regular_file
 
     given = given_settings(args)
-    if given:
-        option = next(s.option for s in StyleConfig.settings() if s.name in given)
-        raise UsageError(f"--resume takes every setting from the checkpoint; drop {option}")
+    # Where and how it runs may change (--device, --max-memory, --tile-workers: not the picture's settings).
+    pictured = [s.option for s in StyleConfig.settings() if s.name in given and s.picture]
+    if pictured:
+        raise UsageError(f"--resume takes every setting from the checkpoint; drop {pictured[0]}")
     checkpoint = load_checkpoint(args.resume)
     content = args.content or checkpoint.inputs["content"]
     styles = expand_styles(args.style) if args.style else list(checkpoint.inputs["styles"])
     for role, path in (("content", content), *(("style", s) for s in styles)):  # a FIFO is named, never opened
         check_regular_file(path, f"{role} image '{path}' of checkpoint '{args.resume}'", error=UsageError)
     check_inputs(checkpoint, content, styles, args.resume)
-    return checkpoint, checkpoint.config, content, styles
+    return checkpoint, dataclasses.replace(checkpoint.config, **given).validate(), content, styles
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,17 @@ def check_resumed_output(checkpoint: Checkpoint, output: Path, where: str) -> No
                          f"this run; give -o '{output}' to replace it, or -o another path")
 
 
+def ray_workers(args: argparse.Namespace, config: StyleConfig) -> TileWorkerPool | None:
+    """``--ray``: the ``--tile-workers`` as Ray actors, the cluster joined now (one line where it cannot be)."""
+    if args.ray is None or not config.tile_workers:
+        return None
+    from ..batch.ray_tiles import RayTileWorkers
+
+    workers = RayTileWorkers(config.tile_workers, args.ray or None, cpus_per_worker=args.cpus_per_worker)
+    workers.connect()
+    return workers
+
+
 def run_paint(args: argparse.Namespace) -> int:
     import torch
 
@@ -190,7 +204,7 @@ def run_paint(args: argparse.Namespace) -> int:
     config.check(len(styles), resolve_device(config.device).type)
     files = run_files(args, config, checkpoint, content_path, style_paths)
 
-    nst = NST(config)
+    nst = NST(config, workers=ray_workers(args, config))
     painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
     check_room(files, painting, args.bit_depth)
     if checkpoint is not None:

@@ -85,8 +85,11 @@ def untileable(kind: StyleLossName) -> str | None:
     return None if reason is None else f"--style-loss {kind} cannot be tiled: it {reason}"
 
 
-def check_style_loss(kind: StyleLossName, *, tiled: bool, masked: bool) -> None:
-    """Refuse, before any work, a style loss that cannot follow ``--tile`` or ``--mask``."""
+def check_style_loss(kind: StyleLossName, tiled: bool, masked: bool, workers: bool = False) -> None:
+    """Refuse, before any work, a style loss that cannot follow ``--tile``, ``--tile-workers`` or ``--mask``."""
+    if kind == "sw" and workers:
+        raise UsageError("--style-loss sw cannot be used with --tile-workers: the workers evaluate tiles, and sw "
+                         "needs every position at once; use w2 or meanstd")
     if kind == "sw" and (tiled or masked):
         raise UsageError(f"--style-loss sw cannot be used with --{'mask' if masked else 'tile'}: it "
                          f"{'cannot follow region masks' if masked else tiling_refusal(kind)}; use w2 or meanstd")
