@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,6 +74,8 @@ def test_workers_give_the_single_process_loss_and_gradient_bit_for_bit(
     assert same(alone.evaluate(image * 0.5), spread.evaluate(image * 0.5))  # the crops are sent again
     assert all(torch.equal(alone.terms(image)[k], v) for k, v in spread.terms(image).items())
     assert workers.times.passes == passes + 5 and workers.restarts == 0
+    assert re.fullmatch(rf"{count} local workers: \d+\.\d\d s compute \+ \d+\.\d\d s transfer an evaluation",
+                        workers.describe())  # what the progress bar shows
 
 
 def test_a_worker_killed_between_the_passes_is_replaced_and_the_result_is_unchanged() -> None:

@@ -195,6 +195,15 @@ class TileWorkerPool:
         raise NotImplementedError
 
     # -- the pool --
+    kind = "tile workers"
+
+    def describe(self) -> str:
+        """One line for a progress bar: how many workers, and an evaluation's split so far (both passes)."""
+        t = self.times
+        evaluations = max(1, t.passes // 2)
+        return (f"{self.count} {self.kind}: {t.compute / evaluations:.2f} s compute + "
+                f"{t.transfer / evaluations:.2f} s transfer an evaluation")
+
     def close(self) -> None:
         """End the workers (a later pass starts them again)."""
         for index, worker in enumerate(self._workers):
@@ -315,6 +324,8 @@ class LocalTileWorkers(TileWorkerPool):
     least 1). Processes start on first use and end with :meth:`close` (or when this object or the
     driver goes away: a worker ends when its pipe closes). ``times`` holds the passes' seconds and bytes.
     """
+
+    kind = "local workers"
 
     def __init__(self, count: int, threads: int | None = None):
         super().__init__(count)

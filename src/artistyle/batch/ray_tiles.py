@@ -45,6 +45,8 @@ class RayTileWorkers(TileWorkerPool):
     local Ray, or ``RAY_ADDRESS``; ``auto``: the cluster started on this machine); ``num_cpus``: the CPUs of
     a local Ray this pool starts (default: the machine's)."""
 
+    kind = "Ray workers"
+
     def __init__(self, count: int, address: str | None = None, *, cpus_per_worker: float = 1.0,
                  gpus_per_worker: float = 0.0, num_cpus: int | None = None):
         super().__init__(count)

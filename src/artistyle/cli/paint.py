@@ -235,7 +235,7 @@ def run_paint(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     stop: KeyboardInterrupt | None = None
     try:
-        with ProgressBar(painting.steps, enabled=not args.quiet) as bar:
+        with ProgressBar(painting.steps, enabled=not args.quiet, workers=nst.engine.tile_workers()) as bar:
             for event in painting:
                 raise_if_stopped()
                 bar.update(event)

@@ -15,6 +15,7 @@ from ..transfer import Progress as Event
 
 if TYPE_CHECKING:
     from ..batch import BatchProgress
+    from ..tile_workers import TileWorkerPool
     from ..video.painter import VideoProgress
 
 
@@ -47,8 +48,9 @@ class RichBar:
 class ProgressBar(RichBar):
     """Shows a :class:`artistyle.Progress` stream on stderr; does nothing when disabled."""
 
-    def __init__(self, steps: int, enabled: bool = True):
+    def __init__(self, steps: int, enabled: bool = True, workers: TileWorkerPool | None = None):
         self.enabled = enabled
+        self.workers = workers
         self._bar = loss_bar(enabled, count=True)
         self._task = self._bar.add_task("painting", total=steps, loss="-", rate="- s/it")
 
@@ -56,6 +58,8 @@ class ProgressBar(RichBar):
         where = f"painting {event.size[0]}x{event.size[1]}"
         if event.scales > 1:
             where += f" (scale {event.scale + 1}/{event.scales})"
+        if self.workers is not None and self.workers.times.passes:
+            where += f" on {self.workers.describe()}"
         self._bar.update(
             self._task,
             description=where,
