@@ -25,6 +25,7 @@ FLAGS: dict[str, tuple[list[str], Any]] = {
     "precision": (["--precision", "bf16"], "bf16"),
     "tile": (["--tile", "64"], 64),
     "tile_workers": (["--tile-workers", "3"], 3),
+    "lbfgs_storage": (["--lbfgs-storage", "bf16"], "bf16"),
     "weights": (["--weights", "vgg19.pth"], "vgg19.pth"),
     "content_weight": (["--content-weight", "2"], 2.0),
     "style_weight": (["--style-weight", "1e-2"], 1e-2),

@@ -53,9 +53,10 @@ def test_planner_fails_early_and_names_a_size_that_fits() -> None:
         plan_memory(4096, 3072, LAYERS, history=20, optimizer="lbfgs", device=CPU, max_memory=budget)
     size = int(re.search(r"--size (\d+)", str(info.value)).group(1))  # type: ignore[union-attr]
     w, h = size, round(size * 3 / 4)
-    # The suggestion is for the smallest tile and history the planner would use.
-    assert estimate_peak(w, h, LAYERS, history=MIN_HISTORY, tile=256) <= budget
-    assert estimate_peak(w + 16, round((size + 16) * 3 / 4), LAYERS, history=MIN_HISTORY, tile=256) > budget
+    # The suggestion is for the smallest tile, history and history store (on disk) the planner would use.
+    assert estimate_peak(w, h, LAYERS, history=MIN_HISTORY, tile=256, storage="disk") <= budget
+    assert estimate_peak(w + 16, round((size + 16) * 3 / 4), LAYERS, history=MIN_HISTORY, tile=256,
+                         storage="disk") > budget
 
 
 def test_estimate_counts_the_anchor_pass() -> None:

@@ -38,6 +38,7 @@ from .defaults import (  # the numbers, with the measurements that chose them
     unset_defaults,
 )
 from .errors import UsageError
+from .optim import HistoryStorage
 from .settings import Setting, as_tuple, describe_fields, either, read_settings, setting, short_repr
 from .style_terms import StyleLossName, check_style_loss
 from .vgg import check_layer_names
@@ -72,10 +73,9 @@ class StyleConfig:
           + tv_weight      * L_tv
           + temporal_weight * sum_j L_t(j)        (video only: the previous results warped to the frame)
 
-    Defaults follow Gatys et al. (2016): content at conv4_2, Gram style terms at conv1_1..conv5_1 with equal
-    weights, L-BFGS, white-noise start, 300 iterations of one function evaluation each. One departure: scales
-    larger than ``style_anchor`` px (512) add an anchor term that keeps the layout of the run's own result at
-    that size (see :meth:`StyleObjective.set_anchor`). The fields are in the order of ``artistyle --help``.
+    Defaults follow Gatys et al. (2016): content at conv4_2, Gram style terms at conv1_1..conv5_1, equal weights,
+    L-BFGS, white-noise start, 300 iterations of one evaluation each. One departure: scales larger than
+    ``style_anchor`` px (512) keep the layout of the run's own result at that size (StyleObjective.set_anchor).
     """
 
     size: int | None = setting(
@@ -169,6 +169,8 @@ class StyleConfig:
     lbfgs_history: int = setting(
         20, OPTIMISATION, "L-BFGS memory in image-sized vector pairs (default {default})", positive=True,
         maximum=MAX_LBFGS_HISTORY)
+    lbfgs_storage: HistoryStorage = setting("auto", OPTIMISATION, "L-BFGS history in fp32, bf16 (half the memory) or "
+        "on disk (memory-mapped, exact); auto: fp32 unless the memory plan needs less (default {default})")
     tol: float = setting(
         0.0, OPTIMISATION, "stop a scale early when the loss falls by less than this fraction per iteration (over 10 "
         "iterations); default 0: off, the full step count runs", minimum=0)
@@ -312,8 +314,10 @@ class StyleConfig:
             raise UsageError(f"style-anchor must be 0 (off) or at least {MIN_SIZE} px, not {self.style_anchor}")
         if self.lr is not None and (not math.isfinite(self.lr) or self.lr <= 0):
             raise UsageError(f"lr must be a number > 0, not {self.lr}")
-        if self.lbfgs_history < 1:
-            raise UsageError(f"lbfgs-history must be at least 1, not {self.lbfgs_history}")
+        for name, value, least, unit in (("lbfgs-history", self.lbfgs_history, 1, ""), ("tile", self.tile, 16, " px"),
+                                         ("tile-workers", self.tile_workers, 1, "")):
+            if value is not None and value < least:
+                raise UsageError(f"{name} must be at least {least}{unit}, not {value}")
         if self.scales is not None and not 1 <= self.scales <= MAX_SCALES:
             raise UsageError(f"scales must be at least 1 and at most {MAX_SCALES}, not {short_repr(self.scales, 24)}")
         if self.scale_steps is not None and len(self.scale_steps) > MAX_SCALES:
@@ -324,10 +328,6 @@ class StyleConfig:
             raise UsageError("every scale needs at least 1 step")
         if self.scale_steps is not None and self.scales is not None and len(self.scale_steps) != self.scales:
             raise UsageError(f"{len(self.scale_steps)} scale steps given for {self.scales} scales")
-        if self.tile is not None and self.tile < 16:
-            raise UsageError(f"tile must be at least 16 px, not {self.tile}")
-        if self.tile_workers is not None and self.tile_workers < 1:
-            raise UsageError(f"tile-workers must be at least 1, not {self.tile_workers}")
         check_style_loss(self.style_loss, self.tile is not None, bool(self.masks), bool(self.tile_workers))
         if self.max_memory is not None and self.max_memory <= 0:
             raise UsageError(f"max-memory must be positive, not {self.max_memory}")

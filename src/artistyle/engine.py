@@ -28,6 +28,7 @@ from .images.sources import ImageLike, ImageSource, as_loaded, image_list
 from .images.tensors import array_to_tensor
 from .masks import load_masks, resize_masks
 from .objective import StyleObjective
+from .optim import HistoryStorage
 from .sizes import FINE_STYLE_LAYERS
 from .tile_workers import LocalTileWorkers, TileWorkerPool
 from .transfer import Transfer
@@ -244,11 +245,11 @@ class Engine:
     def transfer(
         self, inputs: Inputs, preview_every: int = 0, *, init: Tensor | None = None, steps: int | None = None,
         lbfgs_history: int | None = None, tile: int | None = None, anchor: Tensor | None = None,
-        temporal: Sequence[tuple[Tensor, Tensor]] = (),
+        temporal: Sequence[tuple[Tensor, Tensor]] = (), lbfgs_storage: HistoryStorage | None = None,
     ) -> Transfer:
         """A ready single-scale :class:`Transfer` for ``inputs``; iterate over it to run.
 
-        ``init`` defaults to :meth:`initial_image`; ``steps``, ``lbfgs_history``
+        ``init`` defaults to :meth:`initial_image`; ``steps``, ``lbfgs_history``, ``lbfgs_storage``
         and ``tile`` (exact tiled evaluation, see :mod:`artistyle.tiling`) to the config's.
         ``anchor`` and ``temporal``: as in :meth:`build_model`.
         """
@@ -262,4 +263,5 @@ class Engine:
             lr=c.learning_rate,
             lbfgs_history=c.lbfgs_history if lbfgs_history is None else lbfgs_history,
             preview_every=preview_every,
+            lbfgs_storage=c.lbfgs_storage if lbfgs_storage is None else lbfgs_storage,
         )

@@ -31,6 +31,7 @@ import torch
 
 from .errors import UsageError
 from .losses import ANCHOR_LAYERS
+from .optim import HistoryStorage
 from .tiling import halo_for
 from .vgg import LAYERS, deepest_layer, layers_through
 
@@ -81,9 +82,12 @@ def estimate_peak(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str = "lbfgs",
     device: torch.device | str = "cpu", bytes_per_value: int = 4, tile: int | None = None,
     content_layers: tuple[str, ...] = ("conv4_2",), anchor: tuple[int, int] | None = None,
-    sliced_layers: tuple[str, ...] = (),
+    sliced_layers: tuple[str, ...] = (), storage: str = "fp32",
 ) -> int:
     """Estimated peak memory in bytes of one iteration at ``width x height`` (see the module docstring).
+
+    ``storage``: where L-BFGS keeps its ``2 * history`` vectors (:class:`artistyle.optim.LBFGS`): fp32,
+    bf16 (half) or disk (memory-mapped: not counted, the operating system pages them).
 
     With ``tile``, the network's tensors are those of one crop (the tile plus its
     halo on each side), and the full image adds its gradient and the content
@@ -110,7 +114,8 @@ def estimate_peak(
         # Its own network, cut at the deepest anchor layer (conv5_1).
         network = max(network, _network_bytes(anchor[0] * anchor[1], ANCHOR_LAYERS, bytes_per_value))
         extra += 2 * image
-    vectors = 2 * history + 4 if optimizer == "lbfgs" else 4
+    pairs = 2 * history * {"bf16": 0.5, "disk": 0.0}.get(storage, 1.0)
+    vectors = pairs + 4 if optimizer == "lbfgs" else 4
     base = BASE_CUDA if torch.device(device).type == "cuda" else BASE_CPU
     return int(base + SLACK * (network + vectors * image + extra))
 
@@ -130,12 +135,14 @@ def _network_bytes(pixels: int, layers: tuple[str, ...], bytes_per_value: int) -
 
 @dataclass(frozen=True)
 class Plan:
-    """How a scale runs: its L-BFGS history, its owned tile size (None: untiled), the estimate and the budget."""
+    """How a scale runs: its L-BFGS history, its owned tile size (None: untiled), the estimate and the budget,
+    and where the L-BFGS history is kept (fp32, bf16, disk)."""
 
     history: int
     tile: int | None
     estimate: int
     budget: int
+    storage: HistoryStorage = "fp32"
 
 
 # Owned tile sizes the planner tries, largest first (multiples of 16).
@@ -146,7 +153,7 @@ def plan_memory(
     width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str,
     device: torch.device, max_memory: int | None, tile: int | None = None,
     content_layers: tuple[str, ...] = ("conv4_2",), bytes_per_value: int = 4, anchor: tuple[int, int] | None = None,
-    sliced_layers: tuple[str, ...] = (), untileable: str | None = None,
+    sliced_layers: tuple[str, ...] = (), untileable: str | None = None, storage: HistoryStorage = "auto",
 ) -> Plan:
     """Fit one scale into ``max_memory`` (default: a share of the free memory), or raise UsageError.
 
@@ -154,6 +161,7 @@ def plan_memory(
     exact tiling with the largest tile that fits. ``tile`` forces a tile size.
     ``anchor`` and ``sliced_layers``: see :func:`estimate_peak`. ``untileable``: why the style
     terms cannot be tiled (``--style-loss sw``): then a run that does not fit whole is refused.
+    ``storage`` ``auto``: every plan with the history in fp32 first, then in bf16, then on disk.
     """
     budget = max_memory if max_memory is not None else int(DEFAULT_SHARE * available_memory(device))
     floor = estimate_peak(32, 32, layers, history=MIN_HISTORY, optimizer=optimizer, device=device)
@@ -161,19 +169,24 @@ def plan_memory(
         raise UsageError(f"--max-memory {format_bytes(budget)} is below the {format_bytes(floor)} any run needs")
     histories = [history] + [h for h in (20, 10, MIN_HISTORY) if h < history] if optimizer == "lbfgs" else [history]
 
-    def estimate(w: int, h: int, hist: int, t: int | None) -> int:
+    storages: list[HistoryStorage] = (
+        [storage] if storage != "auto" else ["fp32", "bf16", "disk"] if optimizer == "lbfgs" else ["fp32"]
+    )
+
+    def estimate(w: int, h: int, hist: int, t: int | None, kept: str = storages[-1]) -> int:
         return estimate_peak(
             w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers,
-            bytes_per_value=bytes_per_value, anchor=anchor, sliced_layers=sliced_layers,
+            bytes_per_value=bytes_per_value, anchor=anchor, sliced_layers=sliced_layers, storage=kept,
         )
 
     smaller_tiles = [t for t in TILE_SIZES if t < max(width, height)] if untileable is None else []
     tile_choices: list[int | None] = [tile] if tile is not None else [None, *smaller_tiles]
-    for t in tile_choices:
-        for hist in histories:
-            need = estimate(width, height, hist, t)
-            if need <= budget:
-                return Plan(hist, t, need, budget)
+    for kept in storages:
+        for t in tile_choices:
+            for hist in histories:
+                need = estimate(width, height, hist, t, kept)
+                if need <= budget:
+                    return Plan(hist, t, need, budget, kept)
     smallest = tile_choices[-1]
     need = estimate(width, height, histories[-1], smallest)
     # The largest long edge that fits, keeping the aspect ratio.

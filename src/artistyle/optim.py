@@ -16,7 +16,11 @@ departures from textbook L-BFGS:
   point, clears the memory and halves ``max_step``.
 
 Memory: ``history`` pairs of image-sized vectors (s_k, y_k), stored in the
-image's dtype; that is the optimiser's whole state besides three vectors.
+image's dtype (``storage="fp32"``), in bfloat16 (``"bf16"``: half the memory; each pair is
+rounded once when stored, and ``rho = 1 / s.y`` is taken from the rounded pair, so the
+two-loop recursion sees one consistent set of pairs), or in memory-mapped files in a private
+temporary folder (``"disk"``: exact, the operating system pages them in and out); that is
+the optimiser's whole state besides three vectors.
 
 :class:`AveragedAdam` is ``torch.optim.Adam`` whose reported image is the
 bias-corrected running average of its iterates (:class:`IterateAverage`).
@@ -26,22 +30,29 @@ from __future__ import annotations
 
 import copy
 import math
+import tempfile
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
+import numpy as np
 import torch
 from torch import Tensor
 
 __all__ = [
     "ADAM_AVERAGE_DECAY",
+    "HISTORY_STORAGES",
     "LBFGS",
     "AveragedAdam",
     "Closure",
+    "HistoryStorage",
     "IterateAverage",
     "OptimizerFactory",
     "PixelOptimizer",
     "make_optimizer",
 ]
+
+HistoryStorage = Literal["auto", "fp32", "bf16", "disk"]
+HISTORY_STORAGES: tuple[HistoryStorage, ...] = get_args(HistoryStorage)
 
 # One evaluation of the objective: (loss, gradient with respect to the pixels).
 Closure = Callable[[], tuple[Tensor, Tensor]]
@@ -81,11 +92,17 @@ OptimizerFactory = Callable[[Tensor], PixelOptimizer]
 class LBFGS:
     """Guarded L-BFGS over one tensor ``param``, one evaluation per step (see the module docstring)."""
 
-    def __init__(self, param: Tensor, *, lr: float = 1.0, history: int = 20, max_step: float = 0.5):
+    def __init__(
+        self, param: Tensor, *, lr: float = 1.0, history: int = 20, max_step: float = 0.5,
+        storage: HistoryStorage = "fp32",
+    ):
         self.param = param
         self.lr = lr
         self.history = history
         self.max_step = max_step
+        self.storage = "fp32" if storage == "auto" else storage
+        self._folder: tempfile.TemporaryDirectory[str] | None = None
+        self._files = 0
         self.steps_s: list[Tensor] = []
         self.steps_y: list[Tensor] = []
         self.rho: list[float] = []
@@ -102,13 +119,32 @@ class LBFGS:
     def recovers_from_nonfinite(self) -> bool:
         return True
 
+    def _store(self, vector: Tensor) -> Tensor:
+        """``vector`` as the history keeps it (see the module docstring)."""
+        if self.storage == "bf16":
+            return vector.to(torch.bfloat16)
+        if self.storage == "disk" and vector.device.type == "cpu":
+            if self._folder is None:
+                self._folder = tempfile.TemporaryDirectory(prefix="artistyle-lbfgs-")
+            self._files += 1
+            mapped = np.memmap(f"{self._folder.name}/{self._files}.f32", dtype=np.float32, mode="w+",
+                               shape=tuple(vector.shape))
+            kept = torch.from_numpy(mapped)
+            kept.copy_(vector)
+            return kept
+        return vector
+
+    def _load(self, kept: Tensor) -> Tensor:
+        return kept.float() if kept.dtype == torch.bfloat16 else kept
+
     def state_dict(self) -> dict[str, Any]:
-        """Everything needed to continue bit for bit (tensors on the CPU)."""
+        """Everything needed to continue bit for bit (tensors on the CPU; the history as float32, whatever
+        its storage: a bf16 pair is exact in float32)."""
         return {
             "last_good": self.last_good.cpu().clone(),
             "optimizer": {
-                "steps_s": [t.cpu() for t in self.steps_s],
-                "steps_y": [t.cpu() for t in self.steps_y],
+                "steps_s": [self._load(t).cpu().clone() for t in self.steps_s],
+                "steps_y": [self._load(t).cpu().clone() for t in self.steps_y],
                 "rho": list(self.rho),
                 "prev_x": None if self._prev_x is None else self._prev_x.cpu(),
                 "prev_g": None if self._prev_g is None else self._prev_g.cpu(),
@@ -121,8 +157,8 @@ class LBFGS:
         device = self.param.device
         rule = state["optimizer"]
         self.last_good.copy_(state["last_good"])
-        self.steps_s = [t.to(device) for t in rule["steps_s"]]
-        self.steps_y = [t.to(device) for t in rule["steps_y"]]
+        self.steps_s = [self._store(t.to(device)) for t in rule["steps_s"]]
+        self.steps_y = [self._store(t.to(device)) for t in rule["steps_y"]]
         self.rho = list(rule["rho"])
         self._prev_x = None if rule["prev_x"] is None else rule["prev_x"].to(device)
         self._prev_g = None if rule["prev_g"] is None else rule["prev_g"].to(device)
@@ -139,19 +175,20 @@ class LBFGS:
         """Two-loop recursion: ``-H g`` with ``H0 = (s.y / y.y) I``."""
         q = g.clone()
         alphas = []
+        load = self._load
         for s, y, rho in zip(reversed(self.steps_s), reversed(self.steps_y), reversed(self.rho)):
-            a = rho * float(s.flatten() @ q.flatten())
-            q.add_(y, alpha=-a)
+            a = rho * float(load(s).flatten() @ q.flatten())
+            q.add_(load(y), alpha=-a)
             alphas.append(a)
         if self.steps_s:
-            s, y = self.steps_s[-1], self.steps_y[-1]
+            s, y = load(self.steps_s[-1]), load(self.steps_y[-1])
             q.mul_(float(s.flatten() @ y.flatten()) / float(y.flatten() @ y.flatten()))
         else:
             # First step: move the largest pixel by lr * max_step / 10.
             q.mul_(self.max_step * 0.1 / max(float(g.abs().max()), 1e-30))
         for (s, y, rho), a in zip(zip(self.steps_s, self.steps_y, self.rho), reversed(alphas)):
-            b = rho * float(y.flatten() @ q.flatten())
-            q.add_(s, alpha=a - b)
+            b = rho * float(load(y).flatten() @ q.flatten())
+            q.add_(load(s), alpha=a - b)
         return q.neg_()
 
     @torch.no_grad()
@@ -174,11 +211,11 @@ class LBFGS:
     def _move(self, x: Tensor, grad: Tensor) -> None:
         """Store the new curvature pair, then step along ``-H g``, capped at ``max_step`` per pixel."""
         if self._prev_g is not None and self._prev_x is not None:
-            s = x - self._prev_x
-            y = grad - self._prev_g
-            sy = float(s.flatten() @ y.flatten())
+            s = self._store(x - self._prev_x)
+            y = self._store(grad - self._prev_g)
+            sy = float(self._load(s).flatten() @ self._load(y).flatten())
             # Keep only pairs of positive curvature, so H stays positive definite.
-            if sy > 1e-10 * float(y.flatten() @ y.flatten()):
+            if sy > 1e-10 * float(self._load(y).flatten() @ self._load(y).flatten()):
                 if len(self.steps_s) == self.history:
                     self.steps_s.pop(0)
                     self.steps_y.pop(0)
@@ -272,10 +309,12 @@ class AveragedAdam:
             self.average.load_state_dict(state["average"])
 
 
-def make_optimizer(name: str, param: Tensor, *, lr: float = 1.0, lbfgs_history: int = 20) -> PixelOptimizer:
+def make_optimizer(
+    name: str, param: Tensor, *, lr: float = 1.0, lbfgs_history: int = 20, lbfgs_storage: HistoryStorage = "fp32"
+) -> PixelOptimizer:
     """The optimiser called ``name`` (lbfgs or adam) over ``param``."""
     if name == "lbfgs":
-        return LBFGS(param, lr=lr, history=lbfgs_history)
+        return LBFGS(param, lr=lr, history=lbfgs_history, storage=lbfgs_storage)
     if name == "adam":
         return AveragedAdam(param, lr=lr)
     raise ValueError(f"unknown optimizer {name!r}")

@@ -173,7 +173,7 @@ class Painting:
                 tile=c.tile if c.tile is not None or not workers else worker_tile(w, h, workers),
                 bytes_per_value=2 if engine.half_dtype is not None else 4, anchor=anchor,
                 sliced_layers=tuple(c.style_layers) if c.style_loss == "sw" else (),
-                untileable=untileable(c.style_loss),
+                untileable=untileable(c.style_loss), storage=c.lbfgs_storage,
             ))
         plans.reverse()
         return plans
@@ -310,6 +310,7 @@ class Painting:
             anchor = self._anchor_reference if engine.config.anchored(size) else None
             self.transfer = transfer = engine.transfer(
                 inputs, self.preview_every, init=init, steps=steps, lbfgs_history=plan.history, tile=plan.tile,
+                lbfgs_storage=plan.storage,
                 anchor=anchor, temporal=self.temporal_at((int(inputs.content.shape[2]), int(inputs.content.shape[3]))),
             )
             if self._stopped.is_set():  # stop() came from another thread while this scale was being built

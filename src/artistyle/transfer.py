@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .errors import RunError
 from .objective import StyleObjective
-from .optim import OptimizerFactory, PixelOptimizer, make_optimizer
+from .optim import HistoryStorage, OptimizerFactory, PixelOptimizer, make_optimizer
 
 __all__ = ["MAX_FAILURES", "Progress", "Transfer"]
 
@@ -82,6 +82,7 @@ class Transfer:
         lbfgs_history: int = 20,
         preview_every: int = 0,
         max_failures: int = MAX_FAILURES,
+        lbfgs_storage: HistoryStorage = "fp32",
     ):
         self.objective = objective
         self.steps = steps
@@ -92,7 +93,9 @@ class Transfer:
         self.history: list[float] = []
         self.pixels = init.detach().clone().contiguous().requires_grad_(True)
         if isinstance(optimizer, str):
-            self.optimizer: PixelOptimizer = make_optimizer(optimizer, self.pixels, lr=lr, lbfgs_history=lbfgs_history)
+            self.optimizer: PixelOptimizer = make_optimizer(
+                optimizer, self.pixels, lr=lr, lbfgs_history=lbfgs_history, lbfgs_storage=lbfgs_storage
+            )
         else:
             self.optimizer = optimizer(self.pixels)
         self._stop = False

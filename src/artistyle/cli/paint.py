@@ -188,7 +188,7 @@ def run_paint(args: argparse.Namespace) -> int:
     from ..devices import resolve_device
     from ..files import file_sha256
     from ..images import load_image
-    from ..memory import keep_freed_memory
+    from ..memory import format_bytes, keep_freed_memory
     from ..nst import NST
     from .progress import ProgressBar
 
@@ -207,6 +207,11 @@ def run_paint(args: argparse.Namespace) -> int:
     nst = NST(config, workers=ray_workers(args, config))
     painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
     check_room(files, painting, args.bit_depth)
+    kept = painting.memory.storage
+    if kept != "fp32" and config.lbfgs_storage == "auto" and not args.quiet:
+        where = "in bfloat16 (half the memory)" if kept == "bf16" else "in memory-mapped files on disk"
+        say(f"memory: the L-BFGS history is kept {where} to fit {format_bytes(painting.memory.budget)} "
+            "(--lbfgs-storage fp32 to refuse instead)")
     if checkpoint is not None:
         check_resumable(checkpoint, painting, args.resume)
         painting.load_state_dict(checkpoint["painting"])
