@@ -204,3 +204,46 @@ def test_a_batch_job_paints_on_tile_workers(tmp_path: Path, capsys: pytest.Captu
     code, _, err = run(capsys, "batch", str(photos), str(paintings), "-o", str(tmp_path / "x"), *common,
                        "--tile-workers", "2", "--workers", "2")
     assert code == 2 and "give one of them" in err
+
+
+def test_three_workers_paint_what_one_process_is_refused_under_the_same_budget(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 26, item 3: each process gets --max-memory. One process needs the large crops' network beside the
+    optimiser; the driver of tile workers holds the optimiser and runs only the small targets' crops, each worker
+    one large crop and its tiles' data. 512 x 384 px, 256 px tiles: one process needs at least about 860 MB (the
+    shortest history, on disk), the driver about 740 MB and each of 3 workers about 700 MB (the planner's
+    estimates, docs/benchmarks.md)."""
+    from artistyle.memory import memory_parts, process_bytes
+
+    layers = ("conv4_2", "conv1_1", "conv2_1", "conv3_1", "conv4_1", "conv5_1")
+    alone = process_bytes(memory_parts(512, 384, layers, history=5, tile=256, storage="disk")["process"])
+    split = [process_bytes(p) for p in memory_parts(512, 384, layers, history=20, tile=256, workers=3).values()]
+    budget = (alone + max(split)) // 2
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    make_content((128, 96)).save(content)
+    make_style().save(style)
+    common = [str(content), str(style), "--size", "512", "--tile", "256", "--steps", "2", "--scales", "1", "--seed",
+              "1", "--device", "cpu", "-q"]
+    code, _, err = run(capsys, *common, "-o", str(tmp_path / "refused.png"), "--max-memory", str(budget))
+    assert code == 2 and "needs about" in err and not (tmp_path / "refused.png").exists()
+    code, _, err = run(capsys, *common, "-o", str(tmp_path / "spread.png"), "--max-memory", str(budget),
+                       "--tile-workers", "3")
+    assert code == 0, err
+    assert run(capsys, *common, "-o", str(tmp_path / "alone.png"))[0] == 0  # given enough memory
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "alone.png")), np.asarray(Image.open(tmp_path / "spread.png")))
+
+
+def test_plan_shows_a_print_on_eight_workers_without_painting(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    content, style = tmp_path / "c.png", tmp_path / "s.png"
+    make_content((120, 80)).save(content)
+    make_style().save(style)
+    code, out, err = run(capsys, str(content), str(style), "-o", str(tmp_path / "print.png"), "--size", "10800",
+                         "--tile-workers", "8", "--max-memory", "24G", "--plan")
+    assert code == 0, err
+    assert "10800x7200 px on 8 tile workers, 24.0 GB for each process (--max-memory): it fits" in out
+    assert "| driver | **total** |" in out and "| worker | **total** |" in out
+    assert not (tmp_path / "print.png").exists()
+    code, _, err = run(capsys, str(content), str(style), "--size", "10800", "--tile-workers", "8", "--max-memory",
+                       "2G", "--plan")
+    assert code == 2 and "on 8 tile workers needs about" in err

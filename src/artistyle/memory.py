@@ -24,7 +24,7 @@ fits, so a run is never killed for memory half way.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psutil
 import torch
@@ -32,7 +32,7 @@ import torch
 from .errors import UsageError
 from .losses import ANCHOR_LAYERS
 from .optim import HistoryStorage
-from .tiling import halo_for
+from .tiling import TARGET_TILE, halo_for, tiles
 from .vgg import LAYERS, deepest_layer, layers_through
 
 __all__ = [
@@ -42,8 +42,10 @@ __all__ = [
     "estimate_peak",
     "format_bytes",
     "keep_freed_memory",
+    "memory_parts",
     "parse_bytes",
     "plan_memory",
+    "process_bytes",
 ]
 
 MIN_HISTORY = 5
@@ -96,28 +98,76 @@ def estimate_peak(
     the style layers of a sliced Wasserstein term (``--style-loss sw``), which keeps per position and
     direction the projection, its sorted copy, the sort's int64 index and the target quantile (24 bytes).
     """
-    deepest = deepest_layer(layers)
-    if tile is None:
-        net_w, net_h, extra = width, height, 0
-    else:
-        halo = halo_for(deepest)
-        net_w, net_h = min(width, tile + 2 * halo), min(height, tile + 2 * halo)
-        # The full-size gradient, and the content targets kept at full size.
-        extra = 3 * width * height * 4 + sum(
-            layer.channels * width * height // layer.stride**2 * 4 for layer in LAYERS if layer.name in content_layers
-        )
-    image = 3 * width * height * 4
-    extra += sum(24 * layer.channels * width * height // layer.stride**2 for layer in LAYERS
-                 if layer.name in sliced_layers)
-    network = _network_bytes(net_w * net_h, layers, bytes_per_value)
-    if anchor is not None:
-        # Its own network, cut at the deepest anchor layer (conv5_1).
-        network = max(network, _network_bytes(anchor[0] * anchor[1], ANCHOR_LAYERS, bytes_per_value))
-        extra += 2 * image
-    pairs = 2 * history * {"bf16": 0.5, "disk": 0.0}.get(storage, 1.0)
-    vectors = pairs + 4 if optimizer == "lbfgs" else 4
+    parts = memory_parts(
+        width, height, layers, history=history, optimizer=optimizer, bytes_per_value=bytes_per_value, tile=tile,
+        content_layers=content_layers, anchor=anchor, sliced_layers=sliced_layers, storage=storage,
+    )
+    return process_bytes(parts["process"], device)
+
+
+def process_bytes(parts: dict[str, int], device: torch.device | str = "cpu") -> int:
+    """One process's estimate from its parts: the base (runtime, weights, CUDA context) plus the slack."""
     base = BASE_CUDA if torch.device(device).type == "cuda" else BASE_CPU
-    return int(base + SLACK * (network + vectors * image + extra))
+    return int(base + SLACK * sum(parts.values()))
+
+
+def memory_parts(
+    width: int, height: int, layers: tuple[str, ...], *, history: int, optimizer: str = "lbfgs",
+    bytes_per_value: int = 4, tile: int | None = None, content_layers: tuple[str, ...] = ("conv4_2",),
+    anchor: tuple[int, int] | None = None, sliced_layers: tuple[str, ...] = (), storage: str = "fp32",
+    workers: int | None = None,
+) -> dict[str, dict[str, int]]:
+    """What a run's processes hold, part by part, in bytes (before the base and the slack).
+
+    ``{"process": parts}`` for one process; with ``workers`` (and a ``tile``), ``{"driver": parts,
+    "worker": parts}``: the driver keeps the image, the optimiser, the full gradient and content targets
+    and runs the network only for the targets (one crop) and the anchor; the busiest worker (tile ``k``
+    goes to worker ``k mod workers``) runs the network on its largest crop and keeps its crops, its
+    tiles' owned content targets and their gradient blocks (:mod:`artistyle.tile_workers`).
+    """
+    deepest = deepest_layer(layers)
+    pixels = width * height
+    image = 3 * pixels * 4
+
+    def crop_network(side: int | None) -> int:
+        if side is None:
+            return _network_bytes(pixels, layers, bytes_per_value)
+        halo = halo_for(deepest)
+        return _network_bytes(min(width, side + 2 * halo) * min(height, side + 2 * halo), layers, bytes_per_value)
+
+    network = crop_network(tile)
+    # The driver of tile workers runs the network only for the targets, on small crops (StyleObjective.target_tile).
+    driver_network = crop_network(None if tile is None else min(tile, TARGET_TILE))
+    if anchor is not None:  # its own network, cut at the deepest anchor layer (conv5_1)
+        anchor_network = _network_bytes(anchor[0] * anchor[1], ANCHOR_LAYERS, bytes_per_value)
+        network, driver_network = max(network, anchor_network), max(driver_network, anchor_network)
+    pairs = 2 * history * {"bf16": 0.5, "disk": 0.0}.get(storage, 1.0) if optimizer == "lbfgs" else 0
+
+    def targets(area: int) -> int:
+        return sum(layer.channels * area // layer.stride**2 * 4 for layer in LAYERS if layer.name in content_layers)
+
+    process = {"network": network, f"L-BFGS history ({storage})": int(pairs * image),
+               "image, gradient, last steps": 4 * image}
+    if tile is not None:
+        process.update({"full-size gradient (tiled)": image, "content targets (tiled)": targets(pixels)})
+    if sliced_layers:
+        process["sliced Wasserstein sort"] = sum(
+            24 * layer.channels * pixels // layer.stride**2 for layer in LAYERS if layer.name in sliced_layers)
+    if anchor is not None:
+        process["anchor gradients"] = 2 * image
+    if workers is None or tile is None:
+        return {"process": process}
+    load: list[list[int]] = [[] for _ in range(workers)]
+    owned: list[int] = [0] * workers
+    for k, t in enumerate(tiles(height, width, tile, halo_for(deepest))):
+        load[k % workers].append((t.cy1 - t.cy0) * (t.cx1 - t.cx0))
+        owned[k % workers] += (t.y1 - t.y0) * (t.x1 - t.x0)
+    busiest = max(range(workers), key=lambda i: sum(load[i]))
+    crops = sum(load[busiest])
+    worker = {"network (its largest crop)": _network_bytes(max(load[busiest], default=0), layers, bytes_per_value),
+              "its crops, kept for pass 2": 12 * crops, "its gradient blocks": 12 * crops,
+              "its tiles' content targets": targets(owned[busiest])}
+    return {"driver": {**process, "network": driver_network}, "worker": worker}
 
 
 def _network_bytes(pixels: int, layers: tuple[str, ...], bytes_per_value: int) -> int:
@@ -143,6 +193,8 @@ class Plan:
     estimate: int
     budget: int
     storage: HistoryStorage = "fp32"
+    # Each process's parts (memory_parts: "process", or "driver" and "worker"); the estimate is the largest.
+    parts: dict[str, dict[str, int]] = field(default_factory=dict, compare=False)
 
 
 # Owned tile sizes the planner tries, largest first (multiples of 16).
@@ -154,6 +206,7 @@ def plan_memory(
     device: torch.device, max_memory: int | None, tile: int | None = None,
     content_layers: tuple[str, ...] = ("conv4_2",), bytes_per_value: int = 4, anchor: tuple[int, int] | None = None,
     sliced_layers: tuple[str, ...] = (), untileable: str | None = None, storage: HistoryStorage = "auto",
+    workers: int | None = None,
 ) -> Plan:
     """Fit one scale into ``max_memory`` (default: a share of the free memory), or raise UsageError.
 
@@ -162,6 +215,8 @@ def plan_memory(
     ``anchor`` and ``sliced_layers``: see :func:`estimate_peak`. ``untileable``: why the style
     terms cannot be tiled (``--style-loss sw``): then a run that does not fit whole is refused.
     ``storage`` ``auto``: every plan with the history in fp32 first, then in bf16, then on disk.
+    ``workers``: the tiles run on that many tile workers (with ``tile``): the budget is each process's, the
+    driver's and every worker's (:func:`memory_parts`).
     """
     budget = max_memory if max_memory is not None else int(DEFAULT_SHARE * available_memory(device))
     floor = estimate_peak(32, 32, layers, history=MIN_HISTORY, optimizer=optimizer, device=device)
@@ -173,11 +228,15 @@ def plan_memory(
         [storage] if storage != "auto" else ["fp32", "bf16", "disk"] if optimizer == "lbfgs" else ["fp32"]
     )
 
-    def estimate(w: int, h: int, hist: int, t: int | None, kept: str = storages[-1]) -> int:
-        return estimate_peak(
-            w, h, layers, history=hist, optimizer=optimizer, device=device, tile=t, content_layers=content_layers,
+    def parts(w: int, h: int, hist: int, t: int | None, kept: str = storages[-1]) -> dict[str, dict[str, int]]:
+        return memory_parts(
+            w, h, layers, history=hist, optimizer=optimizer, tile=t, content_layers=content_layers,
             bytes_per_value=bytes_per_value, anchor=anchor, sliced_layers=sliced_layers, storage=kept,
+            workers=workers,
         )
+
+    def estimate(w: int, h: int, hist: int, t: int | None, kept: str = storages[-1]) -> int:
+        return max(process_bytes(p, device) for p in parts(w, h, hist, t, kept).values())
 
     smaller_tiles = [t for t in TILE_SIZES if t < max(width, height)] if untileable is None else []
     tile_choices: list[int | None] = [tile] if tile is not None else [None, *smaller_tiles]
@@ -186,7 +245,7 @@ def plan_memory(
             for hist in histories:
                 need = estimate(width, height, hist, t, kept)
                 if need <= budget:
-                    return Plan(hist, t, need, budget, kept)
+                    return Plan(hist, t, need, budget, kept, parts(width, height, hist, t, kept))
     smallest = tile_choices[-1]
     need = estimate(width, height, histories[-1], smallest)
     # The largest long edge that fits, keeping the aspect ratio.
@@ -197,6 +256,13 @@ def plan_memory(
             lo = mid
         else:
             hi = mid - 1
+    if workers is not None and smallest is not None:
+        split = {name: process_bytes(p, device) for name, p in parts(width, height, histories[-1], smallest).items()}
+        raise UsageError(
+            f"a {width}x{height} run on {workers} tile workers needs about {format_bytes(split['driver'])} in the "
+            f"driver and {format_bytes(split['worker'])} in the busiest worker, over the {format_bytes(budget)} each "
+            f"process may use (--max-memory); the largest size that fits is about --size {lo}"
+        )
     if untileable is not None:
         raise UsageError(
             f"a {width}x{height} run needs about {format_bytes(need)}, over the {format_bytes(budget)} available "

@@ -21,7 +21,7 @@ from .errors import UsageError
 from .losses import ANCHOR_LAYERS, AnchorLoss, ContentLoss, TemporalLoss, TVLoss
 from .masks import layer_masks
 from .style_terms import Kernel, StyleStatistics, StyleTerm, make_style_term, style_statistics, untileable
-from .tiling import TiledEvaluation, TileWorkers, tiled_content_targets, tiled_position_sums
+from .tiling import TARGET_TILE, TiledEvaluation, TileWorkers, tiled_content_targets, tiled_position_sums
 from .vgg import VGGFeatures, VGGWeights
 
 __all__ = ["ANCHOR_LAYERS", "StyleObjective", "total"]
@@ -79,6 +79,13 @@ class StyleObjective(nn.Module):
         self.temporal_weight = config.temporal_weight
 
     @property
+    def target_tile(self) -> int:
+        """The tile of the one-off passes that make the targets (content features, style statistics): at most
+        :data:`TARGET_TILE`, so a driver whose tile workers run the large crops never runs one itself (exact
+        at any tile size; a fixed rule keeps every process count on the same numbers)."""
+        return min(self.tile or TARGET_TILE, TARGET_TILE)
+
+    @property
     def ready(self) -> bool:
         return len(self.content_losses) == len(self.content_layers) and len(self.style_losses) == len(self.style_layers)
 
@@ -102,7 +109,7 @@ class StyleObjective(nn.Module):
             feats = self.features(content)
             targets = {n: feats[n].clone() for n in self.content_layers}
         else:
-            targets = tiled_content_targets(self.features, content, self.tile, self.content_layers)
+            targets = tiled_content_targets(self.features, content, self.target_tile, self.content_layers)
         self._tiled_evaluation = None
         self.content_losses = nn.ModuleDict({n: ContentLoss(targets[n]) for n in self.content_layers})
 
@@ -115,7 +122,7 @@ class StyleObjective(nn.Module):
             return {n: style_statistics(kind, feats[n], n) for n in self.style_layers}
         if refusal := self.terms_refuse_tiles():  # before any work; the checks and the planner refuse it first
             raise UsageError(refusal)
-        sums = tiled_position_sums(self.features, style, self.tile, self.style_layers, first=True)
+        sums = tiled_position_sums(self.features, style, self.target_tile, self.style_layers, first=True)
         return {
             n: StyleStatistics(s.first[0] / s.mass[0], s.second[0] / s.mass[0])  # type: ignore[index]
             for n, s in sums.items()

@@ -173,7 +173,7 @@ class Painting:
                 tile=c.tile if c.tile is not None or not workers else worker_tile(w, h, workers),
                 bytes_per_value=2 if engine.half_dtype is not None else 4, anchor=anchor,
                 sliced_layers=tuple(c.style_layers) if c.style_loss == "sw" else (),
-                untileable=untileable(c.style_loss), storage=c.lbfgs_storage,
+                untileable=untileable(c.style_loss), storage=c.lbfgs_storage, workers=workers,
             ))
         plans.reverse()
         return plans

@@ -45,6 +45,7 @@ from .style_terms import Kernel, PositionSums, StyleTerm, position_sums
 from .vgg import VGGFeatures, layer_reach, layer_stride
 
 __all__ = [
+    "TARGET_TILE",
     "Tile",
     "TilePlan",
     "TileSums",
@@ -63,6 +64,11 @@ __all__ = [
     "tiled_position_sums",
     "tiles",
 ]
+
+
+# The owned tile of the one-off passes that make the targets when tiled (StyleObjective.target_tile): a 288 px
+# crop with conv5_1's 80 px halo, once per scale, about two evaluations' forward work at any size.
+TARGET_TILE = 128
 
 
 def halo_for(deepest: str) -> int:

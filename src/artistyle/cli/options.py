@@ -167,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--cpus-per-worker", type=positive_int, default=1, metavar="N",
                    help="with --ray: CPUs (torch threads) each tile worker asks for (default 1)")
 
+    g = p.add_argument_group("memory plan")
+    g.add_argument("--plan", action="store_true",
+                   help="print what each scale would need in memory (each process: the driver and the busiest tile "
+                        "worker with --tile-workers) against --max-memory, and exit without painting (0: it fits)")
+
     g = p.add_argument_group("checkpoints")
     g.add_argument("--checkpoint", metavar="PATH", help="save the run's state here every --checkpoint-every iterations")
     g.add_argument("--checkpoint-every", type=positive_int, default=25, metavar="N", help="(default 25)")

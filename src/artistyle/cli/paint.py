@@ -181,6 +181,29 @@ def ray_workers(args: argparse.Namespace, config: StyleConfig) -> TileWorkerPool
     return workers
 
 
+def show_plan(painting: Painting) -> int:
+    """``--plan``: each scale's plan, and the finest scale's parts per process (stdout); 0: it fits."""
+    from ..memory import format_bytes, process_bytes
+
+    config, device = painting.engine.config, painting.engine.device
+    finest = painting.plans[-1]
+    workers = f" on {config.tile_workers} tile workers" if config.tile_workers else ""
+    print(f"{PROG} --plan: {'x'.join(map(str, painting.content_shape(painting.sizes[-1])))} px{workers}, "
+          f"{format_bytes(finest.budget)} for each process (--max-memory): it fits\n")
+    print("| scale | size | tile | L-BFGS history | needs (largest process) |\n|---:|---|---|---|---:|")
+    for scale, (size, plan) in enumerate(zip(painting.sizes, painting.plans, strict=True)):
+        width, height = painting.content_shape(size)
+        print(f"| {scale + 1} | {width}x{height} | {plan.tile or 'whole'} | {plan.history} pairs, {plan.storage} | "
+              f"{format_bytes(plan.estimate)} |")
+    print("\nThe finest scale, per process (each part before the allocator's slack; the total with the runtime):\n")
+    print("| process | part | bytes |\n|---|---|---:|")
+    for process, parts in finest.parts.items():
+        for part, size in parts.items():
+            print(f"| {process} | {part} | {format_bytes(size)} |")
+        print(f"| {process} | **total** | **{format_bytes(process_bytes(parts, device))}** |")
+    return 0
+
+
 def run_paint(args: argparse.Namespace) -> int:
     import torch
 
@@ -204,6 +227,8 @@ def run_paint(args: argparse.Namespace) -> int:
     config.check(len(styles), resolve_device(config.device).type)
     files = run_files(args, config, checkpoint, content_path, style_paths)
 
+    if args.plan:
+        return show_plan(NST(config).paint(content, styles))  # planned for every scale, or refused in one line
     nst = NST(config, workers=ray_workers(args, config))
     painting = nst.paint(content, styles)  # plans memory for every scale: fails here if it cannot fit
     check_room(files, painting, args.bit_depth)
