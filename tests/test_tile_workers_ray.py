@@ -109,3 +109,13 @@ def test_the_command_line_paints_on_ray_tile_workers(
         assert code == 0, err
         outputs.append(np.asarray(Image.open(out)))
     assert np.array_equal(outputs[0], outputs[1])
+
+
+def test_more_workers_than_the_cluster_holds_is_one_line_before_any_work(cluster: object) -> None:
+    from artistyle.batch.ray_tiles import RayTileWorkers
+    from artistyle.errors import UsageError
+
+    total = int(ray.cluster_resources()["CPU"])  # 3, or 2 once a test above has taken a node away
+    with pytest.raises(UsageError, match=f"{total + 1} tile workers of 1 CPUs each need {total + 1} CPUs at once; "
+                                         f"the Ray cluster has {total}$"):
+        RayTileWorkers(total + 1).connect()

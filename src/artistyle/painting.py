@@ -291,6 +291,9 @@ class Painting:
             self.history = list(resume["history"])
             reference = resume.get("anchor_reference")
             self._anchor_reference = None if reference is None else reference.to(engine.device)
+        workers = engine.tile_workers()
+        if workers is not None:
+            workers.start()  # one that cannot start fails the run now, before any work
         self._combine_fine_style()
         for scale, (size, steps) in enumerate(zip(self.sizes, self.schedule)):
             if scale < first:

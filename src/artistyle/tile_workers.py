@@ -102,6 +102,8 @@ class TileWorkerState:
         """``plan`` (a share), ``gather`` (crops) or ``gradient`` (kernels, crops or None): the tiles'
         results by tile index, and the seconds computing them took."""
         started = time.perf_counter()
+        if kind == "ping":  # started and ready: torch and the library imported
+            return None, 0.0
         if kind == "plan":
             self.share, self.crops = payload, {}
             return None, 0.0
@@ -203,6 +205,19 @@ class TileWorkerPool:
         evaluations = max(1, t.passes // 2)
         return (f"{self.count} {self.kind}: {t.compute / evaluations:.2f} s compute + "
                 f"{t.transfer / evaluations:.2f} s transfer an evaluation")
+
+    def start(self) -> None:
+        """Start every worker now and wait until each answers, so that one that cannot start fails the run
+        in one line before any work (otherwise they start at the first pass)."""
+        for index in range(self.count):
+            if self._workers[index] is None:
+                try:
+                    worker = self._workers[index] = self._start(index)
+                    self._submit(worker, ("ping", None))
+                    self._collect(worker)
+                except WorkerLost as lost:
+                    raise RunError(f"tile worker {index + 1} of {self.count} could not start: "
+                                   f"{lost.__cause__ or 'it ended at once'}") from None
 
     def close(self) -> None:
         """End the workers (a later pass starts them again)."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import RunError
+from ..errors import RunError, UsageError
 from ..tile_workers import PoolWorker, TileWorkerPool, TileWorkerState, WorkerLost
 from .ray_executor import RayExecutor
 
@@ -56,8 +56,14 @@ class RayTileWorkers(TileWorkerPool):
         self._actor_class: Any = None
 
     def connect(self) -> None:
-        """Join the cluster (or start a local Ray) before any work: UsageError in one line where it cannot."""
+        """Join the cluster (or start a local Ray) before any work: UsageError in one line where it cannot, or
+        where the cluster cannot hold every worker at once (a pass needs them all: Ray would wait forever)."""
         self._executor.connect()
+        for resource, each in (("CPU", self.cpus_per_worker), ("GPU", self.gpus_per_worker)):
+            total = self._executor.total(resource)
+            if each > 0 and self.count * each > total:
+                raise UsageError(f"{self.count} tile workers of {each:g} {resource}s each need {self.count * each:g} "
+                                 f"{resource}s at once; the Ray cluster has {total:g}")
         if self._actor_class is None:
             ray = self._executor.ray
             self._actor_class = ray.remote(_TileActor)
