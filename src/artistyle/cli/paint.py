@@ -12,7 +12,9 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
+import sys
 import time
 import zipfile
 from collections.abc import Sequence
@@ -188,19 +190,26 @@ def show_plan(painting: Painting) -> int:
     config, device = painting.engine.config, painting.engine.device
     finest = painting.plans[-1]
     workers = f" on {config.tile_workers} tile workers" if config.tile_workers else ""
-    print(f"{PROG} --plan: {'x'.join(map(str, painting.content_shape(painting.sizes[-1])))} px{workers}, "
+    lines: list[str] = []
+    add = lines.append  # written at once below
+    add(f"{PROG} --plan: {'x'.join(map(str, painting.content_shape(painting.sizes[-1])))} px{workers}, "
           f"{format_bytes(finest.budget)} for each process (--max-memory): it fits\n")
-    print("| scale | size | tile | L-BFGS history | needs (largest process) |\n|---:|---|---|---|---:|")
+    add("| scale | size | tile | L-BFGS history | needs (largest process) |\n|---:|---|---|---|---:|")
     for scale, (size, plan) in enumerate(zip(painting.sizes, painting.plans, strict=True)):
         width, height = painting.content_shape(size)
-        print(f"| {scale + 1} | {width}x{height} | {plan.tile or 'whole'} | {plan.history} pairs, {plan.storage} | "
+        add(f"| {scale + 1} | {width}x{height} | {plan.tile or 'whole'} | {plan.history} pairs, {plan.storage} | "
               f"{format_bytes(plan.estimate)} |")
-    print("\nThe finest scale, per process (each part before the allocator's slack; the total with the runtime):\n")
-    print("| process | part | bytes |\n|---|---|---:|")
+    add("\nThe finest scale, per process (each part before the allocator's slack; the total with the runtime):\n")
+    add("| process | part | bytes |\n|---|---|---:|")
     for process, parts in finest.parts.items():
         for part, size in parts.items():
-            print(f"| {process} | {part} | {format_bytes(size)} |")
-        print(f"| {process} | **total** | **{format_bytes(process_bytes(parts, device))}** |")
+            add(f"| {process} | {part} | {format_bytes(size)} |")
+        add(f"| {process} | **total** | **{format_bytes(process_bytes(parts, device))}** |")
+    try:
+        sys.stdout.write("\n".join(lines) + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `--plan | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
