@@ -84,3 +84,16 @@ def test_the_command_line_says_where_the_history_went(tmp_path: Path, capsys: py
                        "2", "--scales", "1", "--device", "cpu", "--max-memory", str(need))
     assert code == 0, err
     assert "memory: the L-BFGS history is kept in bfloat16 (half the memory)" in err
+
+
+def test_a_disk_history_leaves_no_files_behind_as_pairs_are_dropped() -> None:
+    """Each pair's file is unlinked once mapped: a long run must not leave one file per iteration on disk."""
+    import os
+
+    x = torch.zeros(1, 3, 16, 16)
+    optimizer = LBFGS(x, history=3, storage="disk")
+    target = torch.rand_like(x)
+    for _ in range(30):
+        optimizer.step(lambda: ((optimizer.param - target).pow(2).sum(), 2 * (optimizer.param - target)))
+    assert len(optimizer.steps_s) == 3 and optimizer._folder is not None
+    assert os.listdir(optimizer._folder.name) == []

@@ -28,8 +28,10 @@ bias-corrected running average of its iterates (:class:`IterateAverage`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import os
 import tempfile
 from collections.abc import Callable
 from typing import Any, Literal, Protocol, get_args
@@ -123,19 +125,25 @@ class LBFGS:
         """``vector`` as the history keeps it (see the module docstring)."""
         if self.storage == "bf16":
             return vector.to(torch.bfloat16)
-        if self.storage == "disk" and vector.device.type == "cpu":
+        if self.storage == "disk":
             if self._folder is None:
                 self._folder = tempfile.TemporaryDirectory(prefix="artistyle-lbfgs-")
             self._files += 1
-            mapped = np.memmap(f"{self._folder.name}/{self._files}.f32", dtype=np.float32, mode="w+",
-                               shape=tuple(vector.shape))
-            kept = torch.from_numpy(mapped)
-            kept.copy_(vector)
+            path = os.path.join(self._folder.name, f"{self._files}.f32")
+            kept = torch.from_numpy(np.memmap(path, dtype=np.float32, mode="w+", shape=tuple(vector.shape)))
+            # The mapping keeps the file's pages; without its name, a pair dropped from the history frees its
+            # space as soon as the tensor goes (otherwise a long run would leave one file per iteration).
+            with contextlib.suppress(OSError):  # Windows cannot remove a mapped file: the folder's cleanup does
+                os.unlink(path)
+            kept.copy_(vector.detach().cpu())
             return kept
         return vector
 
     def _load(self, kept: Tensor) -> Tensor:
-        return kept.float() if kept.dtype == torch.bfloat16 else kept
+        """A stored vector in the image's dtype and on its device (a GPU's pairs on disk travel back each use)."""
+        if kept.dtype == torch.bfloat16:
+            return kept.float()
+        return kept if kept.device == self.param.device else kept.to(self.param.device)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue bit for bit (tensors on the CPU; the history as float32, whatever

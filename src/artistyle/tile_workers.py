@@ -33,7 +33,7 @@ from torch import Tensor
 
 from .errors import RunError, UsageError
 from .style_terms import Kernel
-from .tiling import Tile, TilePlan, TileSums, halo_for, tile_gradient, tile_sums, tiles
+from .tiling import Tile, TilePlan, TileSums, TileTargets, halo_for, tile_gradient, tile_sums, tiles
 
 __all__ = [
     "MAX_RESTARTS", "LocalTileWorkers", "PoolWorker", "TileTimes", "TileWorkerPool", "TileWorkerState", "WorkerLost",
@@ -126,8 +126,7 @@ class TileWorkerState:
 
 
 def _crops(image: Tensor, plan_tiles: Sequence[Tile], indices: Sequence[int]) -> dict[int, Tensor]:
-    return {k: image[:, :, plan_tiles[k].cy0 : plan_tiles[k].cy1, plan_tiles[k].cx0 : plan_tiles[k].cx1].contiguous()
-            for k in indices}
+    return {k: plan_tiles[k].crop(image).contiguous() for k in indices}
 
 
 def _serve(connection: Connection, threads: int) -> None:
@@ -386,7 +385,7 @@ class LocalTileWorkers(TileWorkerPool):
         return self
 
 
-def _copied(targets: Any) -> Any:
+def _copied(targets: TileTargets) -> TileTargets:
     """A tile's targets as compact copies (views of the whole maps would pickle the whole maps)."""
     return replace(targets, content={n: t.clone() for n, t in targets.content.items()},
                    regions={n: t.clone() for n, t in targets.regions.items()})

@@ -90,6 +90,10 @@ class Tile:
     cx0: int
     cx1: int
 
+    def crop(self, image: Tensor) -> Tensor:
+        """The crop of an ``(N, C, H, W)`` image the tile is run on (a view)."""
+        return image[:, :, self.cy0 : self.cy1, self.cx0 : self.cx1]
+
 
 def tiles(height: int, width: int, tile: int, halo: int, align: int = 16) -> list[Tile]:
     """Owned blocks of ``tile`` px (rounded down to ``align``) covering the image, with their crops."""
@@ -122,7 +126,7 @@ def tiled_features(net: VGGFeatures, image: Tensor, tile: int) -> Iterator[tuple
     strides = {name: layer_stride(name) for name in net.layers}
     for t in tiles(height, width, tile, halo_for(net.deepest)):
         with torch.no_grad():
-            feats = net(image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1])
+            feats = net(t.crop(image))
         yield t, {n: owned(f, t, strides[n], height, width) for n, f in feats.items()}
 
 
@@ -139,6 +143,10 @@ def tiled_content_targets(net: VGGFeatures, image: Tensor, tile: int, layers: tu
                 targets[name] = f.new_zeros(f.shape[0], f.shape[1], height // stride, width // stride)
             owned_of_full(targets[name], t, stride, height, width).copy_(feats[name])
     return targets
+
+
+# One tile's pass-1 result: per style layer its PositionSums, per content layer its squared error.
+TileSums = tuple[dict[str, PositionSums], dict[str, Tensor]]
 
 
 @dataclass(frozen=True)
@@ -164,7 +172,7 @@ def tile_targets(
 def tile_sums(
     net: VGGFeatures, crop: Tensor, t: Tile, height: int, width: int, needs_first: Mapping[str, bool],
     targets: TileTargets,
-) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
+) -> TileSums:
     """Pass 1 on one tile's ``crop``: per style layer its :class:`PositionSums` over the owned block
     (with the first sums where ``needs_first`` says so), and the squared content errors there."""
     feats = net(crop)
@@ -199,9 +207,7 @@ def tile_gradient(
     return part
 
 
-def add_sums(
-    parts: Iterable[tuple[dict[str, PositionSums], dict[str, Tensor]]], zero: Tensor,
-) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
+def add_sums(parts: Iterable[TileSums], zero: Tensor) -> TileSums:
     """The tiles' pass-1 results added in the order given (always the tiles' order: float sums depend on it)."""
     sums: dict[str, PositionSums] = {}
     squared: dict[str, Tensor] = {}
@@ -216,13 +222,12 @@ def add_sums(
 def _gather(
     net: VGGFeatures, image: Tensor, tile: int, layers: Mapping[str, bool], masks: Mapping[str, Tensor],
     content: Mapping[str, Tensor],
-) -> tuple[dict[str, PositionSums], dict[str, Tensor]]:
+) -> TileSums:
     """One pass over the tiles in this process: per style layer its :class:`PositionSums` (with the
     first sums where ``layers`` says so), and the squared content errors against ``content``."""
     _, _, height, width = image.shape
     parts = (
-        tile_sums(net, image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1], t, height, width, layers,
-                  tile_targets(t, height, width, content, masks))
+        tile_sums(net, t.crop(image), t, height, width, layers, tile_targets(t, height, width, content, masks))
         for t in tiles(height, width, tile, halo_for(net.deepest))
     )
     sums, squared = add_sums(parts, image.new_zeros(()))
@@ -260,9 +265,6 @@ class TilePlan:
     style: Mapping[str, StyleTerm]
     content_numel: Mapping[str, int]
     content_scale: float
-
-
-TileSums = tuple[dict[str, PositionSums], dict[str, Tensor]]
 
 
 class TileWorkers(Protocol):
@@ -321,18 +323,20 @@ class TiledEvaluation:
         """Pass 1: the terms ``content:<layer>``, ``style:<layer>``, and per style layer its :class:`Kernel`."""
         _, _, height, width = image.shape
         plan = self.plan(height, width)
-        if self.workers is None or not (plan.needs_first or plan.content_numel):
-            # One forward pass over the tiles gathers every sum.
-            sums, squared = (
-                _gather(self.net, image, self.tile, plan.needs_first, self._masks(), self._content())
-                if plan.needs_first or plan.content_numel else ({}, {})
-            )
+        zero = image.new_zeros(())
+        sums: dict[str, PositionSums]
+        squared: dict[str, Tensor]
+        if not (plan.needs_first or plan.content_numel):
+            sums, squared = {}, {}
+        elif self.workers is None:  # one forward pass over the tiles gathers every sum
+            sums, squared = add_sums((tile_sums(plan.net, t.crop(image), t, height, width, plan.needs_first, targets)
+                                      for t, targets in zip(plan.tiles, plan.targets, strict=True)), zero)
         else:
-            sums, squared = add_sums(self.workers.gather(plan, image), image.new_zeros(()))
+            sums, squared = add_sums(self.workers.gather(plan, image), zero)
         terms: dict[str, Tensor] = {}
         kernels: dict[str, Kernel] = {}
         for name, numel in plan.content_numel.items():
-            terms[f"content:{name}"] = content_term(squared.get(name, image.new_zeros(())), numel, self.content_scale)
+            terms[f"content:{name}"] = content_term(squared.get(name, zero), numel, self.content_scale)
         for name, term in self.style.items():
             scale = self.style_scale[name]
             if not scale:
@@ -353,14 +357,14 @@ class TiledEvaluation:
         plan = self.plan(height, width)
         if self.workers is None:
             parts: list[Tensor | None] = [
-                tile_gradient(plan.net, image[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1], t, height, width, plan.style,
-                              kernels, targets, plan.content_numel, self.content_scale)
-                for t, targets in zip(plan.tiles, plan.targets)
+                tile_gradient(plan.net, t.crop(image), t, height, width, plan.style, kernels, targets,
+                              plan.content_numel, self.content_scale)
+                for t, targets in zip(plan.tiles, plan.targets, strict=True)
             ]
         else:
             parts = self.workers.gradients(plan, None if gathered else image, kernels)
         grad = torch.zeros_like(image)
         for t, part in zip(plan.tiles, parts, strict=True):
             if part is not None:
-                grad[:, :, t.cy0 : t.cy1, t.cx0 : t.cx1] += part
+                t.crop(grad).add_(part)
         return grad

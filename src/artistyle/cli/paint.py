@@ -193,12 +193,12 @@ def show_plan(painting: Painting) -> int:
     lines: list[str] = []
     add = lines.append  # written at once below
     add(f"{PROG} --plan: {'x'.join(map(str, painting.content_shape(painting.sizes[-1])))} px{workers}, "
-          f"{format_bytes(finest.budget)} for each process (--max-memory): it fits\n")
+        f"{format_bytes(finest.budget)} for each process (--max-memory): it fits\n")
     add("| scale | size | tile | L-BFGS history | needs (largest process) |\n|---:|---|---|---|---:|")
     for scale, (size, plan) in enumerate(zip(painting.sizes, painting.plans, strict=True)):
         width, height = painting.content_shape(size)
         add(f"| {scale + 1} | {width}x{height} | {plan.tile or 'whole'} | {plan.history} pairs, {plan.storage} | "
-              f"{format_bytes(plan.estimate)} |")
+            f"{format_bytes(plan.estimate)} |")
     add("\nThe finest scale, per process (each part before the allocator's slack; the total with the runtime):\n")
     add("| process | part | bytes |\n|---|---|---:|")
     for process, parts in finest.parts.items():
