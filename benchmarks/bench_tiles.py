@@ -24,6 +24,9 @@ single-thread compute per crop pixel and transfer per byte, plus a network of ``
 driver's L-BFGS step (measured on a vector of the picture's size): time per evaluation at 2048 px, and
 the 10800x7200 print's default schedule on 8 and 32 machines.
 
+``--storage SIZE ...`` times the driver's L-BFGS step alone with its history in fp32, bf16 and on disk
+(``--lbfgs-storage``); ``--agree SIZE`` checks the paintings on 1 .. ``--workers`` workers against one process.
+
 Prints Markdown tables.
 """
 
@@ -71,10 +74,10 @@ def timed(evaluate: Callable[[], object], rounds: int) -> float:
     return statistics.median(seconds)
 
 
-def lbfgs_step_seconds(pixels: int, history: int = 20) -> float:
+def lbfgs_step_seconds(pixels: int, history: int = 20, storage: str = "fp32") -> float:
     """The driver's L-BFGS step alone (two-loop recursion and update) on a picture of ``pixels``, history full."""
     x = torch.rand(1, 3, pixels, 1)
-    optimizer = LBFGS(x, history=history)
+    optimizer = LBFGS(x, history=history, storage=storage)  # type: ignore[arg-type]
     target = torch.rand_like(x)
 
     def closure() -> tuple[float, torch.Tensor]:
@@ -157,7 +160,17 @@ def main() -> int:
     p.add_argument("--agree", type=int, metavar="SIZE",
                    help="instead: paint SIZE px for 20 iterations with 256 px tiles in this process and on 1 .. "
                         "--workers workers (one thread each), and print max |dpixel| against the single process")
+    p.add_argument("--storage", type=int, nargs="+", metavar="SIZE",
+                   help="instead: the L-BFGS step alone (history 20) with its pairs in fp32, bf16 and on disk, at "
+                        "SIZE x SIZE px")
     args = p.parse_args()
+    if args.storage:
+        print("| picture | fp32 s / step | bf16 | disk |\n|---|---:|---:|---:|")
+        for size in args.storage:
+            seconds = [lbfgs_step_seconds(size * size, storage=kept) for kept in ("fp32", "bf16", "disk")]
+            print(f"| {size}x{size} | {seconds[0]:.3f} | {seconds[1]:.3f} ({seconds[1] / seconds[0]:.2f}x) | "
+                  f"{seconds[2]:.3f} ({seconds[2] / seconds[0]:.2f}x) |")
+        return 0
     if args.agree:
         return agree(args.agree, args.workers)
     threads = torch.get_num_threads()
